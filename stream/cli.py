@@ -1,0 +1,36 @@
+"""The ``gaitwatch`` command: each package contributes its subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import calibration.cli
+import sensors.cli
+from sensors.errors import GaitwatchError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gaitwatch", description="Real-time person re-identification by gait.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sensors.cli.register(commands)
+    calibration.cli.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GaitwatchError as err:
+        print(f"gaitwatch {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gaitwatch {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
