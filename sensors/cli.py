@@ -89,6 +89,17 @@ def format_summary(path: Path, summary: dict) -> str:
     return "\n".join(lines)
 
 
+def track_label(labels: dict) -> str:
+    """A short name for where a track came from: KGBD person/walk, CMU trial, NTU sample, or the file."""
+    if "person" in labels and "walk" in labels:
+        return f"{labels['person']}/{labels['walk']}"
+    if "trial" in labels:
+        return f"subject {labels.get('subject', '?')} trial {labels['trial']}"
+    if "person" in labels:
+        return str(labels["person"])
+    return Path(str(labels.get("source", "?"))).name
+
+
 def run_replay(args: argparse.Namespace) -> int:
     paths = args.paths or [demo_recording_path()]
     for path in paths:
@@ -112,7 +123,8 @@ def run_replay(args: argparse.Namespace) -> int:
         if now - last_print >= 1.0:
             print(
                 f"t={stream_t:8.2f}s  +{window_frames} frames  +{window_bodies} bodies  "
-                f"{window_frames / (now - last_print):7.1f} fps  tracks {sorted(window_tracks)}",
+                f"{window_frames / (now - last_print):7.1f} fps  tracks "
+                + ", ".join(f"{k} ({track_label(replay.track_labels.get(k, {}))})" for k in sorted(window_tracks)),
                 flush=True,
             )
             all_tracks |= window_tracks
