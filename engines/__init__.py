@@ -1,0 +1,1 @@
+"""Encoders: models, self-supervised training, evaluation protocols and metrics, export and runtimes."""

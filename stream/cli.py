@@ -6,6 +6,7 @@ import argparse
 import sys
 
 import calibration.cli
+import engines.cli
 import sensors.cli
 from sensors.errors import GaitwatchError
 
@@ -15,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     sensors.cli.register(commands)
     calibration.cli.register(commands)
+    engines.cli.register(commands)
     return parser
 
 

@@ -1,0 +1,47 @@
+"""Checkpoints: the resumable training state, and the trained encoder with everything needed to rebuild it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from sensors.errors import FormatError, InputError
+
+
+def atomic_save(obj: object, path: Path) -> None:
+    """Write aside, then rename: a crash never leaves a half-written checkpoint."""
+    partial = path.with_name(path.name + ".partial")
+    torch.save(obj, partial)
+    os.replace(partial, path)
+
+
+def load(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such checkpoint")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for a damaged file
+        raise FormatError(path, "", f"not a readable checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(data, dict) or "method" not in data:
+        raise FormatError(path, "", "not a gaitwatch checkpoint (no 'method')")
+    return data
+
+
+def load_encoder(path: str | Path) -> tuple[nn.Module, dict]:
+    """The trained encoder (eval mode) and the checkpoint's description (method, config, split, ...)."""
+    from engines.train.methods import get_method
+
+    data = load(path)
+    method = get_method(data["method"])
+    model = method.build_model(data["config"], data["f"])
+    try:
+        model.load_state_dict(data["model_state"])
+    except (RuntimeError, KeyError) as err:
+        raise FormatError(path, "", f"weights do not fit the {data['method']} model ({err})") from None
+    encoder = model.encoder.eval()
+    info = {k: v for k, v in data.items() if k not in ("model_state", "optimizer_state", "rng_state")}
+    return encoder, info

@@ -1,0 +1,144 @@
+"""``gaitwatch train`` and ``gaitwatch eval``: self-supervised training and the KGBD re-identification protocol."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sensors.errors import InputError
+
+RAW = "raw"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser("train", help="train a gait encoder on the unlabeled training walks of a split")
+    train.add_argument("method", choices=["simmc", "age"])
+    train.add_argument("--data", type=Path, required=True, help="the KGBD zip or folder")
+    train.add_argument("--split", required=True, help="kgbd:SEED (a committed split manifest, seeds 0-4)")
+    train.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, loss log, loss plot")
+    train.add_argument("--epochs", type=int, help="override the method's number of epochs")
+    train.add_argument("--seed", type=int, help="training seed (default: the split's seed)")
+    train.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out instead of resuming")
+    train.set_defaults(func=run_train)
+
+    ev = commands.add_parser("eval", help="re-identification accuracy (CMC top-k, mAP, nAUC) on KGBD probe/gallery")
+    ev.add_argument(
+        "models", nargs="+", help="model.pt files or run folders (each evaluated on its own split), or 'raw'"
+    )
+    ev.add_argument("--data", type=Path, required=True, help="the KGBD zip or folder")
+    ev.add_argument("--split", action="append", default=[], help="kgbd:SEED; repeat for several (needed for 'raw')")
+    ev.add_argument("--out", type=Path, help="folder for results.json and cmc.png")
+    ev.set_defaults(func=run_eval)
+
+
+def _require_training_extras() -> None:
+    """torch and matplotlib come with the 'train' extra; say how to get them instead of a traceback."""
+    import importlib.util
+
+    missing = [name for name in ("torch", "matplotlib") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise InputError(f"{' and '.join(missing)} not installed: pip install -c constraints.txt 'gaitwatch[train]'")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    _require_training_extras()
+    from engines.protocol import load_protocol, load_split, parse_split_spec
+    from engines.train.loop import train
+
+    _, split_seed = parse_split_spec(args.split)
+    split = load_split(args.split)
+    data = load_protocol(args.data, split)
+    overrides = {"epochs": args.epochs} if args.epochs else None
+    if args.epochs is not None and args.epochs < 1:
+        raise InputError(f"--epochs: expected at least 1, got {args.epochs}")
+    description = {
+        "split": args.split,
+        "dataset": "kgbd",
+        "data": str(args.data),
+        "layout": "kinect_v1",
+        "rate_hz": 30.0,
+        "train_windows": len(data.train),
+    }
+    path = train(
+        args.method,
+        data.train,
+        args.out,
+        seed=split_seed if args.seed is None else args.seed,
+        description=description,
+        config_overrides=overrides,
+        resume=not args.restart,
+    )
+    print(f"model: {path}")
+    return 0
+
+
+def _resolve_model(spec: str) -> Path | None:
+    if spec == RAW:
+        return None
+    path = Path(spec)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise InputError(f"{spec}: no model.pt here (expected a model file, a run folder or 'raw')")
+    return path
+
+
+def _jobs(models: list[str], splits: list[str]) -> list[tuple[str, Path | None, str]]:
+    """(name, model path or None for raw, split) for every evaluation to run."""
+    from engines.checkpoint import load
+
+    jobs = []
+    for spec in models:
+        path = _resolve_model(spec)
+        if path is None:
+            if not splits:
+                raise InputError("'raw' needs at least one --split kgbd:SEED")
+            jobs += [(RAW, None, split) for split in splits]
+            continue
+        trained_on = load(path).get("split")
+        if splits and trained_on not in splits:
+            raise InputError(
+                f"{path}: trained on split {trained_on}; evaluating it on {splits} would test on its training walks"
+            )
+        jobs.append((str(path), path, trained_on))
+    return jobs
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    _require_training_extras()
+    from engines.checkpoint import load_encoder
+    from engines.evaluate import evaluate
+    from engines.models.baseline import RawBaseline
+    from engines.protocol import load_protocol, load_split
+    from engines.report import summarise, write_cmc_plot
+
+    rows = []
+    for name, path, split_spec in _jobs(args.models, args.split):
+        encoder, info = (RawBaseline(), {"method": RAW}) if path is None else load_encoder(path)
+        data = load_protocol(args.data, load_split(split_spec), f=encoder.f)
+        results = evaluate(encoder, data)
+        training = {k: info[k] for k in ("train_seconds", "epoch", "train_windows") if k in info}
+        rows.append(
+            {
+                "model": name,
+                "method": info["method"],
+                "split": split_spec,
+                **training,
+                **{k: v.to_dict() for k, v in results.items()},
+            }
+        )
+        w, k = results["window"], results["walk"]
+        print(
+            f"{info['method']:6s} {split_spec:8s} window top-1 {100 * w.top1:5.1f} mAP {100 * w.mAP:5.1f}   "
+            f"walk top-1 {100 * k.top1:5.1f} mAP {100 * k.mAP:5.1f}",
+            flush=True,
+        )
+    summary = summarise(rows)
+    print(summary["table"])
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps({"runs": rows, "summary": summary["stats"]}, indent=1) + "\n")
+        write_cmc_plot(rows, args.out / "cmc.png")
+        print(f"wrote {args.out / 'results.json'} and {args.out / 'cmc.png'}")
+    return 0

@@ -1,0 +1,118 @@
+"""The training loop shared by every method: seeding, epochs, checkpoints with resume, loss log and plot.
+
+Only unlabeled training windows reach this loop; there is no early stopping and no
+model selection: a run trains for its configured number of epochs and the last epoch
+is the model (so the probe and gallery walks never influence which model we report).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engines.checkpoint import atomic_save, load
+from engines.train.methods import get_method
+from sensors.errors import InputError
+
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.pt"
+
+
+def _seed_everything(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    torch.use_deterministic_algorithms(True)
+    return torch.Generator().manual_seed(seed)
+
+
+def train(
+    method_name: str,
+    windows: np.ndarray,
+    out_dir: Path,
+    *,
+    seed: int,
+    description: dict,
+    config_overrides: dict | None = None,
+    resume: bool = True,
+    show_progress: bool = True,
+) -> Path:
+    """Train on unlabeled windows [N, f, 20, 3]; returns the path of the final ``model.pt``."""
+    method = get_method(method_name)
+    config = {**method.default_config(), **(config_overrides or {})}
+    f = windows.shape[1]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    generator = _seed_everything(seed)
+    model = method.build_model(config, f)
+    optimizer = method.make_optimizer(model, config)
+    log: list[dict] = []
+    start_epoch, seconds = 0, 0.0
+    state_path = out_dir / CHECKPOINT
+    if resume and state_path.exists():
+        state = load(state_path)
+        same_run = {k: v for k, v in state["config"].items() if k != "epochs"} == {
+            k: v for k, v in config.items() if k != "epochs"
+        }
+        if state["method"] != method_name or not same_run or state["seed"] != seed:
+            raise InputError(
+                f"{state_path}: a different run (method, config or seed) is in this folder; use a new --out"
+            )
+        model.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optimizer_state"])
+        generator.set_state(state["rng_state"])
+        log, start_epoch, seconds = state["log"], state["epoch"], state["train_seconds"]
+    data = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+    for epoch in range(start_epoch, config["epochs"]):
+        began = time.perf_counter()
+        stats = method.train_epoch(model, optimizer, data, generator, config, show_progress)
+        seconds += time.perf_counter() - began
+        log.append({"epoch": epoch + 1, "seconds": round(seconds, 2), **stats})
+        print(
+            f"epoch {epoch + 1}/{config['epochs']}  " + "  ".join(f"{k} {v:.4g}" for k, v in stats.items()), flush=True
+        )
+        state = {
+            "method": method_name,
+            "config": config,
+            "seed": seed,
+            "f": f,
+            "epoch": epoch + 1,
+            "train_seconds": seconds,
+            "log": log,
+            "model_state": model.state_dict(),
+            "optimizer_state": optimizer.state_dict(),
+            "rng_state": generator.get_state(),
+            **description,
+        }
+        atomic_save(state, state_path)
+        write_loss_log(out_dir, method_name, log)
+    final = load(state_path)
+    final.pop("optimizer_state")
+    final.pop("rng_state")
+    atomic_save(final, out_dir / MODEL)
+    return out_dir / MODEL
+
+
+def write_loss_log(out_dir: Path, method_name: str, log: list[dict]) -> None:
+    """losses.json and losses.png (every logged quantity that is a loss, per epoch)."""
+    (out_dir / "losses.json").write_text(json.dumps(log, indent=1) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in log[0] if k not in ("epoch", "seconds") and not k.startswith("n_")]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = [row["epoch"] for row in log]
+    for key in keys:
+        ax.plot(epochs, [row[key] for row in log], marker="o", label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(f"{method_name} training losses")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_dir / "losses.png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,45 @@
+"""The training methods by name: each builds its model, its optimiser and runs one epoch."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from sensors.errors import InputError
+
+
+class Method(Protocol):
+    name: str
+
+    def default_config(self) -> dict: ...
+
+    def build_model(self, config: dict, f: int) -> nn.Module: ...  # has .encoder, the contract encoder
+
+    def make_optimizer(self, model: nn.Module, config: dict) -> torch.optim.Optimizer: ...
+
+    def train_epoch(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        windows: torch.Tensor,
+        generator: torch.Generator,
+        config: dict,
+        show_progress: bool,
+    ) -> dict[str, float]: ...
+
+
+METHODS = ("simmc", "age")
+
+
+def get_method(name: str) -> Method:
+    if name == "simmc":
+        from engines.train.simmc import SimMCMethod
+
+        return SimMCMethod()
+    if name == "age":
+        from engines.train.age import AgeMethod
+
+        return AgeMethod()
+    raise InputError(f"unknown method {name!r}; known: {', '.join(METHODS)}")

@@ -1,0 +1,47 @@
+"""``gaitwatch train`` / ``gaitwatch eval`` through a real subprocess."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from engines.train.loop import train
+from tests.synthetic_gait import synthetic_windows
+from tests.test_cli import assert_one_line_error, gaitwatch
+
+
+def test_eval_a_model_on_its_own_split_and_refuse_others(kgbd_zip: Path, tmp_path: Path):
+    windows, _ = synthetic_windows(people=8, windows_per_person=20)
+    model = train(
+        "simmc",
+        windows,
+        tmp_path / "run",
+        seed=0,
+        description={"split": "kgbd:0"},
+        config_overrides={"hidden": 32, "epochs": 1, "batch_size": 32},
+        show_progress=False,
+    )
+    out = tmp_path / "eval"
+    gaitwatch("eval", tmp_path / "run", "--data", kgbd_zip, "--out", out)
+    results = json.loads((out / "results.json").read_text())
+    [run] = results["runs"]
+    assert run["split"] == "kgbd:0" and run["method"] == "simmc" and run["epoch"] == 1
+    for level in ("window", "walk"):
+        assert 0 <= run[level]["top1"] <= run[level]["top5"] <= run[level]["top10"] <= 100
+        assert run[level]["num_probes"] > 0
+    assert run["walk"]["num_probes"] == 164
+    assert (out / "cmc.png").stat().st_size > 1000
+    refused = gaitwatch("eval", model, "--data", kgbd_zip, "--split", "kgbd:1", ok=False)
+    assert_one_line_error(refused, "trained on split kgbd:0")
+
+
+def test_train_and_eval_reject_bad_arguments_in_one_line(tmp_path: Path):
+    zip_path = tmp_path / "none.zip"
+    assert_one_line_error(
+        gaitwatch("train", "simmc", "--data", zip_path, "--split", "kgbd:9", "--out", tmp_path, ok=False), "kgbd-seed9"
+    )
+    assert_one_line_error(
+        gaitwatch("train", "simmc", "--data", zip_path, "--split", "ntu:1", "--out", tmp_path, ok=False), "kgbd:SEED"
+    )
+    assert_one_line_error(gaitwatch("eval", "raw", "--data", zip_path, ok=False), "--split")
+    assert_one_line_error(gaitwatch("eval", tmp_path / "nothing", "--data", zip_path, ok=False), "no model.pt")
