@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sensors.errors import InputError
 from sensors.layouts import CANONICAL, CMU_ASF, COCO, KINECT_V1, KINECT_V2, MEDIAPIPE_POSE, Layout
 from sensors.recording import Recording
 
@@ -182,21 +183,28 @@ MAPPINGS: dict[str, LayoutMapping] = {
 }
 
 
+METRES_PER_UNIT = {"m": 1.0, "cm": 0.01, "mm": 0.001}
+
+
 def mapping_for(layout: Layout) -> LayoutMapping:
     try:
         return MAPPINGS[layout.name]
     except KeyError:
-        raise KeyError(f"no mapping from layout {layout.name!r} to the canonical skeleton") from None
+        known = ", ".join(sorted(MAPPINGS))
+        raise InputError(f"no mapping from layout {layout.name!r} to the canonical skeleton (known: {known})") from None
 
 
 def to_canonical(recording: Recording) -> Recording:
     """The same recording on the canonical skeleton (Kinect v1 order, metres, y up)."""
-    if recording.layout == CANONICAL:
-        return recording
     mapping = mapping_for(recording.layout)
-    return recording.with_body_data(
-        CANONICAL,
-        mapping.joints(recording.joints),
-        mapping.confidence(recording.confidence),
-        units=recording.units if not mapping.metric else "m",
-    )
+    if not mapping.metric:  # 2D keypoints: canonical joint order, but still image units
+        return recording.with_body_data(
+            CANONICAL, mapping.joints(recording.joints), mapping.confidence(recording.confidence)
+        )
+    if recording.units not in METRES_PER_UNIT:
+        known = ", ".join(METRES_PER_UNIT)
+        raise InputError(f"recording in unit {recording.units!r}: cannot scale to metres (known: {known})")
+    if recording.layout == CANONICAL and recording.units == "m":
+        return recording
+    joints = mapping.joints(recording.joints) * np.float32(METRES_PER_UNIT[recording.units])
+    return recording.with_body_data(CANONICAL, joints, mapping.confidence(recording.confidence), units="m")

@@ -56,7 +56,10 @@ def resample(recording: Recording, rate_hz: float, max_gap_s: float = DEFAULT_MA
     t0 = float(recording.t[0])
     n = int(np.floor((float(recording.t[-1]) - t0) * rate_hz + 1e-9)) + 1
     grid = t0 + np.arange(n, dtype=np.float64) / rate_hz
-    frame_idx, tracks, joints, confs = [], [], [], []
+    frame_idx = [np.zeros(0, np.int64)]
+    tracks = [np.zeros(0, np.int64)]
+    joints = [np.zeros((0, *recording.joints.shape[1:]), np.float32)]
+    confs = [np.zeros((0, recording.joints.shape[1]), np.float32)]
     for track in recording.unique_tracks():
         t, j, c = recording.track(int(track))
         idx, jj, cc = resample_sequence(t, j, c, grid, max_gap_s)

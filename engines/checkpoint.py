@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from sensors import atomic
 from sensors.errors import FormatError, InputError
 
 
 def atomic_save(obj: object, path: Path) -> None:
     """Write aside, then rename: a crash never leaves a half-written checkpoint."""
-    partial = path.with_name(path.name + ".partial")
+    partial = atomic.partial_path(path)
     torch.save(obj, partial)
-    os.replace(partial, path)
+    atomic.commit(partial, path)
 
 
 def load(path: str | Path) -> dict:
@@ -23,7 +23,7 @@ def load(path: str | Path) -> dict:
     if not path.is_file():
         raise InputError(f"{path}: no such checkpoint")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
+        data = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code from a file
     except Exception as err:  # torch raises many types for a damaged file
         raise FormatError(path, "", f"not a readable checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(data, dict) or "method" not in data:

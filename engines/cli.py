@@ -46,12 +46,14 @@ def run_train(args: argparse.Namespace) -> int:
     from engines.protocol import load_protocol, load_split, parse_split_spec
     from engines.train.loop import train
 
+    if args.epochs is not None and args.epochs < 1:
+        raise InputError(f"--epochs: expected at least 1, got {args.epochs}")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        raise InputError(f"--seed: expected 0 .. 2**32 - 1, got {args.seed}")
     _, split_seed = parse_split_spec(args.split)
     split = load_split(args.split)
     data = load_protocol(args.data, split)
     overrides = {"epochs": args.epochs} if args.epochs else None
-    if args.epochs is not None and args.epochs < 1:
-        raise InputError(f"--epochs: expected at least 1, got {args.epochs}")
     description = {
         "split": args.split,
         "dataset": "kgbd",

@@ -16,7 +16,6 @@ gallery window is ever dropped (SimMC's loaders drop the last incomplete batch).
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sensors import atomic
 from sensors.errors import FormatError, InputError
 from sensors.formats.kgbd import KgbdDataset, KgbdWalk
 from sensors.progress import progress as progress_bar
@@ -217,9 +217,7 @@ def write_manifests(dataset_path: str | Path, seeds: Iterable[int]) -> list[Path
     paths = []
     for seed in seeds:
         path = split_path(seed)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(draw_kgbd_split(walks, seed).to_json(), encoding="utf-8")
-        os.replace(partial, path)
+        atomic.write_bytes(path, draw_kgbd_split(walks, seed).to_json().encode("utf-8"))
         paths.append(path)
     return paths
 
@@ -235,7 +233,7 @@ def cut_windows(joints: np.ndarray, f: int, stride: int, trim: int = TRIM_FRAMES
         raise ValueError(f"need f >= 1, stride >= 1, trim >= 0; got f={f}, stride={stride}, trim={trim}")
     joints = np.asarray(joints, dtype=np.float32)
     core = joints[trim : max(trim, len(joints) - trim)]
-    count = (len(core) - f) // stride + 1 if len(core) >= f else 0
+    count = window_count(len(joints), f, stride, trim)
     frames = np.arange(count)[:, None] * stride + np.arange(f)[None, :]
     return np.ascontiguousarray(core[frames.reshape(-1)].reshape(count, f, *joints.shape[1:]))
 

@@ -42,16 +42,3 @@ class Frame:
     @property
     def bodies(self) -> list[Body]:
         return [Body(int(tid), self.joints[i], self.confidence[i], self.layout) for i, tid in enumerate(self.track_ids)]
-
-    @staticmethod
-    def empty(sensor_id: str, seq: int, t: float, layout: Layout) -> Frame:
-        j = layout.num_joints
-        return Frame(
-            sensor_id,
-            seq,
-            t,
-            layout,
-            np.zeros(0, np.int64),
-            np.zeros((0, j, 3), np.float32),
-            np.zeros((0, j), np.float32),
-        )

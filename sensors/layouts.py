@@ -233,13 +233,6 @@ COCO = _layout(
 LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (KINECT_V1, KINECT_V2, MEDIAPIPE_POSE, CMU_ASF, COCO)}
 
 
-def get_layout(name: str) -> Layout:
-    try:
-        return LAYOUTS[name]
-    except KeyError:
-        raise KeyError(f"unknown layout {name!r}; known: {', '.join(sorted(LAYOUTS))}") from None
-
-
 def bone_lengths(joints: np.ndarray, layout: Layout) -> np.ndarray:
     """Lengths of the layout's bones for joints [..., J, 3] -> [..., bones]."""
     pairs = np.array(layout.bones())

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from sensors.errors import InputError
 from sensors.frame import Frame
 from sensors.layouts import Layout
 
@@ -142,6 +143,18 @@ class Recording:
         rows = np.flatnonzero(self.track_ids == track_id)
         return self.t[self.frame_index_of_body[rows]], self.joints[rows], self.confidence[rows]
 
+    def track_labels(self, track_id: int) -> dict:
+        """A track's labels: the recording's metadata, overridden by that track's own entry."""
+        labels = {key: val for key, val in self.metadata.items() if key != "tracks"}
+        labels.update(self.metadata.get("tracks", {}).get(str(track_id), {}))
+        return labels
+
+    def renumbered_tracks(self, first_id: int) -> tuple[np.ndarray, dict[int, dict]]:
+        """Track ids renumbered first_id, first_id + 1, ... (per body row) and each new id's labels."""
+        old_ids, local = np.unique(self.track_ids, return_inverse=True)
+        labels = {first_id + k: self.track_labels(old) for k, old in enumerate(old_ids.tolist())}
+        return (first_id + local).astype(np.int64), labels
+
     def with_body_data(self, layout: Layout, joints: np.ndarray, confidence: np.ndarray, **changes) -> Recording:
         """The same frames and tracks with other per-body data (for layout mapping)."""
         return replace(self, layout=layout, joints=joints, confidence=confidence, **changes)
@@ -154,8 +167,8 @@ class Recording:
         inputs share an id; each input's metadata (its labels) is kept per track
         under ``metadata["tracks"][str(new_id)]``.
         """
-        if not recordings:
-            raise ValueError("nothing to concatenate")
+        if not any(r.num_frames for r in recordings):
+            raise InputError("nothing to concatenate: every recording is empty")
         layout = recordings[0].layout
         for r in recordings[1:]:
             if r.layout != layout:
@@ -166,13 +179,9 @@ class Recording:
         for r in recordings:
             if r.num_frames == 0:
                 continue
-            old_ids, new_local = np.unique(r.track_ids, return_inverse=True)
-            new_ids = next_track + new_local.astype(np.int64)
-            for k, old in enumerate(old_ids.tolist()):
-                meta = {key: val for key, val in r.metadata.items() if key != "tracks"}
-                meta.update(r.metadata.get("tracks", {}).get(str(old), {}))
-                track_meta[str(next_track + k)] = meta
-            next_track += len(old_ids)
+            new_ids, labels = r.renumbered_tracks(next_track)
+            track_meta.update({str(k): v for k, v in labels.items()})
+            next_track += len(labels)
             times.append(r.t - r.t[0] + t_next)
             seqs.append(np.arange(r.num_frames, dtype=np.int64) + seq_next)
             offsets.append(r.body_offsets[1:] + body_base)

@@ -12,8 +12,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 
-import numpy as np
-
 from sensors.frame import Frame
 from sensors.recording import Recording
 
@@ -55,13 +53,9 @@ class Replay:
                 if rec.num_frames == 0:
                     continue
                 played = True
-                old_ids, local = np.unique(rec.track_ids, return_inverse=True)
-                new_ids = (next_track + local).astype(np.int64)
-                for k, old in enumerate(old_ids.tolist()):
-                    labels = {key: v for key, v in rec.metadata.items() if key != "tracks"}
-                    labels.update(rec.metadata.get("tracks", {}).get(str(old), {}))
-                    self.track_labels[next_track + k] = labels
-                next_track += len(old_ids)
+                new_ids, labels = rec.renumbered_tracks(next_track)
+                self.track_labels.update(labels)
+                next_track += len(labels)
                 shifted = replace(rec, track_ids=new_ids, sensor_id=self.sensor_id)
                 t_base = stream_t - float(rec.t[0])
                 for frame in shifted.frames():

@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     except GaitwatchError as err:
         print(f"gaitwatch {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # disk full, permissions, a folder where a file should be, ...
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"gaitwatch {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"gaitwatch {args.command}: interrupted", file=sys.stderr)
         return 130

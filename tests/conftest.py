@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,15 @@ def cmu_dir() -> Path:
     if not CMU_DIR.is_dir():
         pytest.skip(f"CMU mocap trials not found at {CMU_DIR}")
     return CMU_DIR
+
+
+# Tests of training and evaluation need the 'train' extra (torch, matplotlib).
+TORCH_TESTS = ["test_age.py", "test_cluster.py", "test_training.py", "test_engines_cli.py"]
+HAVE_TORCH = importlib.util.find_spec("torch") is not None and importlib.util.find_spec("matplotlib") is not None
+collect_ignore = [] if HAVE_TORCH else TORCH_TESTS
+
+
+def pytest_report_header(config) -> str | None:
+    if HAVE_TORCH:
+        return None
+    return f"torch/matplotlib not installed (the 'train' extra): not collecting {', '.join(TORCH_TESTS)}"

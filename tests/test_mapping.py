@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from calibration.mapping import DERIVED_CONFIDENCE, MAPPINGS, mapping_for, to_canonical
-from sensors.layouts import CANONICAL, KINECT_V1, KINECT_V2, LAYOUTS, MEDIAPIPE_POSE, bone_lengths
+from sensors.errors import InputError
+from sensors.layouts import CANONICAL, KINECT_V1, KINECT_V2, LAYOUTS, MEDIAPIPE_POSE, Layout, bone_lengths
 from sensors.recording import Recording
 
 # A person standing 2.5 m in front of a Kinect v2, facing it: camera space, metres,
@@ -120,3 +121,18 @@ def test_to_canonical_keeps_frames_and_tracks():
     assert out.layout == CANONICAL and out.joints.shape == (2, 20, 3)
     np.testing.assert_array_equal(out.track_ids, [42, 42])
     np.testing.assert_allclose(out.joints[1] - out.joints[0], 0.1, atol=1e-6)
+
+
+def test_units_are_scaled_to_metres_and_unknown_units_or_layouts_refused():
+    body = kinect_v2_body()
+    rec = Recording.single_body(KINECT_V2, np.stack([body * 1000]), 30.0)
+    rec.units = "mm"
+    out = to_canonical(rec)
+    assert out.units == "m"
+    np.testing.assert_allclose(out.joints[0], mapping_for(KINECT_V2).joints(body), atol=1e-5)
+    rec.units = "furlong"
+    with pytest.raises(InputError, match="furlong"):
+        to_canonical(rec)
+    odd = Layout("odd", ("a", "b"), (-1, 0))
+    with pytest.raises(InputError, match="no mapping from layout 'odd'"):
+        mapping_for(odd)

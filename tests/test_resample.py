@@ -62,3 +62,17 @@ def test_bad_rate_and_unsorted_times():
         resample(ramp(3, 30.0), 0)
     with pytest.raises(InputError, match="increase"):
         resample_sequence(np.array([0.0, 0.0]), np.zeros((2, 20, 3)), np.ones((2, 20)), np.array([0.0]))
+
+
+def test_frames_without_bodies_resample_to_empty_frames():
+    empty = Recording(
+        layout=KINECT_V1,
+        t=np.arange(10) / 30,
+        seq=np.arange(10),
+        body_offsets=np.zeros(11, np.int64),
+        track_ids=np.zeros(0, np.int64),
+        joints=np.zeros((0, 20, 3), np.float32),
+        confidence=np.zeros((0, 20), np.float32),
+    )
+    out = resample(empty, 15.0)
+    assert out.num_frames == 5 and out.num_body_frames == 0

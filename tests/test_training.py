@@ -48,6 +48,14 @@ def test_resume_continues_exactly(tmp_path: Path):
 
 def test_a_different_run_in_the_same_folder_is_refused(tmp_path: Path):
     windows, _ = synthetic_windows(people=6, windows_per_person=20, seed=2)
-    run(tmp_path, windows, epochs=1)
-    with pytest.raises(InputError, match="different run"):
-        run(tmp_path, windows, epochs=1, hidden=32)
+    run(tmp_path, windows, epochs=2)
+    with pytest.raises(InputError, match=r"different run \(config\)"):
+        run(tmp_path, windows, epochs=2, hidden=32)
+    with pytest.raises(InputError, match=r"different run \(training windows\)"):
+        run(tmp_path, windows[1:], epochs=2)
+    with pytest.raises(InputError, match=r"different run \(split\)"):
+        train(
+            "simmc", windows, tmp_path, seed=3, description={"split": "other"}, config_overrides={**SMALL, "epochs": 2}
+        )
+    with pytest.raises(InputError, match="already trained 2 epochs"):
+        run(tmp_path, windows, epochs=1)

@@ -7,6 +7,7 @@ is the model (so the probe and gallery walks never influence which model we repo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -51,15 +52,10 @@ def train(
     log: list[dict] = []
     start_epoch, seconds = 0, 0.0
     state_path = out_dir / CHECKPOINT
+    fingerprint = hashlib.sha256(np.ascontiguousarray(windows, dtype=np.float32).tobytes()).hexdigest()
     if resume and state_path.exists():
         state = load(state_path)
-        same_run = {k: v for k, v in state["config"].items() if k != "epochs"} == {
-            k: v for k, v in config.items() if k != "epochs"
-        }
-        if state["method"] != method_name or not same_run or state["seed"] != seed:
-            raise InputError(
-                f"{state_path}: a different run (method, config or seed) is in this folder; use a new --out"
-            )
+        _check_same_run(state_path, state, method_name, config, seed, description, fingerprint)
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])
         generator.set_state(state["rng_state"])
@@ -84,6 +80,7 @@ def train(
             "model_state": model.state_dict(),
             "optimizer_state": optimizer.state_dict(),
             "rng_state": generator.get_state(),
+            "windows_sha256": fingerprint,
             **description,
         }
         atomic_save(state, state_path)
@@ -93,6 +90,31 @@ def train(
     final.pop("rng_state")
     atomic_save(final, out_dir / MODEL)
     return out_dir / MODEL
+
+
+def _check_same_run(
+    path: Path, state: dict, method: str, config: dict, seed: int, description: dict, fingerprint: str
+) -> None:
+    """Resume only the very run that is in the folder: same method, config, seed, split and training data."""
+
+    def without_epochs(c: dict) -> dict:
+        return {k: v for k, v in c.items() if k != "epochs"}
+
+    differences = [
+        name
+        for name, same in (
+            ("method", state["method"] == method),
+            ("config", without_epochs(state["config"]) == without_epochs(config)),
+            ("seed", state["seed"] == seed),
+            ("split", all(state.get(k) == v for k, v in description.items())),
+            ("training windows", state.get("windows_sha256") == fingerprint),
+        )
+        if not same
+    ]
+    if differences:
+        raise InputError(f"{path}: a different run ({', '.join(differences)}) is in this folder; use a new --out")
+    if state["epoch"] > config["epochs"]:
+        raise InputError(f"{path}: already trained {state['epoch']} epochs, more than the {config['epochs']} asked for")
 
 
 def write_loss_log(out_dir: Path, method_name: str, log: list[dict]) -> None:

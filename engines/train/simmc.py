@@ -20,7 +20,7 @@ from sensors.progress import progress
 
 
 def _frame_masks(f: int, masked: int, generator: torch.Generator) -> torch.Tensor:
-    """Two boolean masks [2, f], each keeping f - masked random frames."""
+    """Frame indices [2, f - masked] of two random subsequences (each drops ``masked`` of the f frames)."""
     keep = f - masked
     return torch.stack([torch.randperm(f, generator=generator)[:keep] for _ in range(2)]).sort(dim=1).values
 
@@ -129,8 +129,8 @@ class SimMCMethod:
             totals["loss"] += loss.item()
             totals["mpc"] += mpc.item()
             totals["mic"] += mic.item()
-        n_steps = max(len(steps), 1)
-        stats = {k: v / n_steps for k, v in totals.items()}
+        n_steps = len(steps)
+        stats = {k: v / n_steps if n_steps else float("nan") for k, v in totals.items()}
         stats["n_clusters"] = float(labels_1.max() + 1)
         stats["n_outliers"] = float(len(windows) - len(usable))
         return stats

@@ -18,7 +18,9 @@ position-weighted sum of the record's words: it catches a torn or zero-filled
 tail, which is what a killed writer or a power cut leaves. The writer hands each
 frame to the OS in one ``write`` call as it arrives, so killing the process keeps
 every frame whose write returned; the reader drops an incomplete tail and reports
-it in ``Recording.truncation`` instead of failing.
+it in ``Recording.truncation`` instead of failing. A corrupt record inside the file
+(a bad sector, a power cut before an fsync) ends the readable part there: everything
+before it is returned and the truncation report says what was skipped.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sensors import atomic
 from sensors.errors import FormatError, InputError
 from sensors.frame import Frame
 from sensors.layouts import Layout
@@ -197,6 +200,15 @@ class RecordingWriter:
         """Write frames given as flat arrays (the ``Recording`` layout), in one OS write."""
         if self._fd is None:
             raise InputError(f"{self.path}: writer is closed")
+        seq, t, body_offsets = np.asarray(seq), np.asarray(t), np.asarray(body_offsets)
+        if len(seq) == 0 or len(t) != len(seq) or len(body_offsets) != len(seq) + 1:
+            raise InputError(
+                f"{self.path}: {len(seq)} seq, {len(t)} times and {len(body_offsets)} offsets do not agree"
+            )
+        if body_offsets[0] != 0 or body_offsets[-1] != len(track_ids) or np.any(np.diff(body_offsets) < 0):
+            raise InputError(
+                f"{self.path}, frame seq {int(seq[0])}: body offsets do not span the {len(track_ids)} bodies"
+            )
         track_ids = np.asarray(track_ids, np.int64)
         joints = np.asarray(joints, np.float32)
         confidence = np.asarray(confidence, np.float32)
@@ -228,7 +240,7 @@ def write_recording(path: str | Path, recording: Recording, *, overwrite: bool =
     path = Path(path)
     if path.exists() and not overwrite:
         raise InputError(f"{path}: already exists; refusing to overwrite a recording")
-    partial = path.with_name(path.name + ".partial")
+    partial = atomic.partial_path(path)
     with RecordingWriter(
         partial,
         recording.layout,
@@ -240,7 +252,7 @@ def write_recording(path: str | Path, recording: Recording, *, overwrite: bool =
         fsync_every_s=None,
     ) as writer:
         writer.write_recording(recording)
-    os.replace(partial, path)
+    atomic.commit(partial, path)
 
 
 def read_header(data: bytes, path: str | Path) -> tuple[dict, int]:
@@ -279,26 +291,27 @@ def read_gwrec(path: str | Path) -> Recording:
     n = (len(data) - start) // dtype.itemsize
     recs = np.frombuffer(data, dtype, count=n, offset=start)
     dropped = len(data) - start - n * dtype.itemsize
-    reason = f"{dropped} bytes of a partly written record" if dropped else ""
+    reasons = [f"{dropped} bytes of a partly written record"] if dropped else []
 
     valid = (recs["sync"] == _SYNC) & (recs["check"] == _checksums(recs))
     bad = np.flatnonzero(~valid)
     if len(bad):
         first_bad = int(bad[0])
         if valid[first_bad:].any():
-            raise FormatError(
-                path,
-                f"record {first_bad} (byte {start + first_bad * dtype.itemsize})",
-                "corrupt record before valid ones",
+            skipped = int(valid[first_bad:].sum())
+            reasons.append(
+                f"corrupt record {first_bad} (byte {start + first_bad * dtype.itemsize}); "
+                f"{skipped} intact records after it not read"
             )
+        else:
+            reasons.append(f"{n - first_bad} torn or unwritten records at the end")
         dropped += (n - first_bad) * dtype.itemsize
-        reason = f"{n - first_bad} torn or unwritten records at the end"
         recs = recs[:first_bad]
 
     starts, complete = _frame_starts(recs, path, start, dtype.itemsize)
     if complete < len(recs):
         dropped += (len(recs) - complete) * dtype.itemsize
-        reason = "the last frame has only some of its bodies"
+        reasons.append("the last frame has only some of its bodies")
         recs = recs[:complete]
         starts = starts[starts < complete]
 
@@ -317,7 +330,7 @@ def read_gwrec(path: str | Path) -> Recording:
         rate_hz=header.get("nominal_rate_hz"),
         units=str(header.get("units", "m")),
         metadata=dict(header.get("metadata") or {}),
-        truncation=Truncation(len(starts), dropped, reason) if dropped else None,
+        truncation=Truncation(len(starts), dropped, "; ".join(reasons)) if dropped else None,
     )
 
 

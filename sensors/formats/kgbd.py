@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,9 +71,6 @@ FILE_ORDER = np.array(
     [FILE_JOINTS.index(next(f for f, k in _TO_KINECT_V1.items() if k == name)) for name in KINECT_V1.joints]
 )
 _WALK_PATH = re.compile(r"(?:^|/)(Person\d+)/(\d+)\.txt$")
-ACKNOWLEDGEMENT = (
-    "KGBD: Andersson & Araujo, Person Identification Using Anthropometric and Gait Data from Kinect Sensor, AAAI 2015"
-)
 
 
 def parse_kgbd_text(data: bytes, source: str) -> np.ndarray:
@@ -208,25 +206,13 @@ class KgbdDataset:
         return f"{self.path}!{walk.member}" if self._zip else walk.member
 
     def read(self, walk: KgbdWalk) -> Recording:
-        data = self._zip.read(walk.member) if self._zip is not None else Path(walk.member).read_bytes()
         source = self.source_of(walk)
+        try:
+            data = self._zip.read(walk.member) if self._zip is not None else Path(walk.member).read_bytes()
+        except (OSError, zipfile.BadZipFile, zlib.error) as err:
+            raise FormatError(source, "", f"cannot read ({err})") from None
         return walk_recording(parse_kgbd_text(data, source), walk.person, walk.walk, source)
 
     def __iter__(self) -> Iterator[Recording]:
         for walk in self.walks:
             yield self.read(walk)
-
-    def person_attributes(self) -> dict[str, dict[str, str]]:
-        """Per person, the fields of ``GenderBMIData/person-data.csv`` (height, weight, ...), where present."""
-        text = None
-        if self._zip is not None:
-            member = next((n for n in self._zip.namelist() if n.endswith("person-data.csv")), None)
-            text = self._zip.read(member).decode("utf-8", "replace") if member else None
-        else:
-            found = next(self.path.rglob("person-data.csv"), None)
-            text = found.read_text("utf-8", "replace") if found else None
-        if text is None:
-            return {}
-        rows = [line.split(",") for line in text.splitlines() if line.strip()]
-        header = rows[0]
-        return {row[0]: {k: v for k, v in zip(header[1:], row[1:], strict=False) if v} for row in rows[1:]}
