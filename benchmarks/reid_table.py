@@ -47,8 +47,11 @@ def main() -> None:
         "| training time (2-core CPU) | published top-1 / mAP |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
+    window_map = {}
     for method in ("raw", "simmc", "age"):
         path = RESULTS / f"kgbd-{method}" / "results.json"
+        if path.exists():
+            window_map[method] = json.loads(path.read_text())["summary"][method]["window"]["mAP"]["mean"]
         if not path.exists():
             lines.append(f"| {NAMES[method]} | not run | | | | | | | | | | {PUBLISHED[method][0]} |")
             continue
@@ -66,6 +69,13 @@ def main() -> None:
             + " | ".join(cell(stats, "walk", m) for m in ("top1", "top5", "mAP", "nAUC"))
             + f" | {train_time} | {PUBLISHED[method][0]} |"
         )
+    findings = [
+        f"{NAMES[m]} window mAP {v:.1f} vs raw baseline {window_map['raw']:.1f}: "
+        + ("above" if v > window_map["raw"] else "NOT above")
+        for m, v in window_map.items()
+        if m != "raw" and "raw" in window_map
+    ]
+    lines += ["", "Against the raw baseline: " + "; ".join(findings) + "." if findings else ""]
     lines += [
         "",
         "Published figures: " + "; ".join(f"{NAMES[m]}: {p[1]}" for m, p in PUBLISHED.items()) + ".",
