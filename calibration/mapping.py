@@ -79,6 +79,16 @@ _SAME_LIMBS = [
     "HipLeft", "KneeLeft", "AnkleLeft", "FootLeft", "HipRight", "KneeRight", "AnkleRight", "FootRight",
 ]  # fmt: skip
 
+# MediaPipe and COCO name their keypoints alike; they differ only in hands and feet.
+_KEYPOINT_BODY: dict[str, Source] = {
+    "HipCenter": ("left_hip", "right_hip"),
+    "Spine": (("left_hip", 0.4), ("right_hip", 0.4), ("left_shoulder", 0.1), ("right_shoulder", 0.1)),
+    "ShoulderCenter": ("left_shoulder", "right_shoulder"),
+    "Head": ("left_ear", "right_ear"),
+    **{f"{part}{side}": (f"{side.lower()}_{part.lower()}",) for side in ("Left", "Right")
+       for part in ("Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")},
+}  # fmt: skip
+
 MAPPINGS: dict[str, LayoutMapping] = {
     KINECT_V1.name: _mapping(KINECT_V1, {n: (n,) for n in KINECT_V1.joints}),
     KINECT_V2.name: _mapping(
@@ -95,25 +105,10 @@ MAPPINGS: dict[str, LayoutMapping] = {
         _mapping(
             MEDIAPIPE_POSE,
             {
-                "HipCenter": ("left_hip", "right_hip"),
-                "Spine": (("left_hip", 0.4), ("right_hip", 0.4), ("left_shoulder", 0.1), ("right_shoulder", 0.1)),
-                "ShoulderCenter": ("left_shoulder", "right_shoulder"),
-                "Head": ("left_ear", "right_ear"),
-                "ShoulderLeft": ("left_shoulder",),
-                "ElbowLeft": ("left_elbow",),
-                "WristLeft": ("left_wrist",),
+                **_KEYPOINT_BODY,
                 "HandLeft": ("left_pinky", "left_index"),
-                "ShoulderRight": ("right_shoulder",),
-                "ElbowRight": ("right_elbow",),
-                "WristRight": ("right_wrist",),
                 "HandRight": ("right_pinky", "right_index"),
-                "HipLeft": ("left_hip",),
-                "KneeLeft": ("left_knee",),
-                "AnkleLeft": ("left_ankle",),
                 "FootLeft": ("left_foot_index",),
-                "HipRight": ("right_hip",),
-                "KneeRight": ("right_knee",),
-                "AnkleRight": ("right_ankle",),
                 "FootRight": ("right_foot_index",),
             },
             # MediaPipe: x right, y down, z away from the camera -> turn 180 degrees about z.
@@ -153,25 +148,10 @@ MAPPINGS: dict[str, LayoutMapping] = {
         _mapping(
             COCO,
             {
-                "HipCenter": ("left_hip", "right_hip"),
-                "Spine": (("left_hip", 0.4), ("right_hip", 0.4), ("left_shoulder", 0.1), ("right_shoulder", 0.1)),
-                "ShoulderCenter": ("left_shoulder", "right_shoulder"),
-                "Head": ("left_ear", "right_ear"),
-                "ShoulderLeft": ("left_shoulder",),
-                "ElbowLeft": ("left_elbow",),
-                "WristLeft": ("left_wrist",),
+                **_KEYPOINT_BODY,
                 "HandLeft": ("left_wrist",),
-                "ShoulderRight": ("right_shoulder",),
-                "ElbowRight": ("right_elbow",),
-                "WristRight": ("right_wrist",),
                 "HandRight": ("right_wrist",),
-                "HipLeft": ("left_hip",),
-                "KneeLeft": ("left_knee",),
-                "AnkleLeft": ("left_ankle",),
                 "FootLeft": ("left_ankle",),
-                "HipRight": ("right_hip",),
-                "KneeRight": ("right_knee",),
-                "AnkleRight": ("right_ankle",),
                 "FootRight": ("right_ankle",),
             },
             # Image pixels: x right, y down -> canonical x left, y up (a 2D pose has no depth).

@@ -36,6 +36,7 @@ import numpy as np
 
 from sensors import atomic
 from sensors.errors import FormatError, InputError
+from sensors.formats._io import read_bytes
 from sensors.frame import Frame
 from sensors.layouts import Layout
 from sensors.recording import Recording, Truncation
@@ -281,10 +282,7 @@ def read_header(data: bytes, path: str | Path) -> tuple[dict, int]:
 def read_gwrec(path: str | Path) -> Recording:
     """Read a ``.gwrec`` file; a torn or incomplete tail is dropped and reported in ``truncation``."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise FormatError(path, "", f"cannot read ({err.strerror})") from None
+    data = read_bytes(path)
     header, start = read_header(data, path)
     layout = Layout.from_dict(header["layout"])
     dtype = record_dtype(layout.num_joints)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from sensors.errors import FormatError, InputError
+from sensors.formats._io import read_bytes
 from sensors.layouts import KINECT_V1
 from sensors.recording import Recording
 
@@ -139,10 +140,7 @@ def walk_recording(joints: np.ndarray, person: str, walk: int, source: str) -> R
 def read_kgbd_walk(path: str | Path) -> Recording:
     """One walk file ``.../PersonNNN/K.txt``; person and walk labels come from the path."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise FormatError(path, "", f"cannot read ({err.strerror})") from None
+    data = read_bytes(path)
     match = _WALK_PATH.search(path.as_posix())
     person, walk = (match.group(1), int(match.group(2))) if match else (path.parent.name, 0)
     return walk_recording(parse_kgbd_text(data, str(path)), person, walk, str(path))
