@@ -33,15 +33,23 @@ def load(path: str | Path) -> dict:
 
 def load_encoder(path: str | Path) -> tuple[nn.Module, dict]:
     """The trained encoder (eval mode) and the checkpoint's description (method, config, split, ...)."""
+    data = load(path)
+    return encoder_from(data, path), describe(data)
+
+
+def describe(data: dict) -> dict:
+    """A checkpoint's description (method, config, split, training time, ...) without its tensors."""
+    return {k: v for k, v in data.items() if k not in ("model_state", "optimizer_state", "rng_state")}
+
+
+def encoder_from(data: dict, path: str | Path) -> nn.Module:
+    """The trained encoder (eval mode) of a loaded checkpoint."""
     from engines.train.methods import get_method
 
-    data = load(path)
     method = get_method(data["method"])
     model = method.build_model(data["config"], data["f"])
     try:
         model.load_state_dict(data["model_state"])
     except (RuntimeError, KeyError) as err:
         raise FormatError(path, "", f"weights do not fit the {data['method']} model ({err})") from None
-    encoder = model.encoder.eval()
-    info = {k: v for k, v in data.items() if k not in ("model_state", "optimizer_state", "rng_state")}
-    return encoder, info
+    return model.encoder.eval()

@@ -86,8 +86,8 @@ def _resolve_model(spec: str) -> Path | None:
     return path
 
 
-def _jobs(models: list[str], splits: list[str]) -> list[tuple[str, Path | None, str]]:
-    """(name, model path or None for raw, split) for every evaluation to run."""
+def _jobs(models: list[str], splits: list[str]) -> list[tuple[str, Path | None, dict | None, str]]:
+    """(name, model path, loaded checkpoint, split) for every evaluation; path and checkpoint are None for raw."""
     from engines.checkpoint import load
 
     jobs = []
@@ -96,28 +96,32 @@ def _jobs(models: list[str], splits: list[str]) -> list[tuple[str, Path | None, 
         if path is None:
             if not splits:
                 raise InputError("'raw' needs at least one --split kgbd:SEED")
-            jobs += [(RAW, None, split) for split in splits]
+            jobs += [(RAW, None, None, split) for split in splits]
             continue
-        trained_on = load(path).get("split")
+        checkpoint = load(path)
+        trained_on = checkpoint.get("split")
         if splits and trained_on not in splits:
             raise InputError(
                 f"{path}: trained on split {trained_on}; evaluating it on {splits} would test on its training walks"
             )
-        jobs.append((str(path), path, trained_on))
+        jobs.append((str(path), path, checkpoint, trained_on))
     return jobs
 
 
 def run_eval(args: argparse.Namespace) -> int:
     _require_training_extras()
-    from engines.checkpoint import load_encoder
+    from engines.checkpoint import describe, encoder_from
     from engines.evaluate import evaluate
     from engines.models.baseline import RawBaseline
     from engines.protocol import load_protocol, load_split
     from engines.report import summarise, write_cmc_plot
 
     rows = []
-    for name, path, split_spec in _jobs(args.models, args.split):
-        encoder, info = (RawBaseline(), {"method": RAW}) if path is None else load_encoder(path)
+    for name, path, checkpoint, split_spec in _jobs(args.models, args.split):
+        if checkpoint is None:
+            encoder, info = RawBaseline(), {"method": RAW}
+        else:
+            encoder, info = encoder_from(checkpoint, path), describe(checkpoint)
         data = load_protocol(args.data, load_split(split_spec), f=encoder.f)
         results = evaluate(encoder, data)
         training = {k: info[k] for k in ("train_seconds", "epoch", "train_windows") if k in info}

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engines.plotting import pyplot
+
 METRICS = ("top1", "top5", "top10", "mAP", "nAUC")
 LEVELS = ("window", "walk")
 
@@ -38,10 +40,7 @@ def summarise(rows: list[dict]) -> dict:
 
 def write_cmc_plot(rows: list[dict], path: Path, max_rank: int = 20) -> None:
     """CMC curves (ranks 1..max_rank), window level and walk level side by side, one line per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, level in zip(axes, LEVELS, strict=True):

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from engines.checkpoint import atomic_save, load
+from engines.plotting import pyplot
 from engines.train.methods import get_method
 from sensors.errors import InputError
 
@@ -52,7 +53,8 @@ def train(
     log: list[dict] = []
     start_epoch, seconds = 0, 0.0
     state_path = out_dir / CHECKPOINT
-    fingerprint = hashlib.sha256(np.ascontiguousarray(windows, dtype=np.float32).tobytes()).hexdigest()
+    windows = np.ascontiguousarray(windows, dtype=np.float32)
+    fingerprint = hashlib.sha256(windows.tobytes()).hexdigest()
     if resume and state_path.exists():
         state = load(state_path)
         _check_same_run(state_path, state, method_name, config, seed, description, fingerprint)
@@ -60,7 +62,7 @@ def train(
         optimizer.load_state_dict(state["optimizer_state"])
         generator.set_state(state["rng_state"])
         log, start_epoch, seconds = state["log"], state["epoch"], state["train_seconds"]
-    data = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+    data = torch.from_numpy(windows)
     for epoch in range(start_epoch, config["epochs"]):
         began = time.perf_counter()
         stats = method.train_epoch(model, optimizer, data, generator, config, show_progress)
@@ -120,10 +122,7 @@ def _check_same_run(
 def write_loss_log(out_dir: Path, method_name: str, log: list[dict]) -> None:
     """losses.json and losses.png (every logged quantity that is a loss, per epoch)."""
     (out_dir / "losses.json").write_text(json.dumps(log, indent=1) + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     keys = [k for k in log[0] if k not in ("epoch", "seconds") and not k.startswith("n_")]
     fig, ax = plt.subplots(figsize=(6, 4))
