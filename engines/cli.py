@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sensors.errors import InputError
+
+if TYPE_CHECKING:
+    from engines.runtime.base import Encoder
 
 RAW = "raw"
 
@@ -24,10 +28,20 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     ev = commands.add_parser("eval", help="re-identification accuracy (CMC top-k, mAP, nAUC) on KGBD probe/gallery")
     ev.add_argument(
-        "models", nargs="+", help="model.pt files or run folders (each evaluated on its own split), or 'raw'"
+        "models",
+        nargs="*",
+        help="models (.pt, .onnx, .engine) or run folders, each scored on its own split; 'raw'; "
+        "default: the shipped SimMC model",
     )
     ev.add_argument("--data", type=Path, required=True, help="the KGBD zip or folder")
     ev.add_argument("--split", action="append", default=[], help="kgbd:SEED; repeat for several (needed for 'raw')")
+    ev.add_argument(
+        "--on",
+        choices=["test", "validation"],
+        default="test",
+        help="test: the split's probe and gallery walks; validation: a probe/gallery split of its training walks, "
+        "for choosing settings without touching the test",
+    )
     ev.add_argument("--out", type=Path, help="folder for results.json and cmc.png")
     ev.set_defaults(func=run_eval)
 
@@ -75,68 +89,57 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolve_model(spec: str) -> Path | None:
-    if spec == RAW:
-        return None
-    path = Path(spec)
-    if path.is_dir():
-        path = path / "model.pt"
-    if not path.is_file():
-        raise InputError(f"{spec}: no model.pt here (expected a model file, a run folder or 'raw')")
-    return path
-
-
-def _jobs(models: list[str], splits: list[str]) -> list[tuple[str, Path | None, dict | None, str]]:
-    """(name, model path, loaded checkpoint, split) for every evaluation; path and checkpoint are None for raw."""
-    from engines.checkpoint import load
+def _jobs(models: list[str], splits: list[str]) -> list[tuple[str, Encoder, str]]:
+    """(name, encoder, split) for every evaluation; the raw baseline runs once per --split."""
+    from engines.runtime.load import open_encoder, shipped_model
 
     jobs = []
-    for spec in models:
-        path = _resolve_model(spec)
-        if path is None:
+    for spec in models or [str(shipped_model())]:
+        if spec == RAW:
             if not splits:
                 raise InputError("'raw' needs at least one --split kgbd:SEED")
-            jobs += [(RAW, None, None, split) for split in splits]
+            jobs += [(RAW, open_encoder(RAW), split) for split in splits]
             continue
-        checkpoint = load(path)
-        trained_on = checkpoint.get("split")
+        encoder = open_encoder(spec)
+        trained_on = (encoder.card.get("training") or {}).get("split")
+        if trained_on is None:
+            raise InputError(f"{spec}: its model card names no training split, so no test split can be chosen")
         if splits and trained_on not in splits:
             raise InputError(
-                f"{path}: trained on split {trained_on}; evaluating it on {splits} would test on its training walks"
+                f"{spec}: trained on split {trained_on}; evaluating it on {splits} would test on its training walks"
             )
-        jobs.append((str(path), path, checkpoint, trained_on))
+        jobs.append((str(spec), encoder, trained_on))
     return jobs
 
 
 def run_eval(args: argparse.Namespace) -> int:
     _require_training_extras()
-    from engines.checkpoint import describe, encoder_from
     from engines.evaluate import evaluate
-    from engines.models.baseline import RawBaseline
-    from engines.protocol import load_protocol, load_split
+    from engines.protocol import load_protocol, load_split, validation_split
     from engines.report import summarise, write_cmc_plot
 
     rows = []
-    for name, path, checkpoint, split_spec in _jobs(args.models, args.split):
-        if checkpoint is None:
-            encoder, info = RawBaseline(), {"method": RAW}
-        else:
-            encoder, info = encoder_from(checkpoint, path), describe(checkpoint)
-        data = load_protocol(args.data, load_split(split_spec), f=encoder.f)
+    for name, encoder, split_spec in _jobs(args.models, args.split):
+        split = load_split(split_spec)
+        data = load_protocol(args.data, validation_split(split) if args.on == "validation" else split, f=encoder.f)
         results = evaluate(encoder, data)
-        training = {k: info[k] for k in ("train_seconds", "epoch", "train_windows") if k in info}
+        method = encoder.card["method"]
+        training = encoder.card.get("training") or {}
         rows.append(
             {
                 "model": name,
-                "method": info["method"],
+                "method": method,
+                "backend": encoder.backend,
                 "split": split_spec,
-                **training,
+                "part": args.on,
+                **{k: training[k] for k in ("train_seconds", "epoch", "train_windows") if k in training},
                 **{k: v.to_dict() for k, v in results.items()},
             }
         )
         w, k = results["window"], results["walk"]
         print(
-            f"{info['method']:6s} {split_spec:8s} window top-1 {100 * w.top1:5.1f} mAP {100 * w.mAP:5.1f}   "
+            f"{method:6s} {split_spec:8s} {args.on:10s} "
+            f"window top-1 {100 * w.top1:5.1f} mAP {100 * w.mAP:5.1f}   "
             f"walk top-1 {100 * k.top1:5.1f} mAP {100 * k.mAP:5.1f}",
             flush=True,
         )

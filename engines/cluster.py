@@ -30,11 +30,12 @@ def nearest_neighbours(features: torch.Tensor, k: int) -> torch.Tensor:
     out = torch.empty(len(x), k, dtype=torch.int64)
     for start in range(0, len(x), _ROWS_PER_CHUNK):
         rows = x[start : start + _ROWS_PER_CHUNK]
-        cand = (low[start : start + _ROWS_PER_CHUNK] @ low.T).topk(candidates, dim=1).indices
+        mine = torch.arange(len(rows))
+        approx = low[start : start + _ROWS_PER_CHUNK] @ low.T
+        approx[mine, start + mine] = 2.0  # self is always a candidate, even among exact duplicates
+        cand = approx.topk(candidates, dim=1).indices
         exact = torch.einsum("nd,nkd->nk", rows, x[cand])
-        exact[torch.arange(len(rows)), 0] = exact.max()  # keep the candidate list's order stable for ties
-        self_col = cand == torch.arange(start, start + len(rows))[:, None]
-        exact = torch.where(self_col, torch.full_like(exact, 2.0), exact)
+        exact = torch.where(cand == (start + mine)[:, None], torch.full_like(exact, 2.0), exact)
         order = exact.argsort(dim=1, descending=True, stable=True)[:, :k]
         out[start : start + len(rows)] = cand.gather(1, order)
     return out

@@ -183,6 +183,28 @@ def draw_kgbd_split(walks: list[KgbdWalk], seed: int) -> Split:
     return Split("kgbd", int(seed), roles["gallery"], roles["probe"], roles["train"])
 
 
+def validation_split(split: Split) -> Split:
+    """A re-identification split drawn from the *training* walks of ``split`` only, for model selection.
+
+    Per person with 2 or more training walks: 1 walk (drawn with ``default_rng([seed, 1])``) is the
+    probe, the others the gallery; a person with a single training walk joins the gallery as a
+    distractor. Its ``train`` is empty. The encoders never see labels, so scoring them on walks they
+    were trained on picks settings without touching the probe and gallery walks of the test.
+    """
+    rng = np.random.default_rng([split.seed, 1])
+    gallery: dict[str, list[int]] = {}
+    probe: dict[str, list[int]] = {}
+    for person in sorted(split.train):
+        numbers = sorted(split.train[person])
+        if len(numbers) >= 2:
+            chosen = numbers[int(rng.integers(len(numbers)))]
+            probe[person] = [chosen]
+            numbers = [n for n in numbers if n != chosen]
+        if numbers:
+            gallery[person] = numbers
+    return Split(split.dataset, split.seed, gallery, probe, {})
+
+
 def split_path(seed: int) -> Path:
     """Where the committed manifest of ``kgbd:SEED`` lives."""
     return SPLITS_DIR / f"kgbd-seed{seed}.json"

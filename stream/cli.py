@@ -7,6 +7,8 @@ import sys
 
 import calibration.cli
 import engines.cli
+import engines.export.cli
+import engines.runtime.cli
 import sensors.cli
 from sensors.errors import GaitwatchError
 
@@ -17,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     sensors.cli.register(commands)
     calibration.cli.register(commands)
     engines.cli.register(commands)
+    engines.export.cli.register(commands)
+    engines.runtime.cli.register(commands)
     return parser
 
 

@@ -27,7 +27,15 @@ def cmu_dir() -> Path:
 
 
 # Tests of training and evaluation need the 'train' extra (torch, matplotlib).
-TORCH_TESTS = ["test_age.py", "test_cluster.py", "test_training.py", "test_engines_cli.py"]
+TORCH_TESTS = [
+    "test_age.py",
+    "test_cluster.py",
+    "test_training.py",
+    "test_engines_cli.py",
+    "test_export.py",
+    "test_whiten.py",
+    "test_shipped_model.py",
+]
 HAVE_TORCH = importlib.util.find_spec("torch") is not None and importlib.util.find_spec("matplotlib") is not None
 collect_ignore = [] if HAVE_TORCH else TORCH_TESTS
 

@@ -153,3 +153,29 @@ def test_short_training_lowers_the_loss_and_is_reproducible():
     assert history[1]["loss"] < history[0]["loss"]
     assert after["loss"] < before["loss"] and after["reconstruction"] < before["reconstruction"]
     assert train(1)[1][0] == history[0]
+
+
+def test_trained_model_whitens_its_encoding_with_the_training_windows(tmp_path):
+    from engines.checkpoint import load_encoder
+    from engines.train.loop import train
+
+    windows = random_walk_windows(300).numpy()
+    overrides = {"hidden": 16, "batch_size": 64, "epochs": 1}
+    path = train("age", windows, tmp_path, seed=0, description={}, config_overrides=overrides, show_progress=False)
+    encoder, _ = load_encoder(path)
+    with torch.no_grad():
+        encoding = encoder(torch.from_numpy(windows)).double()
+        contexts = encoder.contexts(torch.from_numpy(windows)).double()
+    assert encoding.shape == (300, 48)
+    torch.testing.assert_close(encoding.mean(0), torch.zeros(48, dtype=torch.float64), atol=1e-3, rtol=0)
+    strongest = torch.linalg.eigvalsh(torch.cov(contexts.T)).max()
+    assert torch.cov(encoding.T).diagonal().max() <= strongest * (1 + 1e-3)  # no direction beyond the strongest
+    assert not torch.allclose(encoding, contexts)
+
+
+def test_a_model_without_whitening_keeps_its_raw_contexts():
+    encoder = AgeMethod.build_model(small_config(whiten_eps=None), F).encoder
+    assert encoder.whiten is None
+    windows = random_walk_windows(4)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(windows), encoder.contexts(windows))

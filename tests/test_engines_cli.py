@@ -45,3 +45,11 @@ def test_train_and_eval_reject_bad_arguments_in_one_line(tmp_path: Path):
     )
     assert_one_line_error(gaitwatch("eval", "raw", "--data", zip_path, ok=False), "--split")
     assert_one_line_error(gaitwatch("eval", tmp_path / "nothing", "--data", zip_path, ok=False), "no model.pt")
+
+
+def test_eval_on_the_validation_part_of_the_training_walks(kgbd_zip: Path, tmp_path: Path):
+    out = tmp_path / "eval"
+    gaitwatch("eval", "raw", "--data", kgbd_zip, "--split", "kgbd:0", "--on", "validation", "--out", out)
+    [run] = json.loads((out / "results.json").read_text())["runs"]
+    assert run["part"] == "validation" and run["split"] == "kgbd:0"
+    assert run["walk"]["num_probes"] == 160  # the people with 2 or more training walks

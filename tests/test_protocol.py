@@ -19,6 +19,7 @@ from engines.protocol import (
     load_split,
     parse_split_spec,
     split_path,
+    validation_split,
     window_count,
 )
 from sensors.errors import FormatError, InputError
@@ -270,3 +271,28 @@ def test_load_protocol_names_walks_missing_from_the_dataset(fake_kgbd: Path):
     split = Split("kgbd", 0, {"Person001": [1, 9]}, {"Person001": [2]}, {"Person004": [1]})
     with pytest.raises(InputError, match=r"Person001/9 \(gallery\), Person004/1 \(train\)"):
         load_protocol(fake_kgbd, split, progress=False)
+
+
+# --- the validation split: model selection inside the training walks -----------------------------
+
+
+def test_validation_split_uses_only_training_walks(committed: dict[int, Split]):
+    for split in committed.values():
+        validation = validation_split(split)
+        validation.check_disjoint()
+        assert validation.train == {}
+        for role in ("probe", "gallery"):
+            assert set(validation.walks(role)) <= set(split.walks("train")), role
+        assert set(validation.walks("probe")) | set(validation.walks("gallery")) == set(split.walks("train"))
+        for person, walks in split.train.items():
+            if len(walks) >= 2:
+                assert len(validation.probe[person]) == 1 and len(validation.gallery[person]) == len(walks) - 1
+            else:
+                assert person not in validation.probe and validation.gallery[person] == walks
+        assert validation_split(split) == validation  # drawn from the split's seed: reproducible
+
+
+def test_validation_probe_is_drawn_from_the_seed(committed: dict[int, Split]):
+    split = committed[0]
+    reseeded = Split(split.dataset, 7, split.gallery, split.probe, split.train)  # same training walks
+    assert validation_split(reseeded).probe != validation_split(split).probe

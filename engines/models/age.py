@@ -26,7 +26,9 @@ paper:
   nothing but the window itself.
 - Encoding: the code takes the context vectors of every decoder step (manner "ap" scores each step
   separately and averages the predictions); our contract wants one vector per window, so the
-  context vectors are averaged over the f steps: D = 3 x hidden = 768.
+  context vectors are averaged over the f steps: D = 3 x hidden = 768. Not in the paper: the
+  encoding is then PCA-whitened with statistics of the training windows (``whiten_eps``, see
+  ``engines.models.whiten``), chosen on the validation split of the training walks.
 - Initialisation as in the code: LSTM weights uniform(-0.1, 0.1), output layer truncated normal
   (std 0.1), attention layers Glorot uniform; TensorFlow's LSTM forget-gate bias of 1 is an initial
   bias here.
@@ -41,6 +43,7 @@ import torch
 from torch import nn
 
 from engines.models.preprocess import RootCentre
+from engines.models.whiten import Whitening
 
 NUM_JOINTS = 20
 AXES = ("x", "y", "z")
@@ -116,12 +119,21 @@ class AGEEncoder(nn.Module):
 
     method = "age"
 
-    def __init__(self, f: int, hidden: int = 256, layers: int = 2, teacher_forcing: bool = False) -> None:
+    def __init__(
+        self,
+        f: int,
+        hidden: int = 256,
+        layers: int = 2,
+        teacher_forcing: bool = False,
+        whiten_eps: float | None = None,
+    ) -> None:
         super().__init__()
         self.f = f
         self.embedding_dim = len(AXES) * hidden
         self.preprocess = RootCentre()
         self.axes = nn.ModuleList(AxisSeq2Seq(f, hidden, layers, teacher_forcing) for _ in AXES)
+        # Fitted on the training windows after the last epoch (see AgeMethod.finalise); None: raw contexts.
+        self.whiten = Whitening(self.embedding_dim, whiten_eps) if whiten_eps is not None else None
 
     def run(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """All three axis models: reconstruction and target [N, f, 20, 3], alignments [N, 3, f, f],
@@ -133,18 +145,30 @@ class AGEEncoder(nn.Module):
         contexts = torch.stack([r[2] for r in results], dim=1)
         return reconstruction, torch.flip(x, dims=[1]), alignments, contexts
 
-    def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        """Per-axis context vectors averaged over the f decoder steps, concatenated x, y, z."""
+    def contexts(self, windows: torch.Tensor) -> torch.Tensor:
+        """Per-axis context vectors averaged over the f decoder steps, concatenated x, y, z: [N, 3 * hidden]."""
         x = self.preprocess(windows)
         return torch.cat([model(x[..., i])[2].mean(dim=1) for i, model in enumerate(self.axes)], dim=1)
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        """The AGE encoding, whitened with the training windows' statistics when the model has a whitening."""
+        encoding = self.contexts(windows)
+        return self.whiten(encoding) if self.whiten is not None else encoding
 
 
 class AGEModel(nn.Module):
     """Training model: reverse reconstruction with attention; ``encoder`` is the deployable part."""
 
-    def __init__(self, f: int, hidden: int = 256, layers: int = 2, teacher_forcing: bool = False) -> None:
+    def __init__(
+        self,
+        f: int,
+        hidden: int = 256,
+        layers: int = 2,
+        teacher_forcing: bool = False,
+        whiten_eps: float | None = None,
+    ) -> None:
         super().__init__()
-        self.encoder = AGEEncoder(f, hidden, layers, teacher_forcing)
+        self.encoder = AGEEncoder(f, hidden, layers, teacher_forcing, whiten_eps)
 
     def forward(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """windows [N, f, 20, 3] -> (reconstruction [N, f, 20, 3], target [N, f, 20, 3], alignments [N, 3, f, f])."""

@@ -90,6 +90,9 @@ def train(
     final = load(state_path)
     final.pop("optimizer_state")
     final.pop("rng_state")
+    model.load_state_dict(final["model_state"])
+    method.finalise(model, data, config, show_progress)
+    final["model_state"] = model.state_dict()
     atomic_save(final, out_dir / MODEL)
     return out_dir / MODEL
 

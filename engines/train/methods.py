@@ -29,6 +29,9 @@ class Method(Protocol):
         show_progress: bool,
     ) -> dict[str, float]: ...
 
+    def finalise(self, model: nn.Module, windows: torch.Tensor, config: dict, show_progress: bool) -> None:
+        """After the last epoch: fit whatever the encoder derives from the training windows (may do nothing)."""
+
 
 METHODS = ("simmc", "age")
 

@@ -90,6 +90,10 @@ class SimMCMethod:
             second.append(_pooled(frames, masks[1]))
         return torch.cat(first), torch.cat(second)
 
+    @staticmethod
+    def finalise(model: nn.Module, windows: torch.Tensor, config: dict, show_progress: bool) -> None:
+        """Nothing to fit after training: the SimMC encoder is complete when its last epoch ends."""
+
     @classmethod
     def train_epoch(
         cls,

@@ -1,0 +1,1 @@
+"""Runtime backends: one ``encode(windows) -> embeddings`` call, whichever artifact holds the encoder."""

@@ -1,0 +1,62 @@
+"""Open an encoder artifact with the backend its file calls for.
+
+``.onnx`` -> ONNX Runtime, ``.engine`` / ``.plan`` -> TensorRT, ``.pt`` -> torch (a training
+checkpoint or ``model.pt``; a run folder means its ``model.pt``), ``raw`` -> the raw baseline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engines.runtime.base import Encoder
+from sensors.errors import InputError
+
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data"
+SHIPPED_MODEL = SHIPPED_DIR / "simmc-kgbd.onnx"
+SUFFIXES = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".pt": "torch"}
+
+
+def shipped_model() -> Path:
+    """The encoder gaitwatch ships and uses wherever no model is named: SimMC trained on KGBD, as ONNX."""
+    return SHIPPED_MODEL
+
+
+def resolve_artifact(spec: str | Path | None) -> Path | str:
+    """A model argument as a file path (run folders -> their model.pt; None -> the shipped model) or "raw"."""
+    if spec is None:
+        return SHIPPED_MODEL
+    if str(spec) == "raw":
+        return "raw"
+    path = Path(spec)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise InputError(f"{spec}: no such model file (expected .onnx, .engine, .plan, .pt, a run folder or 'raw')")
+    if path.suffix not in SUFFIXES:
+        raise InputError(f"{path}: unknown model file type {path.suffix!r}; expected one of {', '.join(SUFFIXES)}")
+    return path
+
+
+def open_encoder(spec: str | Path | None = None, device: str = "auto", f: int = 6) -> Encoder:
+    """The encoder behind ``spec`` (see ``resolve_artifact``); ``device`` applies to ONNX Runtime."""
+    target = resolve_artifact(spec)
+    if target == "raw":
+        from engines.runtime.torch_backend import TorchEncoder
+
+        return TorchEncoder.raw(f)
+    backend = SUFFIXES[target.suffix]
+    if backend == "onnxruntime":
+        from engines.runtime.onnx_backend import OnnxRuntimeEncoder
+
+        return OnnxRuntimeEncoder(target, device=device)
+    if backend == "tensorrt":
+        from engines.runtime.tensorrt_backend import TensorRTEncoder
+
+        return TensorRTEncoder(target)
+    try:
+        from engines.runtime.torch_backend import TorchEncoder
+    except ImportError:
+        raise InputError(
+            f"{target}: torch checkpoints need torch: pip install -c constraints.txt 'gaitwatch[train]'"
+        ) from None
+    return TorchEncoder.from_checkpoint(target)

@@ -1,0 +1,57 @@
+"""ONNX Runtime backend: the CPU default of the live path (its CUDA provider where one is installed).
+
+Why ONNX Runtime on CPU: for these small encoders, a call through torch eager costs far more in
+dispatch than in arithmetic; ONNX Runtime's session runs the fixed graph (preprocessing included)
+several times faster at batch 1 (``benchmarks/encoder_speed.md``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from engines.model_card import read_card
+from engines.runtime.base import check_windows
+from sensors.errors import FormatError, InputError
+
+
+def _import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise InputError("onnxruntime is not installed: pip install -c constraints.txt gaitwatch") from None
+    return onnxruntime
+
+
+class OnnxRuntimeEncoder:
+    backend = "onnxruntime"
+
+    def __init__(self, path: str | Path, device: str = "auto", threads: int | None = None) -> None:
+        """device: "cpu", "cuda" or "auto" (CUDA when ONNX Runtime has that provider, else CPU)."""
+        ort = _import_onnxruntime()
+        self.path = Path(path)
+        self.card = read_card(self.path)
+        self.f = int(self.card["f"])
+        self.embedding_dim = int(self.card["embedding_dim"])
+        available = ort.get_available_providers()
+        if device == "cuda" and "CUDAExecutionProvider" not in available:
+            raise InputError(f"{path}: ONNX Runtime here has no CUDA provider (has {', '.join(available)})")
+        use_cuda = device in ("cuda", "auto") and "CUDAExecutionProvider" in available
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as err:  # onnxruntime raises its own exception types for unreadable graphs
+            raise FormatError(self.path, "graph", f"ONNX Runtime cannot load it ({str(err).splitlines()[0]})") from None
+        self.device = "cuda" if use_cuda else "cpu"
+        self.input_name = self.session.get_inputs()[0].name
+
+    def encode(self, windows: np.ndarray) -> np.ndarray:
+        array = check_windows(windows, self.f, str(self.path))
+        if len(array) == 0:
+            return np.zeros((0, self.embedding_dim), np.float32)
+        return self.session.run(None, {self.input_name: array})[0]

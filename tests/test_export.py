@@ -1,0 +1,186 @@
+"""Compiled encoders: ONNX export with the normalisation inside, parity with torch, the model card and the backends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+pytest.importorskip("onnxscript", reason="onnxscript (ONNX export) not installed: the 'train' extra")
+
+from engines.export.artifact import PARITY_LIMIT, export_onnx_artifact
+from engines.export.parity import parity_windows
+from engines.model_card import card_path, read_card
+from engines.runtime.base import check_windows
+from engines.runtime.load import open_encoder
+from engines.runtime.onnx_backend import OnnxRuntimeEncoder
+from engines.runtime.torch_backend import TorchEncoder
+from engines.train.loop import train
+from sensors.errors import FormatError, InputError
+from tests.synthetic_gait import synthetic_windows
+from tests.test_cli import assert_one_line_error, gaitwatch
+
+SMALL = {
+    "simmc": {"epochs": 1, "batch_size": 64},  # the real width (hidden 256): export must handle the full model
+    "age": {"epochs": 1, "batch_size": 64, "hidden": 32},  # with its whitening fitted on the training windows
+}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A briefly trained checkpoint of each learned method, plus 'raw'."""
+    windows, _ = synthetic_windows(people=6, windows_per_person=40)
+    root = tmp_path_factory.mktemp("runs")
+    paths: dict[str, Path] = {"raw": Path("raw")}
+    for method, overrides in SMALL.items():
+        paths[method] = train(
+            method,
+            windows,
+            root / method,
+            seed=0,
+            description={"split": "kgbd:0", "layout": "kinect_v1", "rate_hz": 30.0},
+            config_overrides=overrides,
+            show_progress=False,
+        )
+    return paths
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("onnx")
+    return {name: _export(path, out / f"{name}.onnx") for name, path in checkpoints.items()}
+
+
+def _export(model: Path, out: Path) -> Path:
+    export_onnx_artifact(model, out)
+    return out
+
+
+@pytest.mark.parametrize("method", ["raw", "simmc", "age"])
+@pytest.mark.parametrize("batch", [1, 7, 64])
+def test_onnx_runtime_matches_torch(checkpoints, exported, method: str, batch: int):
+    reference = open_encoder(checkpoints[method])
+    artifact = open_encoder(exported[method])
+    assert isinstance(artifact, OnnxRuntimeEncoder) and isinstance(reference, TorchEncoder)
+    windows = parity_windows(batch, 6, seed=100 + batch)  # not the windows the exporter checked with
+    expected, got = reference.encode(windows), artifact.encode(windows)
+    assert got.shape == expected.shape == (batch, reference.embedding_dim)
+    assert np.abs(got - expected).max() <= PARITY_LIMIT
+
+
+def test_the_graph_carries_the_normalisation(exported):
+    encoder = open_encoder(exported["simmc"])
+    windows = parity_windows(5, 6)
+    moved = windows + np.array([3.0, 0.2, -1.0], np.float32)  # the same walk elsewhere in the room
+    np.testing.assert_allclose(encoder.encode(moved), encoder.encode(windows), atol=1e-4)
+
+
+def test_model_card_describes_the_artifact(checkpoints, exported):
+    card = read_card(exported["simmc"])
+    assert card["method"] == "simmc" and card["f"] == 6 and card["embedding_dim"] == 256
+    assert card["metric"] == "euclidean" and card["layout"] == "kinect_v1" and card["rate_hz"] == 30.0
+    assert card["training"]["split"] == "kgbd:0" and card["training"]["epoch"] == 1
+    assert card["file"]["bytes"] == exported["simmc"].stat().st_size
+    assert card["parity"]["max_abs_diff"] <= PARITY_LIMIT and card["parity"]["batches"] == [1, 7, 64]
+    assert read_card(exported["raw"])["training"] is None
+
+
+def test_a_card_that_does_not_match_its_file_is_refused(exported, tmp_path: Path):
+    copy = tmp_path / "m.onnx"
+    copy.write_bytes(exported["simmc"].read_bytes()[:-1] + b"\0")
+    card_path(copy).write_text(card_path(exported["simmc"]).read_text())
+    with pytest.raises(FormatError, match=r"m\.onnx\.card\.json, file\.sha256"):
+        open_encoder(copy)
+    card_path(copy).unlink()
+    with pytest.raises(InputError, match="no model card"):
+        open_encoder(copy)
+
+
+def test_a_corrupt_graph_is_one_clear_error(exported, tmp_path: Path):
+    from engines.model_card import write_card
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(exported["simmc"].read_bytes()[:1000])
+    write_card(broken, {k: v for k, v in read_card(exported["simmc"]).items() if k not in ("file", "card_version")})
+    with pytest.raises(FormatError, match=r"broken\.onnx, graph: ONNX Runtime cannot load it"):
+        open_encoder(broken)
+
+
+def test_bad_windows_are_refused_naming_what_is_wrong(exported):
+    encoder = open_encoder(exported["simmc"])
+    with pytest.raises(InputError, match=r"shape \[4, 6, 25, 3\], expected \[N, 6, 20, 3\]"):
+        encoder.encode(np.zeros((4, 6, 25, 3), np.float32))
+    windows = parity_windows(3, 6)
+    windows[2, 4, 11, 1] = np.nan
+    with pytest.raises(InputError, match=r"window 2 .* \(frame 4, joint 11\)"):
+        encoder.encode(windows)
+    assert encoder.encode(np.zeros((0, 6, 20, 3), np.float32)).shape == (0, 256)
+    assert check_windows(parity_windows(1, 6)[0].astype(np.float64), 6, "x").shape == (1, 6, 20, 3)
+
+
+def test_unknown_files_and_missing_tensorrt_name_the_problem(tmp_path: Path):
+    odd = tmp_path / "model.bin"
+    odd.write_bytes(b"x")
+    with pytest.raises(InputError, match=r"unknown model file type .\.bin."):
+        open_encoder(odd)
+    with pytest.raises(InputError, match="no such model file"):
+        open_encoder(tmp_path / "absent.onnx")
+    from engines.runtime.tensorrt_backend import tensorrt_missing
+
+    reason = tensorrt_missing()
+    if reason is None:
+        pytest.skip("TensorRT runs here; tests/test_tensorrt.py covers it")
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"not an engine")
+    with pytest.raises(InputError, match="cannot load a TensorRT engine here"):
+        open_encoder(engine)
+
+
+def test_export_command_writes_artifact_and_card(checkpoints, tmp_path: Path):
+    out = tmp_path / "simmc.onnx"
+    proc = gaitwatch("export", checkpoints["simmc"].parent, "--out", out)
+    assert "parity with torch" in proc.stdout and proc.stderr == ""
+    card = json.loads(card_path(out).read_text())
+    assert card["format"] == "onnx" and card["file"]["name"] == "simmc.onnx"
+    assert_one_line_error(gaitwatch("export", checkpoints["simmc"], "--out", tmp_path / "x.pt", ok=False), ".onnx")
+    assert_one_line_error(
+        gaitwatch("export", tmp_path / "absent", "--out", tmp_path / "y.onnx", ok=False), "no such model file"
+    )
+
+
+def test_tensorrt_export_without_tensorrt_says_why(checkpoints, tmp_path: Path):
+    from engines.runtime.tensorrt_backend import tensorrt_missing
+
+    if tensorrt_missing() is None:
+        pytest.skip("TensorRT runs here; tests/test_tensorrt.py covers it")
+    proc = gaitwatch("export", checkpoints["simmc"], "--format", "tensorrt", "--out", tmp_path / "m.engine", ok=False)
+    assert_one_line_error(proc, "cannot build a TensorRT engine here")
+
+
+def test_bench_encoder_times_every_backend(checkpoints, exported, tmp_path: Path):
+    out = tmp_path / "speed.json"
+    model, checkpoint = exported["simmc"], checkpoints["simmc"]
+    gaitwatch(
+        "bench",
+        "encoder",
+        "--model",
+        model,
+        "--checkpoint",
+        checkpoint,
+        "--batches",
+        "1",
+        "3",
+        "--seconds",
+        "0.01",
+        "--out",
+        out,
+    )
+    report = json.loads(out.read_text())
+    cells = {(t["backend"], t["batch"]) for t in report["timings"]}
+    assert {("torch", 1), ("torch", 3), ("onnxruntime", 1), ("onnxruntime", 3)} <= cells
+    assert all(t["calls"] >= 50 and 0 < t["p50_ms"] <= t["p99_ms"] for t in report["timings"])
+    assert {r["batch"] for r in report["ratios"]} == {1, 3}
+    assert "| onnxruntime | cpu | 3 |" in out.with_suffix(".md").read_text()
