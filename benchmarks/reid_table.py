@@ -41,7 +41,9 @@ def main() -> None:
         "whereas the published figures chose checkpoints on the test set. Window level = every probe window",
         "against every gallery window (the papers' numbers); walk level = one embedding per walk, the mean of",
         "its windows. nAUC = mean of the CMC curve over all gallery ranks (close to 100 at window level for",
-        "any model; see engines/metrics.py).",
+        "any model; see engines/metrics.py). Settings that are ours, not the papers' (AGE's PCA whitening of its",
+        "encoding), were chosen on a validation split drawn from the training walks only",
+        "(`gaitwatch eval --on validation`; [age_selection.md](age_selection.md)).",
         "",
         "| method | window top-1 | top-5 | top-10 | mAP | nAUC | walk top-1 | walk top-5 | walk mAP | walk nAUC "
         "| training time (2-core CPU) | published top-1 / mAP |",

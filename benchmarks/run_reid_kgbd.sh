@@ -18,4 +18,5 @@ for method in $METHODS; do
   done
   gaitwatch eval "${models[@]}" --data "$DATA" --out "benchmarks/results/kgbd-$method"
 done
+python benchmarks/age_selection.py "$RUNS/age-seed0" "$RUNS/age-seed1" --data "$DATA"
 python benchmarks/reid_table.py

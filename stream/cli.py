@@ -10,6 +10,7 @@ import engines.cli
 import engines.export.cli
 import engines.runtime.cli
 import sensors.cli
+import stream.gallery.cli
 from sensors.errors import GaitwatchError
 
 
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     engines.cli.register(commands)
     engines.export.cli.register(commands)
     engines.runtime.cli.register(commands)
+    stream.gallery.cli.register(commands)
     return parser
 
 

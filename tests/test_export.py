@@ -184,3 +184,14 @@ def test_bench_encoder_times_every_backend(checkpoints, exported, tmp_path: Path
     assert all(t["calls"] >= 50 and 0 < t["p50_ms"] <= t["p99_ms"] for t in report["timings"])
     assert {r["batch"] for r in report["ratios"]} == {1, 3}
     assert "| onnxruntime | cpu | 3 |" in out.with_suffix(".md").read_text()
+
+
+def test_an_artifact_that_fails_parity_is_deleted_with_its_card(exported, tmp_path: Path):
+    from engines.export.artifact import _accept
+
+    copy = tmp_path / "m.onnx"
+    copy.write_bytes(exported["raw"].read_bytes())
+    card = {k: v for k, v in read_card(exported["raw"]).items() if k not in ("file", "card_version")}
+    with pytest.raises(InputError, match=r"onnxruntime differs from torch by 1\.00e-03"):
+        _accept(copy, card, "torch", "onnxruntime", 1e-3, PARITY_LIMIT)
+    assert not copy.exists() and not card_path(copy).exists()

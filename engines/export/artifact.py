@@ -23,7 +23,7 @@ def export_onnx_artifact(model: str | Path, out: Path, f: int = 6) -> dict:
     import onnx
     import torch
 
-    from engines.export.parity import PARITY_BATCHES, max_abs_difference
+    from engines.export.parity import max_abs_difference
     from engines.export.to_onnx import OPSET, export_onnx
     from engines.model_card import write_card
     from engines.runtime.load import open_encoder
@@ -42,17 +42,7 @@ def export_onnx_artifact(model: str | Path, out: Path, f: int = 6) -> dict:
     }
     write_card(out, card)  # provisional, so the runtime can open the file for the parity check
     difference = max_abs_difference(reference, OnnxRuntimeEncoder(out, device="cpu"))
-    if difference > PARITY_LIMIT:
-        _discard(out)
-        raise InputError(f"{out}: ONNX Runtime differs from torch by {difference:.2e} (> {PARITY_LIMIT}); not shipped")
-    card["parity"] = {
-        "reference": "torch",
-        "backend": "onnxruntime",
-        "batches": list(PARITY_BATCHES),
-        "max_abs_diff": difference,
-    }
-    write_card(out, card)
-    return card
+    return _accept(out, card, "torch", "onnxruntime", difference, PARITY_LIMIT)
 
 
 def build_tensorrt_artifact(model: str, out: Path, f: int = 6, precision: str = "fp32", max_batch: int = 256) -> dict:
@@ -87,25 +77,26 @@ def build_tensorrt_artifact(model: str, out: Path, f: int = 6, precision: str = 
         write_card(out, card)
         difference = max_abs_difference(reference, TensorRTEncoder(out), PARITY_BATCHES)
     limit = TENSORRT_FP32_LIMIT if precision == "fp32" else FP16_PARITY_LIMIT
+    return _accept(out, card, "onnxruntime", "tensorrt", difference, limit)
+
+
+def _accept(out: Path, card: dict, reference: str, backend: str, difference: float, limit: float) -> dict:
+    """Record the parity check in the card and keep the artifact, or delete it (and its card) and raise."""
+    from engines.export.parity import PARITY_BATCHES
+    from engines.model_card import card_path, write_card
+
     if difference > limit:
-        _discard(out)
-        raise InputError(f"{out}: TensorRT differs from ONNX Runtime by {difference:.2e} (> {limit})")
+        out.unlink(missing_ok=True)  # an artifact that failed its check must not be used by mistake
+        card_path(out).unlink(missing_ok=True)
+        raise InputError(f"{out}: {backend} differs from {reference} by {difference:.2e} (> {limit}); not kept")
     card["parity"] = {
-        "reference": "onnxruntime",
-        "backend": "tensorrt",
+        "reference": reference,
+        "backend": backend,
         "batches": list(PARITY_BATCHES),
         "max_abs_diff": difference,
     }
     write_card(out, card)
     return card
-
-
-def _discard(artifact: Path) -> None:
-    """Remove an artifact that failed its parity check, and its card, so it cannot be used by mistake."""
-    from engines.model_card import card_path
-
-    artifact.unlink(missing_ok=True)
-    card_path(artifact).unlink(missing_ok=True)
 
 
 def measure_accuracy(artifact: Path, data: Path) -> dict:

@@ -1,0 +1,1 @@
+"""The identity gallery: a durable SQLite store of identities and embeddings, and a search index over it."""

@@ -1,0 +1,118 @@
+"""The gallery a user works with: the durable store, its index, enrollment and identity search in one place.
+
+One process writes (enroll, remove, rename); any number of threads search. Every change is committed
+to SQLite first and only then applied to the in-memory index, so what a search can see is always
+committed, and a crash never loses a returned enroll.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stream.gallery.index import EXACT_LIMIT, EmbeddingIndex, open_index
+from stream.gallery.store import GalleryStore, Identity, Origin
+
+OVERSAMPLE = 16  # embeddings fetched per identity asked for, before aggregating per identity
+
+
+@dataclass(frozen=True)
+class Match:
+    """One candidate identity for a query: its nearest embedding's Euclidean distance."""
+
+    identity: int
+    distance: float
+    embedding: int
+
+
+class Gallery:
+    def __init__(self, store: GalleryStore, index: EmbeddingIndex, index_source: str) -> None:
+        self.store = store
+        self.index = index
+        self.index_source = index_source  # "built", "loaded" or "caught up": for stats and tests
+
+    @classmethod
+    def create(cls, path: str | Path, model_card: dict) -> Gallery:
+        store = GalleryStore(path, model_card, create=True)
+        return cls(store, *open_index(store))
+
+    @classmethod
+    def open(cls, path: str | Path, model_card: dict | None = None, exact_limit: int = EXACT_LIMIT) -> Gallery:
+        """Open a gallery; with ``model_card``, refuse it unless that model filled it."""
+        store = GalleryStore(path)
+        if model_card is not None:
+            store.check_model(model_card)
+        return cls(store, *open_index(store, exact_limit))
+
+    # --- changes (one writer) -----------------------------------------------------------------------
+
+    def add_identity(self, name: str, attributes: dict | None = None, anonymous: bool = False) -> int:
+        identity = self.store.add_identity(name, attributes, anonymous)
+        self._sync_counters()
+        return identity
+
+    def enroll(self, identity: int, vectors: np.ndarray, origins: list[Origin]) -> list[int]:
+        """Store embeddings of ``identity`` (committed before this returns), then make them searchable."""
+        ids = self.store.add_embeddings(identity, vectors, origins)
+        self.index.add(
+            np.asarray(ids, np.int64), np.full(len(ids), identity, np.int64), np.asarray(vectors, np.float32)
+        )
+        self._sync_counters()
+        return ids
+
+    def remove(self, identity: int) -> int:
+        removed = self.store.remove_identity(identity)
+        self.index.remove_identity(identity)
+        self._sync_counters()
+        return removed
+
+    def rename(self, identity: int, name: str) -> None:
+        self.store.rename(identity, name)
+        self._sync_counters()
+
+    def _sync_counters(self) -> None:
+        self.index.generation, self.index.deletions = self.store.counters()
+
+    # --- reading (any thread) -------------------------------------------------------------------------
+
+    def identities(self) -> list[Identity]:
+        return self.store.identities()
+
+    def search(self, queries: np.ndarray, k: int = 5) -> list[list[Match]]:
+        """Per query, the k nearest identities (each scored by its nearest embedding), nearest first."""
+        queries = np.asarray(queries, np.float32).reshape(-1, self.store.dim)
+        fetch = k * OVERSAMPLE
+        results: list[list[Match] | None] = [None] * len(queries)
+        pending = np.arange(len(queries))
+        while len(pending):
+            found = self.index.search(queries[pending], fetch)
+            retry = []
+            for q, neighbours in zip(pending, found, strict=True):
+                matches = _per_identity(neighbours, k)
+                exhausted = len(neighbours.ids) < fetch  # every embedding was seen
+                if len(matches) < k and not exhausted:
+                    retry.append(q)  # one identity crowded the others out: look further
+                else:
+                    results[q] = matches
+            pending = np.asarray(retry, np.int64)
+            fetch *= 4
+        return results  # type: ignore[return-value]
+
+    def save_index(self) -> None:
+        self.index.save(self.store.path)
+
+    def close(self) -> None:
+        self.save_index()
+        self.store.close()
+
+
+def _per_identity(neighbours, k: int) -> list[Match]:
+    seen: dict[int, Match] = {}
+    for eid, owner, distance in zip(neighbours.ids, neighbours.identities, neighbours.distances, strict=True):
+        if int(owner) not in seen:
+            seen[int(owner)] = Match(int(owner), float(distance), int(eid))
+            if len(seen) == k:
+                break
+    return list(seen.values())

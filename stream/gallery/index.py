@@ -1,0 +1,211 @@
+"""The derived half of the gallery: nearest-embedding search, exact when small, HNSW (hnswlib) when large.
+
+Why derived: the SQLite store is the truth; this index can be thrown away and rebuilt from it at any
+time. Saved beside the store as ``<gallery>.hnsw.<generation>`` plus a small JSON pointer
+``<gallery>.hnsw.json`` that is replaced last, so a crash while saving leaves the previous
+(complete) index or the new one, never a pointer to a half-written file. On open, an index whose
+generation matches the store is used as is; one that only lacks appended embeddings catches up;
+anything else (missing, corrupt, older than a deletion) is rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sensors import atomic
+from stream.gallery.rwlock import ReadWriteLock
+from stream.gallery.store import GalleryStore
+
+EXACT_LIMIT = 20_000  # up to this many embeddings, brute force is exact and fast enough
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 200
+HNSW_EF_SEARCH = 64
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Per query: embedding ids, their identities and Euclidean distances, nearest first (may be < k)."""
+
+    ids: np.ndarray
+    identities: np.ndarray
+    distances: np.ndarray
+
+
+class EmbeddingIndex:
+    """All embeddings of a store, searchable by Euclidean distance; thread-safe for many readers, one writer."""
+
+    def __init__(self, dim: int, exact_limit: int = EXACT_LIMIT, ef_search: int = HNSW_EF_SEARCH) -> None:
+        self.dim = dim
+        self.exact_limit = exact_limit
+        self.ef_search = ef_search
+        self.lock = ReadWriteLock()
+        self.ids = np.zeros(0, np.int64)  # sorted embedding ids (deleted ones removed)
+        self.owners = np.zeros(0, np.int64)
+        self.vectors = np.zeros((0, dim), np.float32)  # kept only while the index is exact
+        self.hnsw = None
+        self.generation = 0
+        self.deletions = 0
+
+    # --- building ---------------------------------------------------------------------------
+
+    def add(self, ids: np.ndarray, owners: np.ndarray, vectors: np.ndarray) -> None:
+        """Append embeddings whose ids are larger than every id already here."""
+        with self.lock.writing():
+            self.ids = np.concatenate([self.ids, ids])
+            self.owners = np.concatenate([self.owners, owners])
+            if self.hnsw is None:
+                self.vectors = np.concatenate([self.vectors, vectors])
+                if len(self.ids) > self.exact_limit:
+                    self._switch_to_hnsw()
+            else:
+                self._hnsw_add(ids, vectors)
+
+    def remove_identity(self, identity: int) -> None:
+        with self.lock.writing():
+            gone = self.owners == identity
+            if self.hnsw is not None:
+                for label in self.ids[gone]:
+                    self.hnsw.mark_deleted(int(label))
+            else:
+                self.vectors = self.vectors[~gone]
+            self.ids, self.owners = self.ids[~gone], self.owners[~gone]
+
+    def _switch_to_hnsw(self) -> None:
+        import hnswlib
+
+        self.hnsw = hnswlib.Index(space="l2", dim=self.dim)
+        self.hnsw.init_index(max_elements=max(1024, 2 * len(self.ids)), M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION)
+        self.hnsw.add_items(self.vectors, self.ids)
+        self.vectors = np.zeros((0, self.dim), np.float32)
+
+    def _hnsw_add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        needed = self.hnsw.get_current_count() + len(ids)
+        if needed > self.hnsw.get_max_elements():
+            self.hnsw.resize_index(max(needed, 2 * self.hnsw.get_max_elements()))
+        self.hnsw.add_items(vectors, ids)
+
+    # --- searching ----------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search(self, queries: np.ndarray, k: int) -> list[Neighbours]:
+        """The k nearest embeddings of each query (fewer when fewer exist)."""
+        queries = np.ascontiguousarray(queries, np.float32).reshape(-1, self.dim)
+        with self.lock.reading():
+            k = min(k, len(self.ids))
+            if k == 0:
+                empty = Neighbours(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+                return [empty for _ in queries]
+            if self.hnsw is None:
+                return self._exact(queries, k)
+            return self._approximate(queries, k)
+
+    def _exact(self, queries: np.ndarray, k: int) -> list[Neighbours]:
+        squared = (queries**2).sum(1)[:, None] - 2 * queries @ self.vectors.T + (self.vectors**2).sum(1)[None, :]
+        order = (
+            np.argpartition(squared, k - 1, axis=1)[:, :k]
+            if k < squared.shape[1]
+            else np.tile(np.arange(squared.shape[1]), (len(queries), 1))
+        )
+        results = []
+        for row, cand in zip(squared, order, strict=True):
+            cand = cand[np.argsort(row[cand], kind="stable")]
+            results.append(Neighbours(self.ids[cand], self.owners[cand], np.sqrt(np.maximum(row[cand], 0))))
+        return results
+
+    def _approximate(self, queries: np.ndarray, k: int) -> list[Neighbours]:
+        ef = max(self.ef_search, k)
+        while True:
+            self.hnsw.set_ef(ef)
+            try:
+                labels, squared = self.hnsw.knn_query(queries, k=k)
+                break
+            except RuntimeError:  # deleted items can leave too few reachable results at this ef
+                if ef >= len(self.ids) * 2:
+                    raise
+                ef *= 2
+        positions = np.searchsorted(self.ids, labels)
+        owners = self.owners[positions]
+        return [
+            Neighbours(labels[i].astype(np.int64), owners[i], np.sqrt(np.maximum(squared[i], 0)))
+            for i in range(len(queries))
+        ]
+
+    # --- persistence --------------------------------------------------------------------------
+
+    def save(self, store_path: Path) -> None:
+        """Write the HNSW graph aside under its generation, then replace the pointer, then drop older graphs.
+
+        An exact index has nothing to save: it is rebuilt from the store in moments."""
+        pointer = pointer_path(store_path)
+        with self.lock.reading():
+            if self.hnsw is None:
+                return
+            graph = store_path.with_name(f"{store_path.name}.hnsw.{self.generation}")
+            partial = atomic.partial_path(graph)
+            self.hnsw.save_index(str(partial))
+            atomic.commit(partial, graph)
+            state = {
+                "generation": self.generation,
+                "deletions": self.deletions,
+                "graph": graph.name,
+                "max_id": int(self.ids.max()) if len(self.ids) else 0,
+                "dim": self.dim,
+            }
+        atomic.write_bytes(pointer, json.dumps(state).encode())
+        for old in store_path.parent.glob(f"{store_path.name}.hnsw.*"):
+            if old not in (pointer, graph):
+                old.unlink(missing_ok=True)
+
+
+def pointer_path(store_path: Path) -> Path:
+    return store_path.with_name(store_path.name + ".hnsw.json")
+
+
+def open_index(store: GalleryStore, exact_limit: int = EXACT_LIMIT) -> tuple[EmbeddingIndex, str]:
+    """The index of ``store``'s committed state, and how it was obtained ("built", "loaded", "caught up")."""
+    generation, deletions = store.counters()
+    index = EmbeddingIndex(store.dim, exact_limit)
+    how = "built"
+    saved = _saved_state(store.path)
+    if saved and store.count() > exact_limit and saved["deletions"] == deletions and saved["dim"] == store.dim:
+        graph = _load_graph(store.path.with_name(saved["graph"]), store.dim)
+        if graph is not None:
+            ids, owners = store.ids_and_owners(up_to=saved["max_id"])
+            index.hnsw, index.ids, index.owners = graph, ids, owners
+            how = "loaded"
+            for new_ids, new_owners, vectors in store.embeddings(after_id=saved["max_id"]):
+                index.add(new_ids, new_owners, vectors)
+                how = "caught up"
+    if how == "built":
+        for ids, owners, vectors in store.embeddings():
+            index.add(ids, owners, vectors)
+    index.generation, index.deletions = generation, deletions
+    return index, how
+
+
+def _saved_state(store_path: Path) -> dict | None:
+    try:
+        state = json.loads(pointer_path(store_path).read_text())
+        return state if {"generation", "deletions", "graph", "max_id", "dim"} <= state.keys() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _load_graph(path: Path, dim: int):
+    """A saved hnswlib graph, or None when it is missing or unreadable (then the index is rebuilt)."""
+    import hnswlib
+
+    if not path.is_file():
+        return None
+    graph = hnswlib.Index(space="l2", dim=dim)
+    try:
+        graph.load_index(str(path), allow_replace_deleted=False)
+    except (RuntimeError, ValueError, OSError):
+        return None
+    return graph

@@ -1,0 +1,213 @@
+"""The gallery: durable SQLite store, derived HNSW index, identity search, model binding, crash safety."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("hnswlib", reason="hnswlib not installed")
+
+from sensors.errors import FormatError, InputError
+from stream.gallery.gallery import Gallery
+from stream.gallery.index import pointer_path
+from stream.gallery.store import Origin
+
+DIM = 16
+
+
+def card(sha: str = "a" * 64, dim: int = DIM) -> dict:
+    return {
+        "file": {"sha256": sha, "name": f"model-{sha[:4]}.onnx"},
+        "method": "simmc",
+        "embedding_dim": dim,
+        "metric": "euclidean",
+        "f": 6,
+    }
+
+
+def people(n: int, per: int, seed: int = 0, spread: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n, DIM)).astype(np.float32)
+    labels = np.repeat(np.arange(n), per)
+    return (centres[labels] + spread * rng.normal(size=(len(labels), DIM))).astype(np.float32), labels
+
+
+def origins(n: int) -> list[Origin]:
+    return [Origin("test.gwrec", track="1", t_start=float(i), t_end=float(i) + 0.2) for i in range(n)]
+
+
+def fill(gallery: Gallery, vectors: np.ndarray, labels: np.ndarray) -> dict[int, int]:
+    """Enroll each label as an identity; returns label -> identity id."""
+    ids = {}
+    for label in np.unique(labels):
+        ids[int(label)] = gallery.add_identity(f"person {label}")
+        rows = vectors[labels == label]
+        gallery.enroll(ids[int(label)], rows, origins(len(rows)))
+    return ids
+
+
+def test_enroll_search_rename_remove(tmp_path: Path):
+    gallery = Gallery.create(tmp_path / "g.db", card())
+    vectors, labels = people(5, 10)
+    ids = fill(gallery, vectors, labels)
+    queries, truth = people(5, 2, seed=0, spread=0.1)  # same centres (seed 0), fresh noise
+    results = gallery.search(queries + 0.0, k=3)
+    assert [r[0].identity for r in results] == [ids[int(t)] for t in truth]
+    assert all(len(r) == 3 and r[0].distance <= r[1].distance <= r[2].distance for r in results)
+    assert len(gallery.search(queries[:1], k=50)[0]) == 5  # fewer identities than k: all of them
+    gallery.rename(ids[0], "Ana")
+    assert gallery.store.identity("Ana").id == ids[0] and gallery.store.identity(ids[0]).embeddings == 10
+    assert gallery.remove(ids[0]) == 10
+    assert all(m.identity != ids[0] for r in gallery.search(queries, k=5) for m in r)
+    with pytest.raises(InputError, match="no identity"):
+        gallery.store.identity(ids[0])
+    gallery.close()
+    reopened = Gallery.open(tmp_path / "g.db", card())
+    assert [i.name for i in reopened.identities()] == [f"person {k}" for k in range(1, 5)]
+
+
+def test_gallery_refuses_another_model_and_bad_embeddings(tmp_path: Path):
+    Gallery.create(tmp_path / "g.db", card()).close()
+    with pytest.raises(InputError, match=r"filled by model-aaaa\.onnx .* re-embed"):
+        Gallery.open(tmp_path / "g.db", card("b" * 64))
+    gallery = Gallery.open(tmp_path / "g.db", card())
+    who = gallery.add_identity("x")
+    with pytest.raises(InputError, match=r"shape \[2, 8\], expected \[n, 16\]"):
+        gallery.enroll(who, np.zeros((2, 8)), origins(2))
+    bad = np.zeros((2, DIM), np.float32)
+    bad[1, 3] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        gallery.enroll(who, bad, origins(2))
+    assert gallery.store.count() == 0  # nothing half-enrolled
+
+
+def test_unreadable_files_are_one_clear_error(tmp_path: Path):
+    with pytest.raises(InputError, match="no gallery here"):
+        Gallery.open(tmp_path / "absent.db")
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(FormatError, match=r"junk\.db"):
+        Gallery.open(junk)
+
+
+def test_hnsw_index_agrees_with_exact_search(tmp_path: Path):
+    vectors, labels = people(60, 40, spread=0.3)
+    exact = Gallery.create(tmp_path / "exact.db", card())
+    fill(exact, vectors, labels)
+    approx = Gallery.open(tmp_path / "exact.db", exact_limit=500)
+    assert approx.index.hnsw is not None and exact.index.hnsw is None
+    queries, _ = people(60, 3, spread=0.3, seed=0)
+    got = [r[0].identity for r in approx.search(queries, k=1)]
+    want = [r[0].identity for r in exact.search(queries, k=1)]
+    assert np.mean(np.array(got) == np.array(want)) >= 0.99
+
+
+def test_saved_index_is_loaded_caught_up_or_rebuilt(tmp_path: Path):
+    path = tmp_path / "g.db"
+    vectors, labels = people(30, 40)
+    gallery = Gallery.create(path, card())
+    ids = fill(gallery, vectors, labels)
+    gallery.close()
+    g = Gallery.open(path, exact_limit=100)
+    assert g.index_source == "built"
+    g.close()  # saves the graph
+    g = Gallery.open(path, exact_limit=100)
+    assert g.index_source == "loaded" and len(g.index) == 1200
+    g.enroll(ids[0], vectors[:5], origins(5))
+    g.store.close()  # a crash: the index was not saved after the enroll
+    g = Gallery.open(path, exact_limit=100)
+    assert g.index_source == "caught up" and len(g.index) == 1205
+    g.remove(ids[1])
+    g.store.close()
+    g = Gallery.open(path, exact_limit=100)
+    assert g.index_source == "built" and len(g.index) == 1165
+    g.close()
+    graph = path.with_name(__import__("json").loads(pointer_path(path).read_text())["graph"])
+    graph.write_bytes(graph.read_bytes()[:100])  # a torn graph file
+    g = Gallery.open(path, exact_limit=100)
+    assert g.index_source == "built" and len(g.index) == 1165
+
+
+def test_many_readers_and_one_writer(tmp_path: Path):
+    vectors, labels = people(20, 50)
+    gallery = Gallery.open(_filled(tmp_path, vectors, labels), exact_limit=300)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                for matches in gallery.search(vectors[:8], k=3):
+                    assert 1 <= len(matches) <= 3
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    extra = gallery.add_identity("late")
+    for i in range(20):
+        gallery.enroll(extra, vectors[i * 10 : (i + 1) * 10] + 5.0, origins(10))
+    gallery.remove(extra)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+
+
+def _filled(tmp_path: Path, vectors: np.ndarray, labels: np.ndarray) -> Path:
+    gallery = Gallery.create(tmp_path / "g.db", card())
+    fill(gallery, vectors, labels)
+    gallery.close()
+    return tmp_path / "g.db"
+
+
+ENROLL_LOOP = """
+import sys, numpy as np
+from stream.gallery.gallery import Gallery
+from stream.gallery.store import Origin
+path, seed = sys.argv[1], int(sys.argv[2])
+g = Gallery.open(path, exact_limit=int(sys.argv[3]))
+rng = np.random.default_rng(seed)
+who = g.add_identity(f"run {seed}")
+for i in range(100000):
+    ids = g.enroll(who, rng.normal(size=(3, 16)).astype(np.float32), [Origin("loop", str(seed))] * 3)
+    print(" ".join(map(str, ids)), flush=True)
+    if i % 25 == 24:
+        g.save_index()
+"""
+
+
+@pytest.mark.parametrize("exact_limit", [20_000, 50])
+def test_sigkill_during_enroll_loses_nothing_that_returned(tmp_path: Path, exact_limit: int):
+    path = tmp_path / "g.db"
+    Gallery.create(path, card()).close()
+    rng = np.random.default_rng(0)
+    returned: set[int] = set()
+    root = Path(__file__).resolve().parents[1]
+    for run in range(12):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", ENROLL_LOOP, str(path), str(run), str(exact_limit)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
+        )
+        time.sleep(0.6 + rng.uniform(0, 0.8))
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate()
+        returned |= {int(x) for line in out.splitlines() if line.strip() for x in line.split()}
+        gallery = Gallery.open(path, card(), exact_limit=exact_limit)  # always reopens
+        stored, _ = gallery.store.ids_and_owners()
+        assert returned <= set(stored.tolist())
+        assert np.array_equal(np.sort(gallery.index.ids), stored)  # the index agrees with the store
+        gallery.store.close()
+    assert len(returned) > 100
