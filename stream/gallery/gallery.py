@@ -24,7 +24,7 @@ class Match:
 
     identity: int
     distance: float
-    embedding: int
+    embedding: int  # the nearest embedding's id; -1 when matched against track means
 
 
 class Gallery:
@@ -74,6 +74,9 @@ class Gallery:
 
     def _sync_counters(self) -> None:
         self.index.generation, self.index.deletions = self.store.counters()
+        self._templates = None  # track means are recomputed on the next search_tracks
+
+    _templates: tuple[np.ndarray, np.ndarray] | None = None
 
     # --- reading (any thread) -------------------------------------------------------------------------
 
@@ -99,6 +102,26 @@ class Gallery:
             pending = np.asarray(retry, np.int64)
             fetch *= 4
         return results  # type: ignore[return-value]
+
+    def search_tracks(self, pooled: np.ndarray, k: int = 5) -> list[Match]:
+        """The k nearest identities of a pooled track embedding, each scored by its nearest enrolled *track mean*.
+
+        A mean over a track's windows is compared with means over enrolled tracks, like with like (the
+        walk level of the KGBD evaluation); single windows scatter far more than means do."""
+        if self._templates is None:
+            self._templates = self.store.track_means()
+        owners, means = self._templates
+        if len(owners) == 0:
+            return []
+        distances = np.linalg.norm(means - np.asarray(pooled, np.float32).reshape(1, -1), axis=1)
+        best: dict[int, float] = {}
+        for i in np.argsort(distances, kind="stable"):
+            owner = int(owners[i])
+            if owner not in best:
+                best[owner] = float(distances[i])
+                if len(best) == k:
+                    break
+        return [Match(identity, distance, -1) for identity, distance in best.items()]
 
     def save_index(self) -> None:
         self.index.save(self.store.path)

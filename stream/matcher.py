@@ -1,0 +1,98 @@
+"""Open-set matching of a track: who is this, or someone the gallery has not seen?
+
+Why pool: one 6-frame window is a fifth of a second of walking, and its nearest gallery
+embedding is right only about 6 times in 10 (window top-1 in benchmarks/reid_kgbd.md); the mean of
+a track's window embeddings is right about 8 times in 10 (walk level). So each new window updates
+the track's running mean, and the decision is taken on that mean, compared with the means of the
+enrolled tracks (``Gallery.search_tracks``): the nearest identity if its distance is within
+``threshold``, otherwise "unknown". An unknown track seen for ``enroll_after`` windows can be
+enrolled as a new anonymous identity, so that it is recognised when it comes back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stream.gallery.gallery import Gallery, Match
+from stream.gallery.store import Origin
+
+
+@dataclass(frozen=True)
+class Decision:
+    track: str
+    identity: int | None  # None: unknown
+    name: str | None
+    distance: float | None  # of the nearest identity (known or not); None for an empty gallery
+    windows: int  # how many windows the decision rests on
+    candidates: list[Match]
+    enrolled: bool = False  # this decision enrolled the track as a new anonymous identity
+
+
+@dataclass
+class _Track:
+    total: np.ndarray
+    embeddings: list[np.ndarray] = field(default_factory=list)
+    enrolled_as: int | None = None
+
+
+class TrackMatcher:
+    def __init__(
+        self,
+        gallery: Gallery,
+        threshold: float,
+        k: int = 5,
+        min_windows: int = 3,
+        enroll_after: int | None = None,
+        source: str = "live",
+    ) -> None:
+        if min_windows < 1 or (enroll_after is not None and enroll_after < min_windows):
+            raise ValueError("need min_windows >= 1 and enroll_after >= min_windows")
+        self.gallery = gallery
+        self.threshold = threshold
+        self.k = k
+        self.min_windows = min_windows
+        self.enroll_after = enroll_after
+        self.source = source
+        self.tracks: dict[str, _Track] = {}
+        self._anonymous = sum(1 for i in gallery.identities() if i.anonymous)
+
+    def observe(self, track: str, embedding: np.ndarray) -> Decision | None:
+        """Add one window's embedding to ``track``; a decision once the track has ``min_windows`` windows."""
+        vector = np.asarray(embedding, np.float32).reshape(-1)
+        state = self.tracks.get(track)
+        if state is None:
+            state = self.tracks[track] = _Track(np.zeros_like(vector, dtype=np.float64))
+        state.total += vector
+        state.embeddings.append(vector)
+        count = len(state.embeddings)
+        if count < self.min_windows:
+            return None
+        pooled = (state.total / count).astype(np.float32)
+        candidates = self.gallery.search_tracks(pooled, self.k)
+        best = candidates[0] if candidates else None
+        known = best is not None and best.distance <= self.threshold
+        enrolled = False
+        if not known and self.enroll_after is not None and count >= self.enroll_after and state.enrolled_as is None:
+            state.enrolled_as = self._enroll_anonymous(track, state)
+            enrolled = True
+        if known:
+            identity = best.identity
+        elif state.enrolled_as is not None:
+            identity = state.enrolled_as
+        else:
+            identity = None
+        name = self.gallery.store.identity(identity).name if identity is not None else None
+        return Decision(track, identity, name, best.distance if best else None, count, candidates, enrolled)
+
+    def end(self, track: str) -> None:
+        """Forget a track that has left the scene."""
+        self.tracks.pop(track, None)
+
+    def _enroll_anonymous(self, track: str, state: _Track) -> int:
+        self._anonymous += 1
+        identity = self.gallery.add_identity(f"anonymous-{self._anonymous}", {"first_track": track}, anonymous=True)
+        vectors = np.stack(state.embeddings)
+        self.gallery.enroll(identity, vectors, [Origin(self.source, track)] * len(vectors))
+        return identity
