@@ -6,6 +6,7 @@ import argparse
 import sys
 
 import calibration.cli
+import calibration.threshold_cli
 import engines.cli
 import engines.export.cli
 import engines.runtime.cli
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     sensors.cli.register(commands)
     calibration.cli.register(commands)
+    calibration.threshold_cli.register(commands)
     engines.cli.register(commands)
     engines.export.cli.register(commands)
     engines.runtime.cli.register(commands)

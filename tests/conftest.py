@@ -35,6 +35,7 @@ TORCH_TESTS = [
     "test_export.py",
     "test_whiten.py",
     "test_shipped_model.py",
+    "test_calibrate_cli.py",
 ]
 HAVE_TORCH = importlib.util.find_spec("torch") is not None and importlib.util.find_spec("matplotlib") is not None
 collect_ignore = [] if HAVE_TORCH else TORCH_TESTS

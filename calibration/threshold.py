@@ -1,0 +1,112 @@
+"""Decision thresholds from labelled scores: genuine and impostor distances, FAR/FRR, EER, a DET plot.
+
+Scores are Euclidean distances (smaller = more alike); a pair is accepted when its distance is at
+most the threshold. FAR = accepted impostor pairs / impostor pairs; FRR = rejected genuine pairs /
+genuine pairs. The threshold for a target FAR is the largest one whose measured FAR does not exceed
+it, so the promise holds on the calibration data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sensors.errors import InputError
+
+
+@dataclass(frozen=True)
+class Calibration:
+    thresholds: dict[float, float]  # target FAR -> threshold
+    far_at: dict[float, float]  # measured FAR at that threshold
+    frr_at: dict[float, float]  # FRR at that threshold
+    eer: float
+    eer_threshold: float
+    genuine: int
+    impostor: int
+
+    def to_dict(self) -> dict:
+        return {
+            "thresholds": [
+                {"target_far": t, "threshold": self.thresholds[t], "far": self.far_at[t], "frr": self.frr_at[t]}
+                for t in sorted(self.thresholds)
+            ],
+            "eer": self.eer,
+            "eer_threshold": self.eer_threshold,
+            "genuine_pairs": self.genuine,
+            "impostor_pairs": self.impostor,
+        }
+
+
+def rates(genuine: np.ndarray, impostor: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(FAR, FRR) at each threshold."""
+    g, i = np.sort(genuine), np.sort(impostor)
+    far = np.searchsorted(i, thresholds, side="right") / len(i)
+    frr = 1.0 - np.searchsorted(g, thresholds, side="right") / len(g)
+    return far, frr
+
+
+def threshold_for_far(impostor: np.ndarray, target: float) -> float:
+    """The largest threshold whose FAR on ``impostor`` is at most ``target`` (below every impostor for 0)."""
+    i = np.sort(impostor)
+    allowed = int(np.floor(target * len(i) + 1e-9))  # impostor pairs that may be accepted
+    if allowed == 0:
+        return float(np.nextafter(i[0], -np.inf))
+    if allowed >= len(i):
+        return float(i[-1])
+    upper = i[allowed]  # accepting this one would exceed the target
+    return float(np.nextafter(upper, -np.inf))
+
+
+def calibrate(genuine: np.ndarray, impostor: np.ndarray, targets: tuple[float, ...] = (0.01, 0.1)) -> Calibration:
+    genuine, impostor = np.asarray(genuine, np.float64), np.asarray(impostor, np.float64)
+    if len(genuine) == 0 or len(impostor) == 0:
+        raise InputError(f"calibration needs genuine and impostor scores (got {len(genuine)} and {len(impostor)})")
+    if not (np.isfinite(genuine).all() and np.isfinite(impostor).all()):
+        raise InputError("calibration scores contain NaN or infinite values")
+    if any(not 0 <= t <= 1 for t in targets):
+        raise InputError(f"target false-accept rates must lie in [0, 1], got {targets}")
+    thresholds = {t: threshold_for_far(impostor, t) for t in targets}
+    far, frr = rates(genuine, impostor, np.array([thresholds[t] for t in targets]))
+    grid = np.unique(np.concatenate([genuine, impostor]))
+    far_grid, frr_grid = rates(genuine, impostor, grid)
+    k = int(np.argmin(np.abs(far_grid - frr_grid)))
+    return Calibration(
+        thresholds=thresholds,
+        far_at=dict(zip(targets, far.tolist(), strict=True)),
+        frr_at=dict(zip(targets, frr.tolist(), strict=True)),
+        eer=float((far_grid[k] + frr_grid[k]) / 2),
+        eer_threshold=float(grid[k]),
+        genuine=len(genuine),
+        impostor=len(impostor),
+    )
+
+
+def write_det_plot(genuine: np.ndarray, impostor: np.ndarray, calibration: Calibration, path: Path) -> None:
+    """DET curve (FRR against FAR, log axes) with the calibrated operating points marked."""
+    from engines.plotting import pyplot
+
+    plt = pyplot()
+    grid = np.unique(np.concatenate([genuine, impostor]))
+    far, frr = rates(genuine, impostor, grid)
+    floor = 0.5 / max(len(genuine), len(impostor))
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot(np.maximum(far, floor), np.maximum(frr, floor), label="DET")
+    for target, threshold in calibration.thresholds.items():
+        ax.plot(
+            max(calibration.far_at[target], floor),
+            max(calibration.frr_at[target], floor),
+            "o",
+            label=f"FAR target {target:g}: threshold {threshold:.3g}",
+        )
+    ax.plot(calibration.eer, calibration.eer, "x", color="black", label=f"EER {100 * calibration.eer:.1f}%")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("false reject rate")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

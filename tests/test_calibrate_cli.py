@@ -1,0 +1,29 @@
+"""``gaitwatch calibrate threshold`` on KGBD walks with the shipped model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("hnswlib", reason="hnswlib not installed")
+
+from tests.test_cli import assert_one_line_error, gaitwatch
+
+
+def test_threshold_from_the_validation_walks_keeps_its_false_accept_promise(kgbd_zip: Path, tmp_path: Path):
+    out = tmp_path / "cal"
+    gaitwatch("calibrate", "threshold", "--data", kgbd_zip, "--far", "0.01", "0.1", "--out", out)
+    report = json.loads((out / "threshold.json").read_text())
+    assert report["split"] == "kgbd:2" and report["part"] == "validation"  # the shipped model's own split
+    assert report["genuine_pairs"] == 160 and report["impostor_pairs"] == 160 * 163  # every enrolled other person
+    low, high = report["thresholds"]
+    assert low["far"] <= 0.01 and high["far"] <= 0.1 and low["threshold"] < high["threshold"]
+    assert high["frr"] <= low["frr"] and 0 < report["eer"] < 0.5
+    assert (out / "det.png").stat().st_size > 1000
+
+
+def test_threshold_rejects_a_bad_rate(kgbd_zip: Path, tmp_path: Path):
+    proc = gaitwatch("calibrate", "threshold", "--data", kgbd_zip, "--far", "2", "--out", tmp_path, ok=False)
+    assert_one_line_error(proc, "must lie in [0, 1]")
