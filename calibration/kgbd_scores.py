@@ -28,6 +28,21 @@ class ProbeScores:
     people: list[str]
     distances: list[dict[str, float]]
 
+    def open_set(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per probe: (own identity's distance if it is the nearest else inf, nearest *other* identity's distance).
+
+        The second is what an unknown person would score against this gallery (the probe's own identity
+        left out), so its quantiles give open-set thresholds; the first says which probes a threshold
+        identifies correctly (detection and identification)."""
+        identified, stranger = [], []
+        for person, row in zip(self.people, self.distances, strict=True):
+            others = [d for p, d in row.items() if p != person]
+            nearest_other = min(others) if others else np.inf
+            own = row.get(person, np.inf)
+            identified.append(own if own < nearest_other else np.inf)
+            stranger.append(nearest_other)
+        return np.asarray(identified), np.asarray(stranger)
+
     def genuine_impostor(self) -> tuple[np.ndarray, np.ndarray]:
         genuine, impostor = [], []
         for person, row in zip(self.people, self.distances, strict=True):
@@ -70,6 +85,7 @@ def probe_scores(gallery: Gallery, encoder: Encoder, data: ProtocolData) -> Prob
 
 def scores_for(encoder: Encoder, data: ProtocolData, workdir: Path, people: set[str] | None = None) -> ProbeScores:
     """Build a gallery of ``data``'s gallery walks in ``workdir`` and score its probe walks against it."""
+    workdir.mkdir(parents=True, exist_ok=True)
     gallery = Gallery.create(workdir / "gallery.db", encoder.card)
     enroll_gallery_walks(gallery, encoder, data, people)
     scores = probe_scores(gallery, encoder, data)

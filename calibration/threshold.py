@@ -110,3 +110,23 @@ def write_det_plot(genuine: np.ndarray, impostor: np.ndarray, calibration: Calib
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def open_set_thresholds(identified: np.ndarray, stranger: np.ndarray, targets: tuple[float, ...]) -> list[dict]:
+    """Per target open-set FAR (share of strangers accepted as someone): the threshold and its DIR.
+
+    ``stranger``: each probe's distance to the nearest identity that is not its own (how an unknown
+    person scores); ``identified``: its own identity's distance where that is the nearest, else inf.
+    DIR (detection and identification rate) = share of probes both nearest-correct and within it."""
+    rows = []
+    for target in targets:
+        threshold = threshold_for_far(stranger, target)
+        rows.append(
+            {
+                "target_far": target,
+                "threshold": threshold,
+                "far": float(np.mean(stranger <= threshold)),
+                "dir": float(np.mean(identified <= threshold)),
+            }
+        )
+    return rows

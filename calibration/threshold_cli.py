@@ -31,7 +31,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_threshold(args: argparse.Namespace) -> int:
     from calibration.kgbd_scores import scores_for
-    from calibration.threshold import calibrate, write_det_plot
+    from calibration.threshold import calibrate, open_set_thresholds, write_det_plot
     from engines.protocol import load_protocol, load_split, validation_split
     from engines.runtime.load import open_encoder
 
@@ -45,6 +45,7 @@ def run_threshold(args: argparse.Namespace) -> int:
         scores = scores_for(encoder, data, Path(scratch))
     genuine, impostor = scores.genuine_impostor()
     result = calibrate(genuine, impostor, tuple(args.far))
+    open_set = open_set_thresholds(*scores.open_set(), tuple(args.far))
     args.out.mkdir(parents=True, exist_ok=True)
     report = {
         "model": encoder.card["file"]["name"],
@@ -54,6 +55,9 @@ def run_threshold(args: argparse.Namespace) -> int:
         "part": args.on,
         "score": "Euclidean distance of a probe walk's mean embedding to the identity's nearest enrolled walk mean",
         **result.to_dict(),
+        "open_set": open_set,
+        "open_set_note": "threshold per target share of unknown people accepted as someone (each probe scored "
+        "against the gallery without its own identity); the matcher's threshold. dir = detection and identification",
     }
     (args.out / "threshold.json").write_text(json.dumps(report, indent=1) + "\n")
     write_det_plot(genuine, impostor, result, args.out / "det.png")

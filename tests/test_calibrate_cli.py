@@ -21,6 +21,8 @@ def test_threshold_from_the_validation_walks_keeps_its_false_accept_promise(kgbd
     low, high = report["thresholds"]
     assert low["far"] <= 0.01 and high["far"] <= 0.1 and low["threshold"] < high["threshold"]
     assert high["frr"] <= low["frr"] and 0 < report["eer"] < 0.5
+    assert [r["target_far"] for r in report["open_set"]] == [0.01, 0.1]
+    assert all(r["far"] <= r["target_far"] and 0 <= r["dir"] <= 1 for r in report["open_set"])
     assert (out / "det.png").stat().st_size > 1000
 
 

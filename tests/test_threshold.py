@@ -42,3 +42,13 @@ def test_bad_scores_are_refused():
         calibrate(np.array([]), np.array([1.0]))
     with pytest.raises(InputError, match="NaN"):
         calibrate(np.array([np.nan]), np.array([1.0]))
+
+
+def test_open_set_thresholds_by_hand():
+    from calibration.threshold import open_set_thresholds
+
+    stranger = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4])  # nearest other identity per probe
+    identified = np.array([0.3, 0.55, np.inf, 0.65, 0.2, 0.4, 0.95, np.inf, 0.1, 0.35])  # own, where nearest
+    [row] = open_set_thresholds(identified, stranger, (0.2,))
+    assert 0.6 <= row["threshold"] < 0.7 and row["far"] == 0.2  # accepts the 2 nearest strangers
+    assert row["dir"] == 0.7  # 0.3, 0.55, 0.65, 0.2, 0.4, 0.1, 0.35 are within it; 0.95 and the infs not

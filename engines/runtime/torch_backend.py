@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engines.model_card import card_from_checkpoint
+from engines.model_card import card_from_checkpoint, file_entry
 from engines.runtime.base import check_windows
 
 BATCH = 4096
@@ -33,14 +33,17 @@ class TorchEncoder:
         from engines.checkpoint import load_encoder
 
         module, info = load_encoder(path)
-        return cls(module, card_from_checkpoint(info, module.f, module.embedding_dim), str(path))
+        card = {**card_from_checkpoint(info, module.f, module.embedding_dim), "file": file_entry(Path(path))}
+        return cls(module, card, str(path))
 
     @classmethod
     def raw(cls, f: int = 6) -> TorchEncoder:
         from engines.models.baseline import RawBaseline
 
         module = RawBaseline(f)
-        return cls(module, card_from_checkpoint(None, f, module.embedding_dim), "raw")
+        card = card_from_checkpoint(None, f, module.embedding_dim)
+        card["file"] = {"name": f"raw-f{f}", "bytes": 0, "sha256": f"raw-f{f}"}  # nothing learned: named, not hashed
+        return cls(module, card, "raw")
 
     @torch.inference_mode()
     def encode(self, windows: np.ndarray) -> np.ndarray:

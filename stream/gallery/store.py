@@ -286,6 +286,8 @@ def _create(path: Path, model: dict | None) -> None:
         "generation": 0,
         "deletions": 0,
     }
+    if not path.parent.is_dir():
+        raise InputError(f"{path}: cannot create a gallery there, folder {path.parent} does not exist")
     partial = atomic.partial_path(path)
     partial.unlink(missing_ok=True)
     db = sqlite3.connect(partial)
