@@ -54,3 +54,25 @@ def test_gallery_errors_are_one_line(tmp_path: Path):
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"nope")
     assert_one_line_error(gaitwatch("gallery", "import", path, junk, ok=False), "not a gallery export")
+
+
+def test_reembed_moves_a_gallery_to_another_model(tmp_path: Path):
+    pytest.importorskip("onnxscript", reason="exporting the second model needs the 'train' extra")
+    path = tmp_path / "people.db"
+    gaitwatch("gallery", "create", path)
+    gaitwatch("gallery", "enroll", path, demo_recording_path(), "--keep-windows")
+    before = listing(path)
+    raw = tmp_path / "raw.onnx"
+    gaitwatch("export", "raw", "--out", raw)
+    refused = gaitwatch("gallery", "enroll", path, demo_recording_path(), "--model", raw, ok=False)
+    assert_one_line_error(refused, "filled by simmc-kgbd.onnx", "gaitwatch gallery reembed")
+    gaitwatch("gallery", "reembed", path, "--model", raw)
+    stats = json.loads(gaitwatch("gallery", "stats", path, "--json").stdout)
+    assert stats["model"]["model_name"] == "raw.onnx" and stats["model"]["dim"] == 360
+    assert listing(path) == before  # the same people and embedding counts, now in the new model's space
+    gaitwatch("gallery", "enroll", path, demo_recording_path(), "--model", raw, "--name", "again")
+
+    bare = tmp_path / "bare.db"
+    gaitwatch("gallery", "create", bare)
+    gaitwatch("gallery", "enroll", bare, demo_recording_path())  # windows not kept
+    assert_one_line_error(gaitwatch("gallery", "reembed", bare, "--model", raw, ok=False), "--keep-windows")

@@ -46,6 +46,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     imp = add("import", "add the identities of an exported .npz (same model only)", run_import)
     imp.add_argument("source", type=Path)
     add("stats", "sizes, model, index", run_stats).add_argument("--json", action="store_true")
+    reembed = add("reembed", "re-encode the stored windows with another model and bind the gallery to it", run_reembed)
+    reembed.add_argument("--model", type=Path, required=True, help="the new encoder artifact")
 
 
 def _open(path: Path, model_card: dict | None = None):
@@ -243,4 +245,18 @@ def run_stats(args: argparse.Namespace) -> int:
         "bytes": sum(p.stat().st_size for p in args.gallery.parent.glob(args.gallery.name + "*") if p.is_file()),
     }
     print(json.dumps(stats, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in stats.items()))
+    return 0
+
+
+def run_reembed(args: argparse.Namespace) -> int:
+    from stream.gallery.store import GalleryStore
+
+    encoder = _encoder(args.model)
+    store = GalleryStore(args.gallery)
+    if store.meta["f"] != encoder.f:
+        raise InputError(f"{args.gallery}: holds windows of {store.meta['f']} frames; {args.model} takes {encoder.f}")
+    count = store.rebind(encoder.card, encoder.encode)
+    store.close()
+    _open(args.gallery, encoder.card).close()  # rebuild and save the index for the new vectors
+    print(f"re-embedded {count} windows of {args.gallery} with {encoder.card['file']['name']}")
     return 0

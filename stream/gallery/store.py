@@ -263,6 +263,45 @@ class GalleryStore:
         means = (np.stack(sums) / np.asarray(counts)[:, None]).astype(np.float32)
         return np.asarray(owners, np.int64), means
 
+    def rebind(self, model: dict, encode) -> int:
+        """Re-embed every stored window with another model (``encode``: windows -> embeddings) and bind to it.
+
+        One transaction: either every embedding is replaced and the gallery names the new model, or
+        nothing changes. Embeddings stored without their window cannot be re-embedded: InputError."""
+        missing = self.db.execute("SELECT COUNT(*) FROM embeddings WHERE window IS NULL").fetchone()[0]
+        if missing:
+            raise InputError(
+                f"{self.path}: {missing} embeddings were enrolled without their windows (enroll with "
+                "--keep-windows to allow re-embedding); enroll those people again from their files instead"
+            )
+        f = int(model["f"])
+        dim = int(model["embedding_dim"])
+        with self.transaction():
+            rows = self.db.execute("SELECT id, window FROM embeddings ORDER BY id").fetchall()
+            for start in range(0, len(rows), 4096):
+                part = rows[start : start + 4096]
+                windows = np.frombuffer(b"".join(r[1] for r in part), np.float32).reshape(len(part), f, 20, 3)
+                vectors = np.asarray(encode(windows), np.float32)
+                self.db.executemany(
+                    "UPDATE embeddings SET vector = ? WHERE id = ?",
+                    [(v.tobytes(), r[0]) for v, r in zip(vectors, part, strict=True)],
+                )
+            binding = {
+                "model_sha256": model["file"]["sha256"],
+                "model_method": model["method"],
+                "model_name": model["file"]["name"],
+                "dim": dim,
+                "metric": model["metric"],
+                "f": f,
+            }
+            self.db.executemany(
+                "UPDATE meta SET value = ? WHERE key = ?", [(json.dumps(v), k) for k, v in binding.items()]
+            )
+            self._bump(deletion=True)  # every vector changed: a saved index must be rebuilt
+        self.meta = self._read_meta()
+        self.dim = dim
+        return len(rows)
+
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
 
