@@ -37,10 +37,24 @@ def file_entry(artifact: Path) -> dict:
     return {"name": artifact.name, "bytes": artifact.stat().st_size, "sha256": sha256_of(artifact)}
 
 
+def gaitwatch_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gaitwatch")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
 def write_card(artifact: str | Path, card: dict) -> Path:
     """Write the card beside ``artifact`` (atomically), with the file's name, size and sha256 filled in."""
     artifact = Path(artifact)
-    full = {"card_version": CARD_VERSION, **card, "file": file_entry(artifact)}
+    full = {
+        "card_version": CARD_VERSION,
+        **card,
+        "gaitwatch_version": gaitwatch_version(),
+        "file": file_entry(artifact),
+    }
     missing = [key for key in REQUIRED if key not in full]
     if missing:
         raise ValueError(f"model card for {artifact} lacks {missing}")

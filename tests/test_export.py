@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,7 @@ def test_model_card_describes_the_artifact(checkpoints, exported):
     card = read_card(exported["simmc"])
     assert card["method"] == "simmc" and card["f"] == 6 and card["embedding_dim"] == 256
     assert card["metric"] == "euclidean" and card["layout"] == "kinect_v1" and card["rate_hz"] == 30.0
+    assert card["gaitwatch_version"] == version("gaitwatch")
     assert card["training"]["split"] == "kgbd:0" and card["training"]["epoch"] == 1
     assert card["file"]["bytes"] == exported["simmc"].stat().st_size
     assert card["parity"]["max_abs_diff"] <= PARITY_LIMIT and card["parity"]["batches"] == [1, 7, 64]
