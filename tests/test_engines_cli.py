@@ -44,7 +44,7 @@ def test_train_and_eval_reject_bad_arguments_in_one_line(tmp_path: Path):
         gaitwatch("train", "simmc", "--data", zip_path, "--split", "ntu:1", "--out", tmp_path, ok=False), "kgbd:SEED"
     )
     assert_one_line_error(gaitwatch("eval", "raw", "--data", zip_path, ok=False), "--split")
-    assert_one_line_error(gaitwatch("eval", tmp_path / "nothing", "--data", zip_path, ok=False), "no model.pt")
+    assert_one_line_error(gaitwatch("eval", tmp_path / "nothing", "--data", zip_path, ok=False), "no such model file")
 
 
 def test_eval_on_the_validation_part_of_the_training_walks(kgbd_zip: Path, tmp_path: Path):

@@ -83,7 +83,7 @@ def build_tensorrt_artifact(model: str, out: Path, f: int = 6, precision: str = 
 def _accept(out: Path, card: dict, reference: str, backend: str, difference: float, limit: float) -> dict:
     """Record the parity check in the card and keep the artifact, or delete it (and its card) and raise."""
     from engines.export.parity import PARITY_BATCHES
-    from engines.model_card import card_path, write_card
+    from engines.model_card import card_path, read_card, write_card
 
     if difference > limit:
         out.unlink(missing_ok=True)  # an artifact that failed its check must not be used by mistake
@@ -96,7 +96,7 @@ def _accept(out: Path, card: dict, reference: str, backend: str, difference: flo
         "max_abs_diff": difference,
     }
     write_card(out, card)
-    return card
+    return read_card(out)  # as written: with this artifact's own file entry and gaitwatch version
 
 
 def measure_accuracy(artifact: Path, data: Path) -> dict:

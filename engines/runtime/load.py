@@ -29,6 +29,8 @@ def resolve_artifact(spec: str | Path | None) -> Path | str:
         return "raw"
     path = Path(spec)
     if path.is_dir():
+        if not (path / "model.pt").is_file():
+            raise InputError(f"{spec}: a folder without model.pt (a run folder has one once training has ended)")
         path = path / "model.pt"
     if not path.is_file():
         raise InputError(f"{spec}: no such model file (expected .onnx, .engine, .plan, .pt, a run folder or 'raw')")
