@@ -47,14 +47,14 @@ def test_default_encoder_maps_windows_to_768():
 
 def test_encoder_shares_the_training_models_weights():
     torch.manual_seed(0)
-    model = AGEModel(F, hidden=16)
+    model = AGEModel(AGEEncoder(F, hidden=16))
     model_params = {id(p) for p in model.parameters()}
     assert {id(p) for p in model.encoder.parameters()} == model_params
 
 
 def test_encoder_ignores_where_the_skeleton_stands():
     torch.manual_seed(0)
-    encoder = AGEModel(F, hidden=16).encoder.eval()
+    encoder = AGEModel(AGEEncoder(F, hidden=16)).encoder.eval()
     windows = random_walk_windows(4)
     shifted = windows + torch.tensor([1.5, -0.3, 4.0])
     with torch.no_grad():
@@ -63,7 +63,7 @@ def test_encoder_ignores_where_the_skeleton_stands():
 
 def test_encoder_is_deterministic_in_eval_mode():
     torch.manual_seed(0)
-    encoder = AGEModel(F, hidden=16).encoder.eval()
+    encoder = AGEModel(AGEEncoder(F, hidden=16)).encoder.eval()
     windows = random_walk_windows(4)
     with torch.no_grad():
         assert torch.equal(encoder(windows), encoder(windows))
@@ -74,7 +74,7 @@ def test_encoder_is_deterministic_in_eval_mode():
 @pytest.mark.filterwarnings("ignore:The tensor attributes:UserWarning")  # nn.LSTM's flat weights, a torch quirk
 def test_encoder_exports_to_a_graph_that_accepts_other_batch_sizes():
     torch.manual_seed(0)
-    encoder = AGEModel(F, hidden=16).encoder.eval()
+    encoder = AGEModel(AGEEncoder(F, hidden=16)).encoder.eval()
     batch = torch.export.Dim("batch")
     exported = torch.export.export(encoder, (random_walk_windows(2),), dynamic_shapes={"windows": {0: batch}})
     windows = random_walk_windows(5, seed=1)
@@ -85,7 +85,7 @@ def test_encoder_exports_to_a_graph_that_accepts_other_batch_sizes():
 def test_model_reconstructs_the_window_in_reverse_order():
     torch.manual_seed(0)
     windows = random_walk_windows(2)
-    reconstruction, target, alignments = AGEModel(F, hidden=16)(windows)
+    reconstruction, target, alignments = AGEModel(AGEEncoder(F, hidden=16))(windows)
     centred = windows - windows[:, :, :1]
     assert reconstruction.shape == target.shape == (2, F, 20, 3)
     torch.testing.assert_close(target, centred.flip(1))

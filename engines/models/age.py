@@ -159,16 +159,9 @@ class AGEEncoder(nn.Module):
 class AGEModel(nn.Module):
     """Training model: reverse reconstruction with attention; ``encoder`` is the deployable part."""
 
-    def __init__(
-        self,
-        f: int,
-        hidden: int = 256,
-        layers: int = 2,
-        teacher_forcing: bool = False,
-        whiten_eps: float | None = None,
-    ) -> None:
+    def __init__(self, encoder: AGEEncoder) -> None:
         super().__init__()
-        self.encoder = AGEEncoder(f, hidden, layers, teacher_forcing, whiten_eps)
+        self.encoder = encoder
 
     def forward(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """windows [N, f, 20, 3] -> (reconstruction [N, f, 20, 3], target [N, f, 20, 3], alignments [N, 3, f, f])."""

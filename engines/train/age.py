@@ -31,7 +31,7 @@ import math
 import torch
 from torch import nn
 
-from engines.models.age import AGEModel
+from engines.models.age import AGEEncoder, AGEModel
 from sensors.progress import progress
 
 # One epoch over 63,000 windows [6, 20, 3] (hidden 256, batch 128) took about 160 s on the 2-core
@@ -90,7 +90,8 @@ class AgeMethod:
 
     @staticmethod
     def build_model(config: dict, f: int) -> AGEModel:
-        return AGEModel(f, config["hidden"], config["layers"], config["teacher_forcing"], config.get("whiten_eps"))
+        encoder = AGEEncoder(f, config["hidden"], config["layers"], config["teacher_forcing"], config.get("whiten_eps"))
+        return AGEModel(encoder)
 
     @staticmethod
     def make_optimizer(model: nn.Module, config: dict) -> torch.optim.Optimizer:
