@@ -123,6 +123,23 @@ def test_bad_windows_are_refused_naming_what_is_wrong(exported):
     assert check_windows(parity_windows(1, 6)[0].astype(np.float64), 6, "x").shape == (1, 6, 20, 3)
 
 
+def test_the_fast_finite_check_misses_nothing_and_refuses_nothing_finite():
+    windows = parity_windows(5, 6)
+    windows[3, 0, 19, 2] = -np.inf
+    with pytest.raises(InputError, match=r"window 3 .* \(frame 0, joint 19\)"):
+        check_windows(windows, 6, "x")
+    huge = parity_windows(2, 6) * np.float32(1e30)  # x.x overflows to inf, yet every value is finite
+    assert check_windows(huge, 6, "x") is not None
+    with pytest.raises(InputError, match="dtype <U1"):
+        check_windows(np.full((1, 6, 20, 3), "a"), 6, "x")
+    strided = parity_windows(4, 6)[::2]  # not contiguous: copied, still checked
+    strided_bad = strided.copy()
+    strided_bad[1, 2, 3, 0] = np.nan
+    assert check_windows(strided, 6, "x").flags.c_contiguous
+    with pytest.raises(InputError, match=r"window 1 .* \(frame 2, joint 3\)"):
+        check_windows(parity_windows(4, 6)[::2] + strided_bad - strided, 6, "x")
+
+
 def test_unknown_files_and_missing_tensorrt_name_the_problem(tmp_path: Path):
     odd = tmp_path / "model.bin"
     odd.write_bytes(b"x")
@@ -185,6 +202,8 @@ def test_bench_encoder_times_every_backend(checkpoints, exported, tmp_path: Path
     assert {("torch", 1), ("torch", 3), ("onnxruntime", 1), ("onnxruntime", 3)} <= cells
     assert all(t["calls"] >= 50 and 0 < t["p50_ms"] <= t["p99_ms"] for t in report["timings"])
     assert {r["batch"] for r in report["ratios"]} == {1, 3}
+    for ratio in report["ratios"]:
+        assert ratio["rounds"] >= 5 and ratio["speedup_p10"] <= ratio["speedup_vs_torch"] <= ratio["speedup_p90"]
     assert "| onnxruntime | cpu | 3 |" in out.with_suffix(".md").read_text()
 
 
