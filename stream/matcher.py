@@ -83,7 +83,7 @@ class TrackMatcher:
             identity = state.enrolled_as
         else:
             identity = None
-        name = self.gallery.store.identity(identity).name if identity is not None else None
+        name = self.gallery.name_of(identity) if identity is not None else None
         return Decision(track, identity, name, best.distance if best else None, count, candidates, enrolled)
 
     def end(self, track: str) -> None:

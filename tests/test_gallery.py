@@ -177,21 +177,30 @@ from stream.gallery.store import Origin
 path, seed = sys.argv[1], int(sys.argv[2])
 g = Gallery.open(path, exact_limit=int(sys.argv[3]))
 rng = np.random.default_rng(seed)
-who = g.add_identity(f"run {seed}")
+people = []
 for i in range(100000):
+    if i % 10 == 0:
+        people.append(g.add_identity(f"run {seed}/{i}"))
+    who = people[-1]
     ids = g.enroll(who, rng.normal(size=(3, 16)).astype(np.float32), [Origin("loop", str(seed))] * 3)
-    print(" ".join(map(str, ids)), flush=True)
+    print("E", who, *ids, flush=True)
     if i % 25 == 24:
         g.save_index()
+    if i % 30 == 29:
+        print("r", people[-2], flush=True)
+        g.remove(people[-2])
+        print("R", people[-2], flush=True)
 """
 
 
 @pytest.mark.parametrize("exact_limit", [20_000, 50])
-def test_sigkill_during_enroll_loses_nothing_that_returned(tmp_path: Path, exact_limit: int):
+def test_sigkill_during_enroll_remove_save_loses_nothing_that_returned(tmp_path: Path, exact_limit: int):
     path = tmp_path / "g.db"
     Gallery.create(path, card()).close()
     rng = np.random.default_rng(0)
-    returned: set[int] = set()
+    returned: dict[int, int] = {}  # embedding id -> identity, for every enroll that returned
+    removed: set[int] = set()  # identities whose remove returned
+    removing: set[int] = set()  # identities whose remove began (it may have been killed half-way)
     root = Path(__file__).resolve().parents[1]
     for run in range(12):
         proc = subprocess.Popen(
@@ -204,10 +213,45 @@ def test_sigkill_during_enroll_loses_nothing_that_returned(tmp_path: Path, exact
         time.sleep(0.6 + rng.uniform(0, 0.8))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()
-        returned |= {int(x) for line in out.splitlines() if line.strip() for x in line.split()}
+        for kind, who, *ids in (line.split() for line in out.splitlines() if line.strip()):
+            if kind == "E":
+                returned.update({int(x): int(who) for x in ids})
+            else:
+                (removed if kind == "R" else removing).add(int(who))
         gallery = Gallery.open(path, card(), exact_limit=exact_limit)  # always reopens
-        stored, _ = gallery.store.ids_and_owners()
-        assert returned <= set(stored.tolist())
+        stored, owners = gallery.store.ids_and_owners()
+        kept = {eid for eid, who in returned.items() if who not in removing}
+        assert kept <= set(stored.tolist())  # every returned enroll survived, unless its owner was removed
+        assert not removed & set(owners.tolist())  # every returned remove stayed removed
+        identities = {i.id for i in gallery.identities()}
+        assert not removed & identities
+        for who in removing - removed:  # killed during remove: all of it or none of it is gone
+            theirs = {eid for eid, owner in returned.items() if owner == who}
+            assert theirs <= set(stored.tolist()) if who in identities else not theirs & set(stored.tolist())
         assert np.array_equal(np.sort(gallery.index.ids), stored)  # the index agrees with the store
         gallery.store.close()
+    assert len(removed) > 5
     assert len(returned) > 100
+
+
+def test_track_means_kept_in_memory_equal_a_fresh_read_after_enroll_rename_remove(tmp_path: Path):
+    gallery = Gallery.create(tmp_path / "g.db", card())
+    vectors, labels = people(4, 6)
+    ids = fill(gallery, vectors, labels)
+    queries, _ = people(4, 3, seed=0, spread=0.3)
+    gallery.search_tracks(queries[0])  # the means are read once, here, then updated in place
+    more, _ = people(4, 5, seed=1)
+    gallery.enroll(ids[1], more[:3], [Origin("other.gwrec", track="7")] * 3)  # a new track
+    gallery.enroll(ids[2], more[3:5], origins(2))  # more windows of an enrolled track
+    newcomer = gallery.add_identity("newcomer")
+    gallery.enroll(newcomer, more[5:9], [Origin("live", track="3")] * 4)
+    gallery.rename(ids[3], "Ana")
+    gallery.remove(ids[0])
+    fresh = Gallery.open(tmp_path / "g.db", card())
+    for query in queries:
+        kept, reread = gallery.search_tracks(query, k=10), fresh.search_tracks(query, k=10)
+        assert [m.identity for m in kept] == [m.identity for m in reread]
+        np.testing.assert_allclose([m.distance for m in kept], [m.distance for m in reread], rtol=1e-6)
+    assert {m.identity for m in kept} == {ids[1], ids[2], ids[3], newcomer}
+    assert gallery.name_of(ids[3]) == fresh.name_of(ids[3]) == "Ana"
+    assert gallery.name_of(newcomer) == "newcomer"

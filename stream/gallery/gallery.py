@@ -7,6 +7,7 @@ committed, and a crash never loses a returned enroll.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from stream.gallery.index import EXACT_LIMIT, EmbeddingIndex, open_index
 from stream.gallery.store import GalleryStore, Identity, Origin
+from stream.gallery.templates import TrackTemplates
 
 OVERSAMPLE = 16  # embeddings fetched per identity asked for, before aggregating per identity
 
@@ -32,6 +34,9 @@ class Gallery:
         self.store = store
         self.index = index
         self.index_source = index_source  # "built", "loaded" or "caught up": for stats and tests
+        self._templates: TrackTemplates | None = None  # read on the first search_tracks, then kept up to date
+        self._templates_lock = threading.Lock()  # a first read racing an enroll must not miss or double it
+        self._names = {identity.id: identity.name for identity in store.identities()}
 
     @classmethod
     def create(cls, path: str | Path, model_card: dict) -> Gallery:
@@ -50,6 +55,7 @@ class Gallery:
 
     def add_identity(self, name: str, attributes: dict | None = None, anonymous: bool = False) -> int:
         identity = self.store.add_identity(name, attributes, anonymous)
+        self._names[identity] = name
         self._sync_counters()
         return identity
 
@@ -59,29 +65,38 @@ class Gallery:
         self.index.add(
             np.asarray(ids, np.int64), np.full(len(ids), identity, np.int64), np.asarray(vectors, np.float32)
         )
+        with self._templates_lock:
+            if self._templates is not None:
+                self._templates.add(identity, [(origin.source, origin.track) for origin in origins], vectors)
         self._sync_counters()
         return ids
 
     def remove(self, identity: int) -> int:
         removed = self.store.remove_identity(identity)
         self.index.remove_identity(identity)
+        with self._templates_lock:
+            if self._templates is not None:
+                self._templates.remove_identity(identity)
+        self._names.pop(identity, None)
         self._sync_counters()
         return removed
 
     def rename(self, identity: int, name: str) -> None:
         self.store.rename(identity, name)
+        self._names[identity] = name
         self._sync_counters()
 
     def _sync_counters(self) -> None:
         self.index.generation, self.index.deletions = self.store.counters()
-        self._templates = None  # track means are recomputed on the next search_tracks
-
-    _templates: tuple[np.ndarray, np.ndarray] | None = None
 
     # --- reading (any thread) -------------------------------------------------------------------------
 
     def identities(self) -> list[Identity]:
         return self.store.identities()
+
+    def name_of(self, identity: int) -> str:
+        """An identity's display name, from memory (the live matcher asks on every decision)."""
+        return self._names[identity]
 
     def search(self, queries: np.ndarray, k: int = 5) -> list[list[Match]]:
         """Per query, the k nearest identities (each scored by its nearest embedding), nearest first."""
@@ -109,19 +124,10 @@ class Gallery:
         A mean over a track's windows is compared with means over enrolled tracks, like with like (the
         walk level of the KGBD evaluation); single windows scatter far more than means do."""
         if self._templates is None:
-            self._templates = self.store.track_means()
-        owners, means = self._templates
-        if len(owners) == 0:
-            return []
-        distances = np.linalg.norm(means - np.asarray(pooled, np.float32).reshape(1, -1), axis=1)
-        best: dict[int, float] = {}
-        for i in np.argsort(distances, kind="stable"):
-            owner = int(owners[i])
-            if owner not in best:
-                best[owner] = float(distances[i])
-                if len(best) == k:
-                    break
-        return [Match(identity, distance, -1) for identity, distance in best.items()]
+            with self._templates_lock:
+                if self._templates is None:
+                    self._templates = TrackTemplates(self.store.dim, *self.store.track_sums())
+        return [Match(identity, distance, -1) for identity, distance in self._templates.nearest(pooled, k)]
 
     def save_index(self) -> None:
         self.index.save(self.store.path)

@@ -241,27 +241,19 @@ class GalleryStore:
         table = np.array(rows, np.int64).reshape(-1, 2)
         return table[:, 0].copy(), table[:, 1].copy()
 
-    def track_means(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per enrolled track (identity, source, track): its identity and the mean of its embeddings [t, D]."""
-        owners, sums, counts = [], [], []
+    def track_sums(self) -> tuple[list[tuple[int, str, str | None]], np.ndarray, np.ndarray]:
+        """Per enrolled track: its key (identity, source, track), the float64 sum of its embeddings, their count."""
+        keys, sums, counts = [], [], []
         rows = self.db.execute(
             "SELECT identity, source, track, vector FROM embeddings ORDER BY identity, source, track, id"
         )
-        key, total, n = None, None, 0
         for identity, source, track, blob in rows:
-            vector = np.frombuffer(blob, np.float32).astype(np.float64)
-            if (identity, source, track) != key:
-                if key is not None:
-                    owners.append(key[0]), sums.append(total), counts.append(n)
-                key, total, n = (identity, source, track), np.zeros(self.dim), 0
-            total += vector
-            n += 1
-        if key is not None:
-            owners.append(key[0]), sums.append(total), counts.append(n)
-        if not owners:
-            return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
-        means = (np.stack(sums) / np.asarray(counts)[:, None]).astype(np.float32)
-        return np.asarray(owners, np.int64), means
+            key = (identity, source, track)
+            if not keys or keys[-1] != key:
+                keys.append(key), sums.append(np.zeros(self.dim)), counts.append(0)
+            sums[-1] += np.frombuffer(blob, np.float32)
+            counts[-1] += 1
+        return keys, np.asarray(sums, np.float64).reshape(len(keys), self.dim), np.asarray(counts, np.int64)
 
     def rebind(self, model: dict, encode) -> int:
         """Re-embed every stored window with another model (``encode``: windows -> embeddings) and bind to it.

@@ -1,0 +1,72 @@
+"""Per enrolled track, the mean of its embeddings: what a live track's pooled embedding is compared with.
+
+Why kept in memory and updated in place: the matcher asks for the nearest track means on every
+decision, and enrollments (anonymous ones from the live node included) arrive between decisions;
+re-reading every embedding from SQLite after each enroll would cost O(gallery) per enroll. Sums and
+counts are kept in float64 so that many small updates do not drift from a fresh computation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stream.gallery.rwlock import ReadWriteLock
+
+TrackKey = tuple[int, str, str | None]  # identity, source, track
+
+
+class TrackTemplates:
+    def __init__(self, dim: int, keys: list[TrackKey], sums: np.ndarray, counts: np.ndarray) -> None:
+        self.dim = dim
+        self.lock = ReadWriteLock()
+        self._rows: dict[TrackKey, int] = {key: row for row, key in enumerate(keys)}
+        self._owners = np.asarray([key[0] for key in keys], np.int64)
+        self._sums = np.asarray(sums, np.float64).reshape(len(keys), dim)
+        self._counts = np.asarray(counts, np.int64)
+        self._means = (self._sums / np.maximum(self._counts, 1)[:, None]).astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, identity: int, keys: list[tuple[str, str | None]], vectors: np.ndarray) -> None:
+        """Fold newly enrolled embeddings of ``identity`` (one (source, track) per vector) into their tracks."""
+        vectors = np.asarray(vectors, np.float64).reshape(-1, self.dim)
+        with self.lock.writing():
+            new_keys = [key for key in dict.fromkeys((identity, *k) for k in keys) if key not in self._rows]
+            if new_keys:
+                start = len(self._rows)
+                self._rows.update({key: start + i for i, key in enumerate(new_keys)})
+                self._owners = np.concatenate([self._owners, np.full(len(new_keys), identity, np.int64)])
+                self._sums = np.concatenate([self._sums, np.zeros((len(new_keys), self.dim))])
+                self._counts = np.concatenate([self._counts, np.zeros(len(new_keys), np.int64)])
+                self._means = np.concatenate([self._means, np.zeros((len(new_keys), self.dim), np.float32)])
+            rows = np.fromiter((self._rows[(identity, *k)] for k in keys), np.int64, len(keys))
+            np.add.at(self._sums, rows, vectors)
+            np.add.at(self._counts, rows, 1)
+            touched = np.unique(rows)
+            self._means[touched] = (self._sums[touched] / self._counts[touched, None]).astype(np.float32)
+
+    def remove_identity(self, identity: int) -> None:
+        with self.lock.writing():
+            keep = self._owners != identity
+            kept_keys = [key for key, row in sorted(self._rows.items(), key=lambda item: item[1]) if keep[row]]
+            self._rows = {key: row for row, key in enumerate(kept_keys)}
+            self._owners, self._sums = self._owners[keep], self._sums[keep]
+            self._counts, self._means = self._counts[keep], self._means[keep]
+
+    def nearest(self, pooled: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The k nearest identities of ``pooled``, each with the distance of its nearest track mean."""
+        query = np.asarray(pooled, np.float32).reshape(1, self.dim)
+        with self.lock.reading():
+            if len(self._owners) == 0:
+                return []
+            distances = np.linalg.norm(self._means - query, axis=1)
+            owners = self._owners
+        best: dict[int, float] = {}
+        for i in np.argsort(distances, kind="stable"):
+            owner = int(owners[i])
+            if owner not in best:
+                best[owner] = float(distances[i])
+                if len(best) == k:
+                    break
+        return list(best.items())
