@@ -185,7 +185,7 @@ def main() -> None:
     parser.add_argument("--per-identity", type=int, default=50, help="synthetic cluster size")
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--ef", type=int, nargs="+", default=[16, 32, 64, 128, 256])
+    parser.add_argument("--ef", type=int, nargs="+", default=[32, 64, 128, 192, 256])
     parser.add_argument("--m", type=int, default=HNSW_M)
     parser.add_argument("--ef-construction", type=int, default=HNSW_EF_CONSTRUCTION)
     parser.add_argument("--data", nargs="+", choices=["synthetic", "kgbd"], default=["synthetic", "kgbd"])

@@ -1,18 +1,14 @@
-"""``gaitwatch info`` and ``gaitwatch replay``: look into recorded files and play them back."""
+"""``gaitwatch info``: look into recorded files; helpers the replay node's command shares."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
 from pathlib import Path
 
-from sensors.demo import demo_recording_path
 from sensors.errors import InputError
-from sensors.formats import is_dataset, iter_recordings, read_file
+from sensors.formats import is_dataset, read_file
 from sensors.formats.kgbd import KgbdDataset
-from sensors.replay import Replay
 from sensors.summary import dataset_summary, recording_summary
 
 
@@ -21,12 +17,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     info.add_argument("path", type=Path, help="a recording (.gwrec, .skeleton, .amc, KGBD .txt) or a KGBD zip/folder")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(func=run_info)
-
-    replay = commands.add_parser("replay", help="play recorded files as a live stream of frames")
-    replay.add_argument("paths", type=Path, nargs="*", help="files or datasets (default: the bundled demo recording)")
-    replay.add_argument("--speed", default="1", help="pace factor, or 'max' for as fast as possible (default 1)")
-    replay.add_argument("--loop", action="store_true", help="start over at the end, until interrupted")
-    replay.set_defaults(func=run_replay)
 
 
 def parse_speed(text: str) -> float | None:
@@ -98,44 +88,3 @@ def track_label(labels: dict) -> str:
     if "person" in labels:
         return str(labels["person"])
     return Path(str(labels.get("source", "?"))).name
-
-
-def run_replay(args: argparse.Namespace) -> int:
-    paths = args.paths or [demo_recording_path()]
-    for path in paths:
-        if not path.exists():
-            raise InputError(f"{path}: no such file or folder")
-    replay = Replay(lambda: iter_recordings(paths), speed=parse_speed(args.speed), loop=args.loop)
-    frames = bodies = 0
-    window_frames = window_bodies = 0
-    window_tracks: set[int] = set()
-    all_tracks: set[int] = set()
-    started = last_print = time.monotonic()
-    stream_t = 0.0
-    for frame in replay:
-        frames += 1
-        bodies += frame.num_bodies
-        window_frames += 1
-        window_bodies += frame.num_bodies
-        window_tracks.update(frame.track_ids.tolist())
-        stream_t = frame.t
-        now = time.monotonic()
-        if now - last_print >= 1.0:
-            print(
-                f"t={stream_t:8.2f}s  +{window_frames} frames  +{window_bodies} bodies  "
-                f"{window_frames / (now - last_print):7.1f} fps  tracks "
-                + ", ".join(f"{k} ({track_label(replay.track_labels.get(k, {}))})" for k in sorted(window_tracks)),
-                flush=True,
-            )
-            all_tracks |= window_tracks
-            window_frames = window_bodies = 0
-            window_tracks = set()
-            last_print = now
-    all_tracks |= window_tracks
-    elapsed = time.monotonic() - started
-    print(
-        f"total: {frames} frames, {bodies} body-frames, {len(all_tracks)} tracks, "
-        f"{stream_t:.2f} s of stream in {elapsed:.2f} s",
-        file=sys.stdout,
-    )
-    return 0

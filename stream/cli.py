@@ -12,6 +12,7 @@ import engines.export.cli
 import engines.runtime.cli
 import sensors.cli
 import stream.gallery.cli
+import stream.node.cli
 from sensors.errors import GaitwatchError
 
 
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     engines.export.cli.register(commands)
     engines.runtime.cli.register(commands)
     stream.gallery.cli.register(commands)
+    stream.node.cli.register(commands)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""The live node: source -> tracker -> ring buffers -> batcher -> encoder -> matcher -> ZeroMQ events."""

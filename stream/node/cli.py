@@ -1,0 +1,170 @@
+"""``gaitwatch replay``, ``gaitwatch listen`` and ``gaitwatch launch``: running a node and watching its events."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+from pathlib import Path
+
+from sensors.cli import parse_speed
+from sensors.errors import InputError
+
+DEFAULT_PUB = "tcp://127.0.0.1:5557"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    replay = commands.add_parser(
+        "replay", help="run the node on recorded files: identities published over ZeroMQ (default: the demo)"
+    )
+    replay.add_argument("paths", type=Path, nargs="*", help="recordings or datasets (default: the bundled demo)")
+    replay.add_argument("--gallery", type=Path, help="gallery to match against (required with files)")
+    replay.add_argument("--model", help="encoder artifact (default: the shipped SimMC)")
+    replay.add_argument("--speed", default="1", help="pace factor, or 'max' for as fast as possible (default 1)")
+    replay.add_argument("--loop", action="store_true", help="start over at the end, until interrupted")
+    add_node_options(replay)
+    replay.set_defaults(func=run_replay)
+
+    listen = commands.add_parser("listen", help="show a node's identity events live")
+    listen.add_argument("endpoint", nargs="?", default=DEFAULT_PUB, help=f"the node's --pub (default {DEFAULT_PUB})")
+    listen.add_argument("--topics", nargs="+", help="topic prefixes (default: every gaitwatch topic)")
+    listen.add_argument("--plain", action="store_true", help="one line per event instead of the live table")
+    listen.add_argument("--timeout", type=float, help="stop after this many seconds without an event")
+    listen.add_argument("--until-finished", action="store_true", help="stop when the node says its source ended")
+    listen.set_defaults(func=run_listen)
+
+    launch = commands.add_parser("launch", help="run a node described by a launch file (TOML, see launch/)")
+    launch.add_argument("file", type=Path)
+    launch.set_defaults(func=run_launch)
+
+
+def add_node_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pub", default=DEFAULT_PUB, help=f"ZeroMQ PUB endpoint to bind (default {DEFAULT_PUB})")
+    parser.add_argument("--node-id", default="gaitwatch", help="publisher id in every event")
+    parser.add_argument(
+        "--threshold",
+        help="distance up to which the nearest identity is named: a number, or a threshold.json from "
+        "`gaitwatch calibrate threshold` (default: no threshold, the nearest identity is always named)",
+    )
+    parser.add_argument("--far", type=float, default=0.01, help="with a threshold.json: the target FAR (default 0.01)")
+    parser.add_argument("--stride", type=int, help="frames between a track's windows (default: the model's f)")
+    parser.add_argument("--min-windows", type=int, default=3, help="windows pooled before the first decision")
+    parser.add_argument("--enroll-after", type=int, help="enroll unknown tracks as anonymous after N windows")
+    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--max-wait-ms", type=float, default=2.0, help="a batch waits at most this long")
+    parser.add_argument("--quiet", action="store_true", help="print only the summary")
+
+
+def threshold_of(text: str | None, far: float) -> float:
+    """A threshold given as a number or as the threshold.json of ``gaitwatch calibrate threshold``."""
+    if text is None:
+        return math.inf
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    path = Path(text)
+    try:
+        calibration = json.loads(path.read_text())
+        rows = calibration["thresholds"]
+        return float(next(row["threshold"] for row in rows if math.isclose(row["target_far"], far)))
+    except OSError as err:
+        raise InputError(f"--threshold {text}: neither a number nor a readable file ({err.strerror})") from None
+    except (ValueError, KeyError, TypeError):
+        raise InputError(f"--threshold {text}: not a threshold.json of `gaitwatch calibrate threshold`") from None
+    except StopIteration:
+        raise InputError(f"--threshold {text}: no threshold for --far {far}") from None
+
+
+def node_config(args: argparse.Namespace):
+    from stream.node.node import NodeConfig
+
+    for name in ("stride", "min_windows", "enroll_after", "max_batch"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')}: must be at least 1, got {value}")
+    if args.enroll_after is not None and args.enroll_after < args.min_windows:
+        raise InputError("--enroll-after must be at least --min-windows")
+    return NodeConfig(
+        node_id=args.node_id,
+        stride=args.stride,
+        threshold=threshold_of(args.threshold, args.far),
+        min_windows=args.min_windows,
+        enroll_after=args.enroll_after,
+        max_batch=args.max_batch,
+        max_wait_s=args.max_wait_ms / 1000,
+    )
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from engines.runtime.load import open_encoder
+    from sensors.formats import iter_recordings
+    from sensors.replay import Replay
+    from stream.gallery.gallery import Gallery
+    from stream.node.demo import build_demo_gallery, demo_split
+
+    config = node_config(args)
+    speed = parse_speed(args.speed)
+    encoder = open_encoder(args.model)
+    workdir = None
+    if not args.paths:
+        enroll, walks = demo_split()
+        if args.gallery is None:
+            workdir = tempfile.TemporaryDirectory(prefix="gaitwatch-demo-")
+            args.gallery = Path(workdir.name) / "demo.db"
+        print(
+            f"demo: {len(enroll)} CMU subjects enrolled from their first walk into {args.gallery}; "
+            f"replaying their other {len(walks)} walks"
+        )
+        gallery = build_demo_gallery(args.gallery, encoder, enroll)
+        replay = Replay.of(walks, speed=speed, loop=args.loop, sensor_id="cmu-demo")
+    else:
+        if args.gallery is None:
+            raise InputError("--gallery is required when replaying files (without files: the demo)")
+        for path in args.paths:
+            if not path.exists():
+                raise InputError(f"{path}: no such file or folder")
+        gallery = Gallery.open(args.gallery, encoder.card)
+        replay = Replay(lambda: iter_recordings(args.paths), speed=speed, loop=args.loop)
+    try:
+        return _run_node(replay, encoder, gallery, config, args)
+    finally:
+        gallery.close()
+        if workdir is not None:
+            workdir.cleanup()
+
+
+def _run_node(replay, encoder, gallery, config, args: argparse.Namespace) -> int:
+    from stream.events import Publisher
+    from stream.node.node import Node, Source
+    from stream.node.printer import EventPrinter
+
+    publisher = Publisher(args.pub, config.node_id)
+    printer = EventPrinter(quiet=args.quiet)
+    print(f"publishing on {publisher.endpoint} (listen with: gaitwatch listen {publisher.endpoint})", flush=True)
+    node = Node([Source(replay, track_labels=replay.track_labels)], encoder, gallery, publisher, config, printer)
+    try:
+        counters = node.run()
+    except KeyboardInterrupt:
+        node.stop()
+        raise
+    finally:
+        publisher.close()
+    print(printer.summary(counters, publisher))
+    return 0
+
+
+def run_listen(args: argparse.Namespace) -> int:
+    from stream.node.live_table import listen
+
+    return listen(args.endpoint, args.topics, args.plain, args.timeout, args.until_finished)
+
+
+def run_launch(args: argparse.Namespace) -> int:
+    from stream.cli import build_parser
+    from stream.node.launch import launch_argv
+
+    argv = launch_argv(args.file, build_parser())
+    launched = build_parser().parse_args(argv)
+    return launched.func(launched)

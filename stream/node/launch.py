@@ -1,0 +1,84 @@
+"""Launch files: a node recipe in TOML, checked, then run as the command line it stands for.
+
+A launch file holds one table named after the command it runs, whose keys are that command's
+options (dashes or underscores) and its positional arguments by name:
+
+    [replay]
+    paths = ["walks/"]          # relative paths are taken from the launch file's folder
+    gallery = "people.db"
+    speed = "max"
+    pub = "tcp://127.0.0.1:5557"
+
+Why map onto the command line: one definition of every option (its meaning, default and checks),
+so a launch file can never mean something the command does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sensors.errors import InputError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+LAUNCHABLE = ("replay", "listen", "camera", "kinect")
+
+
+def launch_argv(path: Path, parser: argparse.ArgumentParser) -> list[str]:
+    """The argv a launch file stands for; InputError naming the file and the key for anything wrong."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such launch file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: cannot read ({err})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(f"{path}: not valid TOML ({err})") from None
+    commands = _subcommands(parser)
+    tables = [key for key in data if key in commands and key in LAUNCHABLE]
+    if len(tables) != 1 or len(data) != 1 or not isinstance(data[tables[0]], dict):
+        known = ", ".join(f"[{c}]" for c in LAUNCHABLE if c in commands)
+        raise InputError(f"{path}: expected exactly one table naming the command to run ({known}), found {list(data)}")
+    command = tables[0]
+    return [command, *_arguments(path, command, data[command], commands[command])]
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _arguments(path: Path, command: str, table: dict, sub: argparse.ArgumentParser) -> list[str]:
+    actions = {a.dest: a for a in sub._actions if a.dest not in ("help", "func")}
+    options, positional = [], []
+    for key, value in table.items():
+        action = actions.get(key.replace("-", "_"))
+        where = f"{path}: [{command}] {key}"
+        if action is None:
+            known = ", ".join(sorted(d.replace("_", "-") for d in actions))
+            raise InputError(f"{where}: unknown setting (known: {known})")
+        many = action.nargs in ("*", "+") or isinstance(action.nargs, int)
+        if isinstance(action, argparse._StoreTrueAction):
+            if not isinstance(value, bool):
+                raise InputError(f"{where}: expected true or false, got {value!r}")
+            options += [action.option_strings[0]] if value else []
+            continue
+        values = value if many else [value]
+        if many and not isinstance(value, list):
+            raise InputError(f"{where}: expected a list, got {value!r}")
+        if not many and isinstance(value, (list, dict)):
+            raise InputError(f"{where}: expected one value, got {value!r}")
+        if any(isinstance(v, (bool, dict, list)) or not isinstance(v, (str, int, float)) for v in values):
+            raise InputError(f"{where}: expected text or numbers, got {value!r}")
+        texts = [str(path.parent / v) if action.type is Path else str(v) for v in values]
+        if action.option_strings:
+            options += [action.option_strings[0], *texts]
+        else:
+            positional += texts
+    return [*positional, *options]

@@ -1,0 +1,332 @@
+"""The node: frames in, identity events out.
+
+Three kinds of thread joined by bounded queues, so that a slow stage never blocks a sensor:
+
+    source threads --frames--> framing thread --windows, track start/end--> encoding thread
+    (one per sensor:           (canonical joints, tracker,                  (batch, encode, match,
+     read, pace)                ring buffer per track)                       publish; status each second)
+
+A live sensor's frame that finds its queue full replaces the oldest one waiting (the newest frame
+wins) and the drop is counted; a recorded file waits instead, so nothing of a file is ever dropped.
+Only the encoding thread touches the ZeroMQ socket (ZeroMQ sockets are not thread-safe) and the
+gallery's matcher; the order of a track's events is kept because its windows and its end travel
+through the same queue.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from calibration.mapping import mapping_for
+from sensors.frame import Frame
+from sensors.layouts import CANONICAL
+from stream.events import IDENTITY, STATUS, TRACK_END, TRACK_START, Publisher
+from stream.gallery.gallery import Gallery
+from stream.matcher import Decision, TrackMatcher
+from stream.node.ring import WindowRing
+from stream.node.tracker import Tracker
+
+_DONE = object()
+
+
+@dataclass
+class NodeConfig:
+    node_id: str = "gaitwatch"
+    stride: int | None = None  # frames between windows of a track (default: f, windows do not overlap)
+    max_gap_s: float = 0.2  # a longer gap in a track restarts its ring
+    track_timeout_s: float = 0.5  # a track unseen this long has ended
+    threshold: float = math.inf  # distance up to which the nearest identity is accepted (inf: closed set)
+    k: int = 5  # candidates per decision
+    min_windows: int = 3  # windows pooled before the first decision
+    enroll_after: int | None = None  # enroll an unknown track as anonymous after this many windows
+    max_batch: int = 64
+    max_wait_s: float = 0.002  # a batch waits at most this long for more windows
+    frame_queue: int = 4096
+    window_queue: int = 16384
+    status_period_s: float = 1.0
+
+
+@dataclass
+class Counters:
+    frames: int = 0
+    body_frames: int = 0
+    windows: int = 0
+    decisions: int = 0
+    dropped_frames: int = 0
+    dropped_windows: int = 0
+    tracks: int = 0
+
+
+@dataclass
+class Source:
+    """Frames from one sensor or file; ``live`` sources drop frames under load, files never do."""
+
+    frames: Iterable[Frame]
+    live: bool = False
+    track_labels: dict[int, dict] = field(default_factory=dict)  # sensor track id -> labels (replays fill it)
+
+
+@dataclass
+class _TrackState:
+    sensor: str
+    labels: dict
+    ring: WindowRing
+    windows: int = 0
+    last: Decision | None = None
+
+
+class Node:
+    def __init__(
+        self,
+        sources: list[Source],
+        encoder,
+        gallery: Gallery,
+        publisher: Publisher,
+        config: NodeConfig | None = None,
+        on_event: Callable[[str, dict], None] | None = None,
+    ) -> None:
+        self.sources = sources
+        self.encoder = encoder
+        self.gallery = gallery
+        self.publisher = publisher
+        self.config = config = config or NodeConfig()
+        self.on_event = on_event  # called with every published (topic, payload), in the encoding thread
+        self.rate_hz = float(encoder.card.get("rate_hz", 30.0))
+        self.stride = config.stride or encoder.f
+        self.matcher = TrackMatcher(
+            gallery, config.threshold, config.k, config.min_windows, config.enroll_after, source=config.node_id
+        )
+        self.tracker = Tracker(config.track_timeout_s)
+        self.counters = Counters()
+        self.frames: queue.Queue = queue.Queue(config.frame_queue)
+        self.work: queue.Queue = queue.Queue(config.window_queue)
+        self._tracks: dict[str, _TrackState] = {}  # framing thread's view
+        self._decided: dict[str, _TrackState] = {}  # encoding thread's view (same objects)
+        self._stop = threading.Event()
+        self._started = time.monotonic()
+        self._sources_left = len(sources)
+        self._mappings: dict[str, object] = {}
+        self._labels = {id(s): s.track_labels for s in sources}
+        self._live = any(s.live for s in sources)
+
+    # --- running ---------------------------------------------------------------------------------------
+
+    def run(self) -> Counters:
+        """Run until every source has ended (or ``stop``) and every event is published."""
+        threads = [threading.Thread(target=self._read, args=(s,), daemon=True, name="source") for s in self.sources]
+        encoding = threading.Thread(target=self._encode_loop, daemon=True, name="encoding")
+        for thread in [*threads, encoding]:
+            thread.start()
+        try:
+            self._frame_loop()
+        finally:
+            self._stop.set()
+            encoding.join()
+        return self.counters
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _read(self, source: Source) -> None:
+        for frame in source.frames:
+            if self._stop.is_set():
+                break
+            item = (frame, time.time(), id(source))
+            if not source.live:
+                self.frames.put(item)
+                continue
+            while True:
+                try:
+                    self.frames.put_nowait(item)
+                    break
+                except queue.Full:
+                    try:
+                        self.frames.get_nowait()  # the newest frame wins
+                        self.counters.dropped_frames += 1
+                    except queue.Empty:
+                        pass
+        self.frames.put((_DONE, 0.0, id(source)))
+
+    # --- framing thread: canonical joints, tracks, rings ----------------------------------------------
+
+    def _frame_loop(self) -> None:
+        left = len(self.sources)
+        while left and not self._stop.is_set():
+            frame, arrival, source = self.frames.get()
+            if frame is _DONE:
+                left -= 1
+                continue
+            self._frame(frame, arrival, source)
+        for key in self.tracker.end_all():
+            self._end(key, math.nan)
+        self._send(("done",))
+
+    def _frame(self, frame: Frame, arrival: float, source: int) -> None:
+        counters = self.counters
+        counters.frames += 1
+        counters.body_frames += frame.num_bodies
+        update = self.tracker.update(frame)
+        for key in update.ended:
+            self._end(key, frame.t)
+        if frame.num_bodies == 0:
+            return
+        joints = self._canonical(frame)
+        for key in update.started:
+            sensor_track = int(frame.track_ids[update.keys.index(key)])
+            labels = self._labels.get(source, {}).get(sensor_track, {})
+            self._tracks[key] = _TrackState(
+                frame.sensor_id, labels, WindowRing(self.encoder.f, self.rate_hz, self.stride, self.config.max_gap_s)
+            )
+            counters.tracks += 1
+            self._send(("start", key, frame.sensor_id, frame.t, labels))
+        for body, key in enumerate(update.keys):
+            for window, _, _ in self._tracks[key].ring.push(frame.t, joints[body]):
+                self._send(("window", key, window, frame.t, arrival), droppable=True)
+
+    def _canonical(self, frame: Frame) -> np.ndarray:
+        if frame.layout is CANONICAL or frame.layout == CANONICAL:
+            return frame.joints
+        mapping = self._mappings.get(frame.layout.name)
+        if mapping is None:
+            mapping = self._mappings[frame.layout.name] = mapping_for(frame.layout)
+        return mapping.joints(frame.joints)
+
+    def _end(self, key: str, t: float) -> None:
+        if self._tracks.pop(key, None) is not None:
+            self._send(("end", key, t))
+
+    def _send(self, item: tuple, droppable: bool = False) -> None:
+        if droppable and self._live:
+            try:
+                self.work.put_nowait(item)
+            except queue.Full:
+                self.counters.dropped_windows += 1
+            return
+        self.work.put(item)
+
+    # --- encoding thread: batches, encoder, matcher, events ---------------------------------------------
+
+    def _encode_loop(self) -> None:
+        config = self.config
+        next_status = time.monotonic() + config.status_period_s
+        self._last_status = (time.monotonic(), Counters())
+        batch: list[tuple] = []
+        done = False
+        while not done:
+            timeout = config.max_wait_s if batch else max(0.0, next_status - time.monotonic())
+            try:
+                item = self.work.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if item is not None and item[0] == "window":
+                batch.append(item)
+                if len(batch) < config.max_batch:
+                    continue
+                item = None
+            if batch:
+                self._decide(batch)
+                batch = []
+            if item is not None:
+                done = self._control(item)
+            if time.monotonic() >= next_status or done:
+                self._status(finished=done)
+                next_status = time.monotonic() + config.status_period_s
+
+    def _decide(self, batch: list[tuple]) -> None:
+        embeddings = self.encoder.encode(np.stack([item[2] for item in batch]))
+        self.counters.windows += len(batch)
+        for (_, key, _, t_capture, arrival), embedding in zip(batch, embeddings, strict=True):
+            state = self._decided.get(key)
+            if state is None:  # its start was dropped with nothing else: cannot happen, but never crash the node
+                continue
+            state.windows += 1
+            decision = self.matcher.observe(key, embedding)
+            if decision is None:
+                continue
+            state.last = decision
+            self.counters.decisions += 1
+            self._publish(
+                IDENTITY,
+                {
+                    "sensor": state.sensor,
+                    "track": key,
+                    "t_capture": t_capture,
+                    "t_arrival": arrival,
+                    **self._decision_fields(decision),
+                    "known": decision.identity is not None,
+                    "threshold": None if math.isinf(self.config.threshold) else self.config.threshold,
+                    "enrolled": decision.enrolled,
+                    "candidates": [
+                        {"identity": m.identity, "name": self.gallery.name_of(m.identity), "distance": m.distance}
+                        for m in decision.candidates
+                    ],
+                },
+            )
+
+    def _decision_fields(self, decision: Decision | None) -> dict:
+        if decision is None:
+            return {"identity": None, "name": None, "distance": None, "windows": 0}
+        return {
+            "identity": decision.identity,
+            "name": decision.name,
+            "distance": decision.distance,
+            "windows": decision.windows,
+        }
+
+    def _control(self, item: tuple) -> bool:
+        kind = item[0]
+        if kind == "start":
+            _, key, sensor, t, labels = item
+            self._decided[key] = _TrackState(sensor, labels, None)  # type: ignore[arg-type]
+            self._publish(TRACK_START, {"sensor": sensor, "track": key, "t_capture": t, "labels": labels})
+        elif kind == "end":
+            _, key, t = item
+            state = self._decided.pop(key, None)
+            self.matcher.end(key)
+            if state is not None:
+                fields = self._decision_fields(state.last)
+                fields["windows"] = state.windows
+                payload = {"sensor": state.sensor, "track": key, "t_capture": None if math.isnan(t) else t}
+                self._publish(TRACK_END, {**payload, "labels": state.labels, **fields})
+        return kind == "done"
+
+    def _status(self, finished: bool = False) -> None:
+        now, c = time.monotonic(), self.counters
+        then, before = self._last_status
+        span = max(now - then, 1e-9)
+        self._last_status = (now, Counters(**vars(c)))
+        self._publish(
+            STATUS,
+            {
+                "uptime_s": now - self._started,
+                "rates": {
+                    "frames": (c.frames - before.frames) / span,
+                    "body_frames": (c.body_frames - before.body_frames) / span,
+                    "windows": (c.windows - before.windows) / span,
+                    "decisions": (c.decisions - before.decisions) / span,
+                },
+                "queues": {"frames": self.frames.qsize(), "work": self.work.qsize()},
+                "dropped": {
+                    "frames": c.dropped_frames,
+                    "windows": c.dropped_windows,
+                    "events": self.publisher.dropped,
+                },
+                "tracks": [
+                    {"track": key, **self._decision_fields(state.last), "windows": state.windows}
+                    for key, state in self._decided.items()
+                ],
+                "finished": finished,
+            },
+        )
+
+    def _publish(self, topic: str, payload: dict) -> None:
+        self.publisher.publish(topic, payload)
+        if self.on_event is not None:
+            self.on_event(topic, payload)

@@ -1,0 +1,86 @@
+"""Which body in this frame is which person: tracks with a start, an end and a timeout.
+
+Why two ways: a Kinect (and a replayed file) gives every body a tracking id, which is kept; a pose
+estimator may not, so bodies without an id (track id < 0) are associated frame to frame by the mean
+distance of their joints to each open track's last position (greedy, nearest pair first; at most six
+bodies per frame make an optimal assignment unnecessary), within ``max_jump_m``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sensors.frame import Frame
+
+
+@dataclass
+class _Open:
+    key: str
+    last_t: float
+    last_centre: np.ndarray
+
+
+@dataclass
+class TrackUpdate:
+    """The outcome of one frame: per body its track key, plus tracks that started and ended."""
+
+    keys: list[str]
+    started: list[str] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
+
+
+class Tracker:
+    def __init__(self, timeout_s: float = 0.5, max_jump_m: float = 0.5) -> None:
+        self.timeout_s = timeout_s
+        self.max_jump_m = max_jump_m
+        self._open: dict[str, dict[int, _Open]] = {}  # sensor -> sensor-side id -> open track
+        self._next_anonymous = 0
+
+    def update(self, frame: Frame) -> TrackUpdate:
+        tracks = self._open.setdefault(frame.sensor_id, {})
+        centres = np.nanmean(frame.joints, axis=1) if frame.num_bodies else np.zeros((0, 3), np.float32)
+        ids = frame.track_ids.tolist()
+        if any(i < 0 for i in ids):
+            ids = self._associate(tracks, ids, centres)
+        update = TrackUpdate(keys=[])
+        for body, sensor_track in enumerate(ids):
+            state = tracks.get(sensor_track)
+            if state is None:
+                name = sensor_track if sensor_track >= 0 else f"a{-sensor_track - 1_000_000}"
+                state = tracks[sensor_track] = _Open(f"{frame.sensor_id}/{name}", frame.t, centres[body])
+                update.started.append(state.key)
+            state.last_t, state.last_centre = frame.t, centres[body]
+            update.keys.append(state.key)
+        for sensor_track, state in list(tracks.items()):
+            if frame.t - state.last_t > self.timeout_s:
+                update.ended.append(state.key)
+                del tracks[sensor_track]
+        return update
+
+    def end_all(self) -> list[str]:
+        """Every open track, ended (the source has finished)."""
+        keys = [state.key for tracks in self._open.values() for state in tracks.values()]
+        self._open.clear()
+        return keys
+
+    def _associate(self, tracks: dict[int, _Open], ids: list[int], centres: np.ndarray) -> list[int]:
+        """Sensor ids for bodies without one: the nearest unclaimed open track, or a new track."""
+        free = [i for i in tracks if i not in ids]
+        pairs = sorted(
+            (float(np.linalg.norm(centres[body] - tracks[t].last_centre)), body, t)
+            for body, sensor_id in enumerate(ids)
+            if sensor_id < 0
+            for t in free
+        )
+        out, claimed = list(ids), set()
+        for distance, body, t in pairs:
+            if distance <= self.max_jump_m and out[body] < 0 and t not in claimed:
+                out[body] = t
+                claimed.add(t)
+        for body, sensor_id in enumerate(out):
+            if sensor_id < 0:
+                self._next_anonymous -= 1
+                out[body] = self._next_anonymous - 1_000_000  # negative: never a sensor's own id
+        return out
