@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sensors.demo import demo_recording_path
 from sensors.formats.gwrec import read_gwrec, write_recording
 from sensors.layouts import KINECT_V1
 from sensors.recording import Recording
@@ -64,14 +63,6 @@ def test_convert_cmu_to_canonical_30hz(cmu_dir: Path, tmp_path: Path):
     assert len(rec.unique_tracks()) == 2
     assert {m["subject"] for m in rec.metadata["tracks"].values()} == {"07", "08"}
     np.testing.assert_allclose(np.diff(rec.t)[np.diff(rec.t) < 0.5], 1 / 30, rtol=1e-6)
-
-
-def test_replay_plays_the_bundled_demo_by_default():
-    demo = read_gwrec(demo_recording_path())
-    out = gaitwatch("replay", "--speed", "max").stdout
-    total = out.strip().splitlines()[-1]
-    assert total.startswith(f"total: {demo.num_frames} frames, {demo.num_body_frames} body-frames")
-    assert f"{len(demo.unique_tracks())} tracks" in total
 
 
 def test_info_reports_a_truncated_recording(tmp_path: Path):

@@ -9,10 +9,14 @@ from pathlib import Path
 
 from sensors.errors import InputError
 
+BENCH_TARGETS: argparse._SubParsersAction | None = None
+
 
 def register(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser("bench", help="measure speed (windows/s, p50/p99 latency)")
     what = bench.add_subparsers(dest="what", metavar="WHAT", required=True)
+    global BENCH_TARGETS
+    BENCH_TARGETS = what  # other packages add their own: ``gaitwatch bench pipeline`` (stream)
     enc = what.add_parser("encoder", help="one model through every backend available here, batch 1, 16, 64, 256")
     enc.add_argument("--model", type=Path, help="ONNX artifact (default: the shipped SimMC)")
     enc.add_argument("--checkpoint", type=Path, help="torch reference (default: the .pt shipped beside the model)")

@@ -34,6 +34,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     listen.add_argument("--until-finished", action="store_true", help="stop when the node says its source ended")
     listen.set_defaults(func=run_listen)
 
+    from engines.runtime import cli as bench_cli
+
+    if bench_cli.BENCH_TARGETS is not None:
+        pipeline = bench_cli.BENCH_TARGETS.add_parser(
+            "pipeline", help="the whole node: body-frames/s at max speed, frame-to-event latency at 30 Hz"
+        )
+        pipeline.add_argument("--sensors", type=int, default=16)
+        pipeline.add_argument("--bodies", type=int, default=6, help="people seen at once by each sensor")
+        pipeline.add_argument("--seconds", type=float, default=20.0, help="length of the real-time (latency) run")
+        pipeline.add_argument("--max-speed-seconds", type=float, default=60.0, help="recording length, throughput run")
+        pipeline.add_argument("--out", type=Path, help="JSON report")
+        pipeline.add_argument("--table", type=Path, help="markdown table (default: beside --out, .md)")
+        pipeline.set_defaults(func=run_bench_pipeline)
+
     launch = commands.add_parser("launch", help="run a node described by a launch file (TOML, see launch/)")
     launch.add_argument("file", type=Path)
     launch.set_defaults(func=run_launch)
@@ -52,7 +66,9 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-windows", type=int, default=3, help="windows pooled before the first decision")
     parser.add_argument("--enroll-after", type=int, help="enroll unknown tracks as anonymous after N windows")
     parser.add_argument("--max-batch", type=int, default=64)
-    parser.add_argument("--max-wait-ms", type=float, default=2.0, help="a batch waits at most this long")
+    parser.add_argument(
+        "--max-wait-ms", type=float, default=0.0, help="a batch waits at most this long (default 0: what is queued)"
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
 
 
@@ -152,6 +168,19 @@ def _run_node(replay, encoder, gallery, config, args: argparse.Namespace) -> int
     finally:
         publisher.close()
     print(printer.summary(counters, publisher))
+    return 0
+
+
+def run_bench_pipeline(args: argparse.Namespace) -> int:
+    import sys
+
+    from stream.node.bench import run_benchmark, write
+
+    if min(args.sensors, args.bodies) < 1 or min(args.seconds, args.max_speed_seconds) <= 0:
+        raise InputError("--sensors and --bodies must be at least 1, --seconds and --max-speed-seconds positive")
+    report = run_benchmark(args.sensors, args.bodies, args.seconds, args.max_speed_seconds)
+    command = "gaitwatch bench pipeline " + " ".join(sys.argv[3:])
+    print(write(report, args.out, args.table, command.strip()))
     return 0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -34,6 +35,7 @@ from stream.node.ring import WindowRing
 from stream.node.tracker import Tracker
 
 _DONE = object()
+SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass
@@ -47,7 +49,7 @@ class NodeConfig:
     min_windows: int = 3  # windows pooled before the first decision
     enroll_after: int | None = None  # enroll an unknown track as anonymous after this many windows
     max_batch: int = 64
-    max_wait_s: float = 0.002  # a batch waits at most this long for more windows
+    max_wait_s: float = 0.0  # a batch waits at most this long for more windows (0: takes what is queued)
     frame_queue: int = 4096
     window_queue: int = 16384
     status_period_s: float = 1.0
@@ -120,6 +122,16 @@ class Node:
 
     def run(self) -> Counters:
         """Run until every source has ended (or ``stop``) and every event is published."""
+        # Python hands the GIL between threads every 5 ms by default: a window ready to encode would
+        # wait that long behind the framing thread. 0.5 ms keeps hand-over well under the latency budget.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, SWITCH_INTERVAL_S))
+        try:
+            return self._run()
+        finally:
+            sys.setswitchinterval(switch)
+
+    def _run(self) -> Counters:
         threads = [threading.Thread(target=self._read, args=(s,), daemon=True, name="source") for s in self.sources]
         encoding = threading.Thread(target=self._encode_loop, daemon=True, name="encoding")
         for thread in [*threads, encoding]:
@@ -164,8 +176,8 @@ class Node:
                 left -= 1
                 continue
             self._frame(frame, arrival, source)
-        for key in self.tracker.end_all():
-            self._end(key, math.nan)
+        for key, last_seen in self.tracker.end_all():
+            self._end(key, last_seen)
         self._send(("done",))
 
     def _frame(self, frame: Frame, arrival: float, source: int) -> None:
@@ -173,8 +185,8 @@ class Node:
         counters.frames += 1
         counters.body_frames += frame.num_bodies
         update = self.tracker.update(frame)
-        for key in update.ended:
-            self._end(key, frame.t)
+        for key, last_seen in update.ended:
+            self._end(key, last_seen)
         if frame.num_bodies == 0:
             return
         joints = self._canonical(frame)
@@ -220,9 +232,12 @@ class Node:
         batch: list[tuple] = []
         done = False
         while not done:
-            timeout = config.max_wait_s if batch else max(0.0, next_status - time.monotonic())
             try:
-                item = self.work.get(timeout=timeout)
+                if batch and config.max_wait_s <= 0:
+                    item = self.work.get_nowait()  # batch what has queued up meanwhile, wait for nothing
+                else:
+                    timeout = config.max_wait_s if batch else max(0.0, next_status - time.monotonic())
+                    item = self.work.get(timeout=timeout)
             except queue.Empty:
                 item = None
             if item is not None and item[0] == "window":
@@ -293,7 +308,7 @@ class Node:
             if state is not None:
                 fields = self._decision_fields(state.last)
                 fields["windows"] = state.windows
-                payload = {"sensor": state.sensor, "track": key, "t_capture": None if math.isnan(t) else t}
+                payload = {"sensor": state.sensor, "track": key, "t_capture": t}
                 self._publish(TRACK_END, {**payload, "labels": state.labels, **fields})
         return kind == "done"
 

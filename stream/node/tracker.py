@@ -24,11 +24,11 @@ class _Open:
 
 @dataclass
 class TrackUpdate:
-    """The outcome of one frame: per body its track key, plus tracks that started and ended."""
+    """The outcome of one frame: per body its track key, plus tracks that started and ended (with last seen time)."""
 
     keys: list[str]
     started: list[str] = field(default_factory=list)
-    ended: list[str] = field(default_factory=list)
+    ended: list[tuple[str, float]] = field(default_factory=list)
 
 
 class Tracker:
@@ -55,15 +55,15 @@ class Tracker:
             update.keys.append(state.key)
         for sensor_track, state in list(tracks.items()):
             if frame.t - state.last_t > self.timeout_s:
-                update.ended.append(state.key)
+                update.ended.append((state.key, state.last_t))
                 del tracks[sensor_track]
         return update
 
-    def end_all(self) -> list[str]:
-        """Every open track, ended (the source has finished)."""
-        keys = [state.key for tracks in self._open.values() for state in tracks.values()]
+    def end_all(self) -> list[tuple[str, float]]:
+        """Every open track, ended (the source has finished), with the time it was last seen."""
+        ended = [(state.key, state.last_t) for tracks in self._open.values() for state in tracks.values()]
         self._open.clear()
-        return keys
+        return ended
 
     def _associate(self, tracks: dict[int, _Open], ids: list[int], centres: np.ndarray) -> list[int]:
         """Sensor ids for bodies without one: the nearest unclaimed open track, or a new track."""
@@ -74,13 +74,14 @@ class Tracker:
             if sensor_id < 0
             for t in free
         )
-        out, claimed = list(ids), set()
+        out, claimed, assigned = list(ids), set(), set()
         for distance, body, t in pairs:
-            if distance <= self.max_jump_m and out[body] < 0 and t not in claimed:
+            if distance <= self.max_jump_m and body not in assigned and t not in claimed:
                 out[body] = t
                 claimed.add(t)
-        for body, sensor_id in enumerate(out):
-            if sensor_id < 0:
-                self._next_anonymous -= 1
-                out[body] = self._next_anonymous - 1_000_000  # negative: never a sensor's own id
+                assigned.add(body)
+        for body, sensor_id in enumerate(ids):
+            if sensor_id < 0 and body not in assigned:
+                self._next_anonymous += 1
+                out[body] = -1_000_000 - self._next_anonymous  # negative: never a sensor's own id
         return out

@@ -1,0 +1,161 @@
+"""The node end to end with real sockets: the demo, KGBD probe walks at real-time pace, drops, the commands."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("zmq", reason="pyzmq not installed")
+pytest.importorskip("hnswlib", reason="hnswlib not installed")
+
+from engines.runtime.load import open_encoder
+from sensors.replay import Replay
+from stream.events import IDENTITY, STATUS, TRACK_END, Publisher, schema
+from stream.gallery.gallery import Gallery
+from stream.node.demo import build_demo_gallery, demo_split
+from stream.node.node import Node, NodeConfig, Source
+from stream.subscriber import Subscriber
+from tests.test_cli import assert_one_line_error, gaitwatch
+
+KGBD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "kgbd" / "KinectGait-master.zip"
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return open_encoder()
+
+
+def run_with_subscriber(node_for, settle_s: float = 0.3) -> tuple[list, Subscriber, Publisher, object]:
+    """Bind a publisher on a free loopback port, connect a subscriber, run the node, collect every event."""
+    publisher = Publisher("tcp://127.0.0.1:0", "test-node")
+    subscriber = Subscriber(publisher.endpoint, timeout_s=3.0)
+    time.sleep(settle_s)  # let the subscription reach the publisher before the first event
+    events: list = []
+    reader = threading.Thread(target=lambda: events.extend(subscriber))
+    reader.start()
+    node = node_for(publisher)
+    counters = node.run()
+    reader.join()
+    publisher.close()
+    subscriber.close()
+    return events, subscriber, publisher, counters
+
+
+def test_demo_events_all_arrive_follow_the_schema_and_name_the_walkers(tmp_path: Path, encoder):
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema not installed")
+    enroll, walks = demo_split()
+    gallery = build_demo_gallery(tmp_path / "demo.db", encoder, enroll)
+    replay = Replay.of(walks, speed=None)
+    events, subscriber, publisher, counters = run_with_subscriber(
+        lambda pub: Node([Source(replay, track_labels=replay.track_labels)], encoder, gallery, pub, NodeConfig())
+    )
+    assert len(events) == publisher.sent and subscriber.gaps == 0 and publisher.dropped == 0
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    validator = jsonschema.Draft202012Validator(schema())
+    for event in events:
+        validator.validate(event.payload)
+    ends = [e.payload for e in events if e.topic == TRACK_END]
+    assert len(ends) == len(walks) == counters.tracks
+    right = sum(end["name"] == f"CMU subject {end['labels']['subject']}" for end in ends)
+    assert right >= 15, f"named {right} of {len(ends)} demo walks right"
+    assert events[-1].topic == STATUS and events[-1].payload["finished"]
+
+
+def test_a_live_source_drops_the_oldest_frames_when_the_node_falls_behind(tmp_path: Path, encoder):
+    enroll, walks = demo_split()
+    gallery = build_demo_gallery(tmp_path / "demo.db", encoder, enroll)
+    frames = list(Replay.of(walks * 3, speed=None))
+    config = NodeConfig(frame_queue=8)
+    events, _, _, counters = run_with_subscriber(
+        lambda pub: Node([Source(iter(frames), live=True)], encoder, gallery, pub, config)
+    )
+    assert counters.dropped_frames > 0 and counters.frames + counters.dropped_frames == len(frames)
+    assert events[-1].payload["dropped"]["frames"] == counters.dropped_frames
+
+
+@pytest.mark.skipif(not KGBD.exists(), reason=f"KGBD not found at {KGBD}")
+def test_kgbd_probe_walks_at_real_time_pace_match_the_offline_walk_level_evaluation(tmp_path: Path, encoder):
+    from calibration.kgbd_scores import enroll_gallery_walks
+    from engines.evaluate import evaluate
+    from engines.protocol import TRIM_FRAMES, load_protocol, load_split
+    from sensors.formats.kgbd import KgbdDataset, walk_recording
+
+    split = load_split("kgbd:0")
+    data = load_protocol(KGBD, split, progress=False)
+    offline = evaluate(encoder, data)["walk"].top1 * 100
+    gallery = Gallery.create(tmp_path / "g.db", encoder.card)
+    enroll_gallery_walks(gallery, encoder, data)
+    dataset = KgbdDataset(KGBD)
+    walks = {(w.person, w.walk): w for w in dataset.walks}
+    sources = []
+    for person, number in split.walks("probe"):  # every probe walk is its own sensor, all at once, in real time
+        joints = dataset.read(walks[(person, number)]).joints[TRIM_FRAMES:-TRIM_FRAMES]  # as the protocol cuts
+        recording = walk_recording(joints, person, number, "kgbd")
+        replay = Replay.of([recording], speed=1.0, sensor_id=f"{person}/{number}")
+        sources.append(Source(replay, track_labels=replay.track_labels))
+    events, subscriber, publisher, counters = run_with_subscriber(
+        lambda pub: Node(sources, encoder, gallery, pub, NodeConfig())
+    )
+    assert subscriber.gaps == 0 and len(events) == publisher.sent and publisher.dropped == 0
+    assert counters.dropped_frames == counters.dropped_windows == 0
+    ends = [e.payload for e in events if e.topic == TRACK_END]
+    assert len(ends) == len(sources)
+    live = 100 * np.mean([end["name"] == end["labels"]["person"] for end in ends])
+    assert abs(live - offline) <= 1.0, f"live walk-level top-1 {live:.2f} vs offline {offline:.2f}"
+    identities = [e for e in events if e.topic == IDENTITY]
+    assert len(identities) > 1000
+    print(f"live walk-level top-1 {live:.2f} %, offline {offline:.2f} %, {len(ends)} walks, {len(events)} events")
+
+
+def test_a_late_subscriber_gets_the_current_tracks_from_the_next_status(tmp_path: Path, encoder):
+    from stream.node.bench import crowd
+
+    enroll, walks = demo_split()
+    gallery = build_demo_gallery(tmp_path / "demo.db", encoder, enroll)
+    recording = crowd(walks, sensor=0, bodies=6, seconds=3.0)
+    publisher = Publisher("tcp://127.0.0.1:0", "late")
+    node = Node([Source(Replay.of([recording], speed=1.0))], encoder, gallery, publisher, NodeConfig())
+    runner = threading.Thread(target=node.run)
+    runner.start()
+    time.sleep(1.2)  # tracks started and identified before this subscriber exists
+    with Subscriber(publisher.endpoint, topics=[STATUS], timeout_s=2.0) as late:
+        status = late.receive(timeout_s=2.0)
+    runner.join()
+    publisher.close()
+    assert status is not None and len(status.payload["tracks"]) == 6
+    assert all(track["name"].startswith("CMU subject") for track in status.payload["tracks"])
+
+
+def test_replay_command_runs_the_demo_and_refuses_bad_input(tmp_path: Path):
+    out = gaitwatch("replay", "--speed", "max", "--pub", "tcp://127.0.0.1:0", "--quiet").stdout
+    assert "demo: 8 CMU subjects enrolled" in out and "18 tracks" in out
+    assert "dropped 0 frames, 0 windows, 0 events" in out
+    proc = gaitwatch("replay", tmp_path / "x.gwrec", ok=False)
+    assert_one_line_error(proc, "--gallery is required")
+    proc = gaitwatch("replay", "--speed", "fast", ok=False)
+    assert_one_line_error(proc, "'fast'")
+    proc = gaitwatch("replay", "--threshold", tmp_path / "absent.json", ok=False)
+    assert_one_line_error(proc, "neither a number nor a readable file")
+    bad = tmp_path / "node.toml"
+    bad.write_text("[replay]\nspede = 2\n")
+    assert_one_line_error(gaitwatch("launch", bad, ok=False), "spede: unknown setting")
+
+
+def test_listen_prints_what_a_node_publishes(tmp_path: Path):
+    import subprocess
+    import sys
+
+    port = 45000 + int(time.time()) % 1000
+    listener = subprocess.Popen(
+        [sys.executable, "-m", "stream", "listen", f"tcp://127.0.0.1:{port}", "--plain", "--until-finished"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    gaitwatch("replay", "--speed", "max", "--pub", f"tcp://127.0.0.1:{port}", "--quiet")
+    out, _ = listener.communicate(timeout=60)
+    assert "end    CMU subject" in out and "status" in out and "0 lost (sequence gaps)" in out
