@@ -60,17 +60,36 @@ class TrackMatcher:
 
     def observe(self, track: str, embedding: np.ndarray) -> Decision | None:
         """Add one window's embedding to ``track``; a decision once the track has ``min_windows`` windows."""
-        vector = np.asarray(embedding, np.float32).reshape(-1)
-        state = self.tracks.get(track)
-        if state is None:
-            state = self.tracks[track] = _Track(np.zeros_like(vector, dtype=np.float64))
-        state.total += vector
-        state.embeddings.append(vector)
-        count = len(state.embeddings)
-        if count < self.min_windows:
-            return None
-        pooled = (state.total / count).astype(np.float32)
-        candidates = self.gallery.search_tracks(pooled, self.k)
+        return self.observe_many([track], np.asarray(embedding).reshape(1, -1))[0]
+
+    def observe_many(self, tracks: list[str], embeddings: np.ndarray) -> list[Decision | None]:
+        """``observe`` for a batch of windows (several may belong to one track), searched in one go.
+
+        Each decision rests on its track's windows up to and including its own, as if observed one by one;
+        the gallery searched is the one at the start of the batch (an anonymous enrollment made by a
+        decision in the batch is seen from the next batch on)."""
+        vectors = np.asarray(embeddings, np.float32).reshape(len(tracks), -1)
+        pending: list[tuple[int, _Track, int]] = []  # (row, track state, windows so far)
+        pooled = []
+        for row, (track, vector) in enumerate(zip(tracks, vectors, strict=True)):
+            state = self.tracks.get(track)
+            if state is None:
+                state = self.tracks[track] = _Track(np.zeros(len(vector), np.float64))
+            state.total += vector
+            state.embeddings.append(vector)
+            count = len(state.embeddings)
+            if count >= self.min_windows:
+                pending.append((row, state, count))
+                pooled.append(state.total / count)
+        decisions: list[Decision | None] = [None] * len(tracks)
+        if not pending:
+            return decisions
+        found = self.gallery.search_tracks_many(np.asarray(pooled, np.float32), self.k)
+        for (row, state, count), candidates in zip(pending, found, strict=True):
+            decisions[row] = self._decide(tracks[row], state, count, candidates)
+        return decisions
+
+    def _decide(self, track: str, state: _Track, count: int, candidates: list[Match]) -> Decision:
         best = candidates[0] if candidates else None
         known = best is not None and best.distance <= self.threshold
         enrolled = False

@@ -52,3 +52,21 @@ def test_an_empty_gallery_says_unknown(tmp_path: Path):
     matcher = TrackMatcher(Gallery.create(tmp_path / "e.db", card()), threshold=1.0, min_windows=1)
     decision = matcher.observe("t", np.zeros(16, np.float32))
     assert decision.identity is None and decision.distance is None and decision.candidates == []
+
+
+def test_a_batch_of_windows_decides_as_one_by_one(gallery: Gallery):
+    tracks = ["a", "b", "a", "c", "a", "b", "c", "c", "a", "b"]
+    windows = np.concatenate([walk(p, 4, seed=9) for p in (0, 1, 3)])[: len(tracks)]
+    one_by_one = TrackMatcher(gallery, threshold=1.5, min_windows=2)
+    batched = TrackMatcher(gallery, threshold=1.5, min_windows=2)
+    expected = [one_by_one.observe(t, w) for t, w in zip(tracks, windows, strict=True)]
+    got = batched.observe_many(tracks, windows)
+    assert [d is None for d in got] == [d is None for d in expected]
+    for g, e in zip(got, expected, strict=True):
+        if e is not None:
+            assert (g.identity, g.windows, [m.identity for m in g.candidates]) == (
+                e.identity,
+                e.windows,
+                [m.identity for m in e.candidates],
+            )
+            np.testing.assert_allclose([m.distance for m in g.candidates], [m.distance for m in e.candidates])

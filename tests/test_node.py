@@ -149,13 +149,18 @@ def test_listen_prints_what_a_node_publishes(tmp_path: Path):
     import subprocess
     import sys
 
-    port = 45000 + int(time.time()) % 1000
+    import socket
+
+    with socket.socket() as probe:  # a free port for the node to bind
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     listener = subprocess.Popen(
         [sys.executable, "-m", "stream", "listen", f"tcp://127.0.0.1:{port}", "--plain", "--until-finished"],
         stdout=subprocess.PIPE,
         text=True,
     )
     time.sleep(1.0)
-    gaitwatch("replay", "--speed", "max", "--pub", f"tcp://127.0.0.1:{port}", "--quiet")
-    out, _ = listener.communicate(timeout=60)
+    # at 8x the recorded pace the demo lasts some seconds: the listener has long connected when it ends
+    gaitwatch("replay", "--speed", "8", "--pub", f"tcp://127.0.0.1:{port}", "--quiet")
+    out, _ = listener.communicate(timeout=120)
     assert "end    CMU subject" in out and "status" in out and "0 lost (sequence gaps)" in out

@@ -123,11 +123,18 @@ class Gallery:
 
         A mean over a track's windows is compared with means over enrolled tracks, like with like (the
         walk level of the KGBD evaluation); single windows scatter far more than means do."""
+        return self.search_tracks_many(np.asarray(pooled).reshape(1, -1), k)[0]
+
+    def search_tracks_many(self, pooled: np.ndarray, k: int = 5) -> list[list[Match]]:
+        """``search_tracks`` for a batch of pooled embeddings [B, D] (the live node decides a batch at once)."""
         if self._templates is None:
             with self._templates_lock:
                 if self._templates is None:
                     self._templates = TrackTemplates(self.store.dim, *self.store.track_sums())
-        return [Match(identity, distance, -1) for identity, distance in self._templates.nearest(pooled, k)]
+        return [
+            [Match(identity, distance, -1) for identity, distance in row]
+            for row in self._templates.nearest_many(pooled, k)
+        ]
 
     def save_index(self) -> None:
         self.index.save(self.store.path)

@@ -56,17 +56,27 @@ class TrackTemplates:
 
     def nearest(self, pooled: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The k nearest identities of ``pooled``, each with the distance of its nearest track mean."""
-        query = np.asarray(pooled, np.float32).reshape(1, self.dim)
+        return self.nearest_many(np.asarray(pooled).reshape(1, self.dim), k)[0]
+
+    def nearest_many(self, pooled: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        """``nearest`` for many pooled embeddings [B, D] at once: one matrix product, not B of everything."""
+        queries = np.asarray(pooled, np.float64).reshape(-1, self.dim)
         with self.lock.reading():
-            if len(self._owners) == 0:
-                return []
-            distances = np.linalg.norm(self._means - query, axis=1)
-            owners = self._owners
-        best: dict[int, float] = {}
-        for i in np.argsort(distances, kind="stable"):
-            owner = int(owners[i])
-            if owner not in best:
-                best[owner] = float(distances[i])
-                if len(best) == k:
-                    break
-        return list(best.items())
+            means, owners = self._means, self._owners
+        if len(owners) == 0:
+            return [[] for _ in queries]
+        squared = (queries**2).sum(1)[:, None] + (means.astype(np.float64) ** 2).sum(1)[None, :]
+        squared -= 2.0 * queries @ means.T.astype(np.float64)
+        order = np.argsort(owners, kind="stable")
+        sorted_owners = owners[order]
+        starts = np.flatnonzero(np.r_[True, sorted_owners[1:] != sorted_owners[:-1]])
+        per_identity = np.sqrt(np.maximum(np.minimum.reduceat(squared[:, order], starts, axis=1), 0.0))
+        identities = sorted_owners[starts]
+        k = min(k, len(identities))
+        top = np.argpartition(per_identity, k - 1, axis=1)[:, :k] if k < len(identities) else None
+        out = []
+        for row, distances in enumerate(per_identity):
+            candidates = top[row] if top is not None else np.arange(len(identities))
+            ranked = candidates[np.argsort(distances[candidates], kind="stable")]
+            out.append([(int(identities[i]), float(distances[i])) for i in ranked])
+        return out

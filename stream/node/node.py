@@ -257,12 +257,14 @@ class Node:
     def _decide(self, batch: list[tuple]) -> None:
         embeddings = self.encoder.encode(np.stack([item[2] for item in batch]))
         self.counters.windows += len(batch)
-        for (_, key, _, t_capture, arrival), embedding in zip(batch, embeddings, strict=True):
-            state = self._decided.get(key)
-            if state is None:  # its start was dropped with nothing else: cannot happen, but never crash the node
-                continue
+        known = [(item, vector) for item, vector in zip(batch, embeddings, strict=True) if item[1] in self._decided]
+        if not known:
+            return
+        decisions = self.matcher.observe_many([item[1] for item, _ in known], np.asarray([e for _, e in known]))
+        threshold = None if math.isinf(self.config.threshold) else self.config.threshold
+        for ((_, key, _, t_capture, arrival), _), decision in zip(known, decisions, strict=True):
+            state = self._decided[key]
             state.windows += 1
-            decision = self.matcher.observe(key, embedding)
             if decision is None:
                 continue
             state.last = decision
@@ -276,7 +278,7 @@ class Node:
                     "t_arrival": arrival,
                     **self._decision_fields(decision),
                     "known": decision.identity is not None,
-                    "threshold": None if math.isinf(self.config.threshold) else self.config.threshold,
+                    "threshold": threshold,
                     "enrolled": decision.enrolled,
                     "candidates": [
                         {"identity": m.identity, "name": self.gallery.name_of(m.identity), "distance": m.distance}

@@ -19,7 +19,7 @@ from sensors.frame import Frame
 class _Open:
     key: str
     last_t: float
-    last_centre: np.ndarray
+    last_centre: np.ndarray | None  # kept only for tracks without sensor ids
 
 
 @dataclass
@@ -40,18 +40,21 @@ class Tracker:
 
     def update(self, frame: Frame) -> TrackUpdate:
         tracks = self._open.setdefault(frame.sensor_id, {})
-        centres = np.nanmean(frame.joints, axis=1) if frame.num_bodies else np.zeros((0, 3), np.float32)
         ids = frame.track_ids.tolist()
+        centres = None  # only bodies without a sensor id need positions (the common case skips the cost)
         if any(i < 0 for i in ids):
+            centres = np.nanmean(frame.joints, axis=1)
             ids = self._associate(tracks, ids, centres)
         update = TrackUpdate(keys=[])
         for body, sensor_track in enumerate(ids):
             state = tracks.get(sensor_track)
             if state is None:
                 name = sensor_track if sensor_track >= 0 else f"a{-sensor_track - 1_000_000}"
-                state = tracks[sensor_track] = _Open(f"{frame.sensor_id}/{name}", frame.t, centres[body])
+                state = tracks[sensor_track] = _Open(f"{frame.sensor_id}/{name}", frame.t, None)
                 update.started.append(state.key)
-            state.last_t, state.last_centre = frame.t, centres[body]
+            state.last_t = frame.t
+            if centres is not None:
+                state.last_centre = centres[body]
             update.keys.append(state.key)
         for sensor_track, state in list(tracks.items()):
             if frame.t - state.last_t > self.timeout_s:
@@ -67,7 +70,7 @@ class Tracker:
 
     def _associate(self, tracks: dict[int, _Open], ids: list[int], centres: np.ndarray) -> list[int]:
         """Sensor ids for bodies without one: the nearest unclaimed open track, or a new track."""
-        free = [i for i in tracks if i not in ids]
+        free = [i for i in tracks if i not in ids and tracks[i].last_centre is not None]
         pairs = sorted(
             (float(np.linalg.norm(centres[body] - tracks[t].last_centre)), body, t)
             for body, sensor_id in enumerate(ids)
