@@ -175,7 +175,13 @@ DESCRIPTIONS = {
     "every dimension as informative as any other, the worst case for a graph index.",
     "kgbd": "The shipped model's embeddings of every KGBD window (stride 1) at frame phases 0, 1/3, 2/3; "
     "queries are windows of one held-out walk per person. 90% of their variance lies in 30 of the 256 "
-    "dimensions, as is typical of learned embeddings.",
+    "dimensions, as is typical of learned embeddings. But KGBD has only 164 people: reaching a million "
+    "takes every window at stride 1 at three phases, so each embedding has several near-copies (its "
+    "neighbours in time and in phase). HNSW's neighbour lists fill with near-copies and the graph "
+    "navigates badly (recall rises only slowly with ef), which a gallery enrolled at stride f (the default, "
+    "non-overlapping windows) does not have; at 200,000 of these embeddings (fewer near-copies) HNSW "
+    "reached recall 0.99 at ef 128 in 0.44 ms. Read this table as a warning against enrolling "
+    "overlapping windows, not as the search quality of a real million-person-window gallery.",
 }
 
 
@@ -192,9 +198,12 @@ def main() -> None:
     parser.add_argument("--kgbd", type=Path, help="KGBD zip, for the real embeddings")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gallery_scale.json")
     parser.add_argument("--table", type=Path, default=ROOT / "benchmarks" / "gallery_scale.md")
+    parser.add_argument("--table-only", action="store_true", help="rewrite the table from --out's JSON only")
     args = parser.parse_args()
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "queries": args.queries}
-    for name in args.data:
+    if args.table_only:
+        results = json.loads(args.out.read_text())
+    for name in [] if args.table_only else args.data:
         if name == "kgbd" and (args.kgbd is None or not args.kgbd.exists()):
             print(f"skipping the KGBD embeddings: dataset not found ({args.kgbd}); pass --kgbd KinectGait-master.zip")
             continue
@@ -206,7 +215,8 @@ def main() -> None:
         results[name] = measure(vectors, owners, queries, args.ef, args.m, args.ef_construction)
         del data, vectors
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    if not args.table_only:
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
     command = "python benchmarks/gallery_scale.py" + (" --kgbd KinectGait-master.zip" if "kgbd" in results else "")
     defaults = {"n": 1_000_000, "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}
     changed = {k: getattr(args, k) for k, v in defaults.items() if getattr(args, k) != v}
@@ -214,7 +224,9 @@ def main() -> None:
     lines = [
         "# Gallery search at scale (D = 256)",
         "",
-        f"`{command}` on {os.cpu_count()} CPUs; {args.queries} queries, top-1, one index per data set.",
+        f"`{command}` on {os.cpu_count()} CPUs; {results['queries']} queries, top-1, one index per data set.",
+        "Target (issue 5): p50 under 1 ms with recall@1 at least 0.99 at 1,000,000 embeddings: **not met** on "
+        "either set (below). Build times were measured while other work shared the 2 CPUs.",
         "",
     ]
     for name in ("synthetic", "kgbd"):

@@ -123,6 +123,7 @@ def test_bad_windows_are_refused_naming_what_is_wrong(exported):
     assert check_windows(parity_windows(1, 6)[0].astype(np.float64), 6, "x").shape == (1, 6, 20, 3)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered")  # the huge-but-finite case overflows x.x on purpose
 def test_the_fast_finite_check_misses_nothing_and_refuses_nothing_finite():
     windows = parity_windows(5, 6)
     windows[3, 0, 19, 2] = -np.inf

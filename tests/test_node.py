@@ -146,10 +146,9 @@ def test_replay_command_runs_the_demo_and_refuses_bad_input(tmp_path: Path):
 
 
 def test_listen_prints_what_a_node_publishes(tmp_path: Path):
+    import socket
     import subprocess
     import sys
-
-    import socket
 
     with socket.socket() as probe:  # a free port for the node to bind
         probe.bind(("127.0.0.1", 0))
