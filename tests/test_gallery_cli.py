@@ -21,13 +21,15 @@ def listing(path: Path) -> list[dict]:
 def test_gallery_commands_on_the_demo_recording(tmp_path: Path):
     path = tmp_path / "people.db"
     gaitwatch("gallery", "create", path)
-    out = gaitwatch("gallery", "enroll", path, demo_recording_path()).stdout
+    out = gaitwatch("gallery", "enroll", path, demo_recording_path(), "--attribute", "site=cmu", "--attribute", "k=")
+    out = out.stdout
     assert "enrolled" in out and "of 26 tracks" in out
     people = listing(path)
     assert [p["name"] for p in people] == ["02", "05", "06", "07", "08", "10", "32", "38"]  # CMU subjects
     total = sum(p["embeddings"] for p in people)
     shown = json.loads(gaitwatch("gallery", "show", path, "05").stdout)
     assert shown["name"] == "05" and sum(s["embeddings"] for s in shown["sources"]) == shown["embeddings"]
+    assert shown["attributes"]["site"] == "cmu" and shown["attributes"]["k"] == ""
     gaitwatch("gallery", "rename", path, "05", "Ana")
     gaitwatch("gallery", "remove", path, "Ana")
     assert {p["name"] for p in listing(path)} == {"02", "06", "07", "08", "10", "32", "38"}
@@ -51,6 +53,8 @@ def test_gallery_errors_are_one_line(tmp_path: Path):
     assert_one_line_error(
         gaitwatch("gallery", "enroll", path, tmp_path / "missing.gwrec", ok=False), "missing.gwrec: no such file"
     )
+    proc = gaitwatch("gallery", "enroll", path, demo_recording_path(), "--attribute", "site", ok=False)
+    assert_one_line_error(proc, "--attribute 'site': expected KEY=VALUE")
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"nope")
     assert_one_line_error(gaitwatch("gallery", "import", path, junk, ok=False), "not a gallery export")

@@ -32,6 +32,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     enroll.add_argument("--label", help=f"label naming the person (default: the first of {', '.join(LABEL_KEYS)})")
     enroll.add_argument("--stride", type=int, help="frames between windows (default: f, no overlap)")
     enroll.add_argument("--keep-windows", action="store_true", help="store each window too, for re-embedding")
+    enroll.add_argument(
+        "--attribute",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a free attribute for every identity this enroll touches (repeatable), e.g. --attribute site=lab",
+    )
     enroll.add_argument("--model", type=Path, help="the gallery's encoder artifact (default: the shipped model)")
     add("list", "identities with their number of embeddings", run_list).add_argument("--json", action="store_true")
     show = add("show", "one identity: attributes and where its embeddings came from", run_show)
@@ -77,9 +84,11 @@ def run_enroll(args: argparse.Namespace) -> int:
     from stream.gallery.store import Origin
     from stream.windows import track_windows
 
+    attributes = _attributes(args.attribute)
     encoder = _encoder(args.model)
     gallery = _open(args.gallery, encoder.card)
     by_name = {i.name: i.id for i in gallery.identities()}
+    touched: set[int] = set()
     enrolled, skipped, tracks = 0, 0, 0
     for recording in progress(iter_recordings(args.inputs), "Enrolling", total=None):
         for part in track_windows(recording, encoder.f, float(encoder.card["rate_hz"]), args.stride):
@@ -95,14 +104,29 @@ def run_enroll(args: argparse.Namespace) -> int:
                 for a, b, w in zip(part.t_start, part.t_end, part.windows, strict=True)
             ]
             gallery.enroll(by_name[name], encoder.encode(part.windows), origins)
+            touched.add(by_name[name])
             enrolled += len(part.windows)
             tracks += 1
+    if attributes:
+        for identity in sorted(touched):
+            gallery.store.update_attributes(identity, attributes)
     gallery.close()
     print(
         f"enrolled {enrolled} windows of {tracks} tracks into {args.gallery}"
         + (f"; skipped {skipped} windows with missing joints" if skipped else "")
     )
     return 0
+
+
+def _attributes(pairs: list[str]) -> dict[str, str]:
+    """``--attribute KEY=VALUE`` options as a dict; InputError naming a malformed one."""
+    attributes = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--attribute {pair!r}: expected KEY=VALUE")
+        attributes[key.strip()] = value
+    return attributes
 
 
 def _person(labels: dict, key: str | None, source: str, track: int) -> str:

@@ -166,6 +166,16 @@ class GalleryStore:
             for row in self.db.execute(query, args)
         ]
 
+    def update_attributes(self, identity: int, attributes: dict) -> None:
+        """Merge ``attributes`` into an identity's (a key given again takes the new value)."""
+        with self.transaction():
+            row = self.db.execute("SELECT attributes FROM identities WHERE id = ?", (identity,)).fetchone()
+            if row is None:
+                raise InputError(f"{self.path}: no identity {identity}")
+            merged = {**json.loads(row[0]), **attributes}
+            self.db.execute("UPDATE identities SET attributes = ? WHERE id = ?", (json.dumps(merged), identity))
+            self._bump()
+
     def rename(self, identity: int, name: str) -> None:
         with self.transaction():
             if self.db.execute("UPDATE identities SET name = ? WHERE id = ?", (name, identity)).rowcount != 1:
