@@ -22,6 +22,8 @@ from sensors.progress import progress
 
 BATCHES = (1, 16, 64, 256)
 ROUND_SECONDS = 0.05  # one burst of calls per backend and round: long enough to time, short next to the drift
+MIN_ROUNDS = 5
+MIN_CALLS = 50  # per backend and batch size, whatever the time: p99 needs calls to rest on
 
 
 @dataclass
@@ -57,7 +59,11 @@ def time_side_by_side(encoders: list[Encoder], batch: int, seconds: float = 2.0)
     latencies: list[list[float]] = [[] for _ in encoders]
     rounds: list[list[float]] = []
     began = time.perf_counter()
-    while time.perf_counter() - began < seconds * len(encoders) or len(rounds) < 5:
+    while (
+        time.perf_counter() - began < seconds * len(encoders)
+        or len(rounds) < MIN_ROUNDS
+        or min(len(times) for times in latencies) < MIN_CALLS
+    ):
         means = []
         for encoder, calls, times in zip(encoders, calls_per_round, latencies, strict=True):
             burst = []
