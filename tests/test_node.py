@@ -77,6 +77,24 @@ def test_a_live_source_drops_the_oldest_frames_when_the_node_falls_behind(tmp_pa
     assert events[-1].payload["dropped"]["frames"] == counters.dropped_frames
 
 
+def test_a_failing_source_ends_the_node_with_its_error(tmp_path: Path, encoder):
+    from sensors.errors import InputError
+
+    enroll, walks = demo_split()
+    gallery = build_demo_gallery(tmp_path / "demo.db", encoder, enroll)
+
+    def frames_then_failure():
+        yield from list(Replay.of(walks[:2], speed=None))
+        raise InputError("camera.avi: frame 61 is corrupt")
+
+    publisher = Publisher("tcp://127.0.0.1:0", "failing")
+    node = Node([Source(frames_then_failure())], encoder, gallery, publisher, NodeConfig())
+    with pytest.raises(InputError, match="frame 61 is corrupt"):
+        node.run()
+    publisher.close()
+    assert node.counters.frames > 0 and node.counters.tracks >= 1  # what came before the failure went through
+
+
 @pytest.mark.skipif(not KGBD.exists(), reason=f"KGBD not found at {KGBD}")
 def test_kgbd_probe_walks_at_real_time_pace_match_the_offline_walk_level_evaluation(tmp_path: Path, encoder):
     from calibration.kgbd_scores import enroll_gallery_walks

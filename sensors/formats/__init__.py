@@ -7,6 +7,7 @@
 | ``.amc``        | CMU mocap (``SS.asf`` beside it)         | ``cmu.read_amc``          |
 | ``.txt``        | one KGBD walk                            | ``kgbd.read_kgbd_walk``   |
 | ``.zip``/folder | the KGBD dataset (many walks, labelled)  | ``kgbd.KgbdDataset``      |
+| ``.avi``, ``.mp4``, ... | a video, through MediaPipe pose  | ``video.read_video``      |
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ def _readers() -> dict[str, Callable[[Path], Recording]]:
     from sensors.formats.gwrec import read_gwrec
     from sensors.formats.kgbd import read_kgbd_walk
     from sensors.formats.ntu import read_ntu_skeleton
+    from sensors.formats.video import SUFFIXES, read_video
 
-    return {".gwrec": read_gwrec, ".skeleton": read_ntu_skeleton, ".amc": read_amc, ".txt": read_kgbd_walk}
+    readers = {".gwrec": read_gwrec, ".skeleton": read_ntu_skeleton, ".amc": read_amc, ".txt": read_kgbd_walk}
+    return {**readers, **dict.fromkeys(SUFFIXES, read_video)}
 
 
 def is_dataset(path: str | Path) -> bool:

@@ -26,6 +26,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_node_options(replay)
     replay.set_defaults(func=run_replay)
 
+    camera = commands.add_parser(
+        "camera", help="run the node on an RGB camera, video file or stream through MediaPipe pose"
+    )
+    camera.add_argument("--source", required=True, help="device index (0), video file or stream URL")
+    camera.add_argument("--gallery", type=Path, required=True, help="gallery to match against")
+    camera.add_argument("--model", help="encoder artifact (default: the shipped SimMC)")
+    camera.add_argument("--pose-model", type=Path, help="MediaPipe pose landmarker .task (default: the shipped full)")
+    camera.add_argument("--people", type=int, default=1, help="most people estimated per image (default 1)")
+    camera.add_argument("--intrinsics", type=Path, help="JSON with fx, fy, cx, cy in pixels")
+    camera.add_argument("--fov", type=float, help="horizontal field of view in degrees, when there is no --intrinsics")
+    camera.add_argument("--preview", type=Path, help="write the video with skeletons, tracks and identities (.mp4)")
+    camera.add_argument("--sensor-id", default="camera")
+    add_node_options(camera)
+    camera.set_defaults(func=run_camera)
+
     listen = commands.add_parser("listen", help="show a node's identity events live")
     listen.add_argument("endpoint", nargs="?", default=DEFAULT_PUB, help=f"the node's --pub (default {DEFAULT_PUB})")
     listen.add_argument("--topics", nargs="+", help="topic prefixes (default: every gaitwatch topic)")
@@ -181,6 +196,72 @@ def run_bench_pipeline(args: argparse.Namespace) -> int:
     report = run_benchmark(args.sensors, args.bodies, args.seconds, args.max_speed_seconds)
     command = "gaitwatch bench pipeline " + " ".join(sys.argv[3:])
     print(write(report, args.out, args.table, command.strip()))
+    return 0
+
+
+def run_camera(args: argparse.Namespace) -> int:
+    from calibration.placement import Intrinsics, place_bodies
+    from engines.runtime.load import open_encoder
+    from sensors.rgb import RgbPoseSource, parse_source
+    from stream.events import Publisher
+    from stream.gallery.gallery import Gallery
+    from stream.node.node import Node, Source
+    from stream.node.preview import PreviewWriter
+    from stream.node.printer import EventPrinter
+
+    config = node_config(args)
+    if args.people < 1:
+        raise InputError(f"--people: must be at least 1, got {args.people}")
+    encoder = open_encoder(args.model)
+    gallery = Gallery.open(args.gallery, encoder.card)
+    intrinsics = Intrinsics.from_file(args.intrinsics) if args.intrinsics else None
+    source = RgbPoseSource(parse_source(args.source), args.pose_model, args.people, args.sensor_id)
+    if intrinsics is not None or args.fov is not None:
+
+        def place(world, pixels, visibility):
+            k = intrinsics or Intrinsics.from_fov(*source.size, args.fov)
+            return place_bodies(world, pixels, visibility, k)
+
+        source.place = place
+    preview: PreviewWriter | None = None
+
+    def frames():
+        nonlocal preview
+        for estimate in source.estimates():
+            if args.preview is not None:
+                if preview is None:
+                    preview = PreviewWriter(args.preview, source.fps or 25.0, source.size)
+                preview.keep(estimate.frame.seq, estimate.image, estimate.image_landmarks)
+            yield estimate.frame
+
+    printer = EventPrinter(quiet=args.quiet)
+
+    def on_event(topic: str, payload: dict) -> None:
+        printer(topic, payload)
+        if preview is not None:
+            preview.on_event(topic, payload)
+
+    def on_frame(frame, keys) -> None:
+        if preview is not None:
+            preview.on_frame(frame, keys)
+
+    publisher = Publisher(args.pub, config.node_id)
+    print(f"publishing on {publisher.endpoint} (listen with: gaitwatch listen {publisher.endpoint})", flush=True)
+    node = Node([Source(frames(), live=source.live)], encoder, gallery, publisher, config, on_event, on_frame)
+    try:
+        counters = node.run()
+    finally:
+        publisher.close()
+        gallery.close()
+        if preview is not None:
+            preview.close()
+    stats = source.stats
+    print(
+        f"camera: {stats.captured} images captured, {stats.dropped} dropped (newest wins), "
+        f"{stats.estimated} estimated, a person found in {stats.with_bodies}"
+        + (f"; preview: {preview.written} frames in {args.preview}" if preview is not None else "")
+    )
+    print(printer.summary(counters, publisher))
     return 0
 
 

@@ -93,6 +93,7 @@ class Node:
         publisher: Publisher,
         config: NodeConfig | None = None,
         on_event: Callable[[str, dict], None] | None = None,
+        on_frame: Callable[[Frame, list[str]], None] | None = None,
     ) -> None:
         self.sources = sources
         self.encoder = encoder
@@ -100,6 +101,7 @@ class Node:
         self.publisher = publisher
         self.config = config = config or NodeConfig()
         self.on_event = on_event  # called with every published (topic, payload), in the encoding thread
+        self.on_frame = on_frame  # called with every frame and its bodies' track keys, in the framing thread
         self.rate_hz = float(encoder.card.get("rate_hz", 30.0))
         self.stride = config.stride or encoder.f
         self.matcher = TrackMatcher(
@@ -112,6 +114,7 @@ class Node:
         self._tracks: dict[str, _TrackState] = {}  # framing thread's view
         self._decided: dict[str, _TrackState] = {}  # encoding thread's view (same objects)
         self._stop = threading.Event()
+        self.source_errors: list[Exception] = []
         self._started = time.monotonic()
         self._sources_left = len(sources)
         self._mappings: dict[str, object] = {}
@@ -141,12 +144,22 @@ class Node:
         finally:
             self._stop.set()
             encoding.join()
+        if self.source_errors:
+            raise self.source_errors[0]
         return self.counters
 
     def stop(self) -> None:
         self._stop.set()
 
     def _read(self, source: Source) -> None:
+        try:
+            self._read_frames(source)
+        except Exception as err:  # a source that fails (unreadable file, camera gone) has ended: what it gave
+            self.source_errors.append(err)  # is still processed, the others go on, and run() raises it at the end
+        finally:
+            self.frames.put((_DONE, 0.0, id(source)))
+
+    def _read_frames(self, source: Source) -> None:
         for frame in source.frames:
             if self._stop.is_set():
                 break
@@ -164,7 +177,6 @@ class Node:
                         self.counters.dropped_frames += 1
                     except queue.Empty:
                         pass
-        self.frames.put((_DONE, 0.0, id(source)))
 
     # --- framing thread: canonical joints, tracks, rings ----------------------------------------------
 
@@ -185,6 +197,8 @@ class Node:
         counters.frames += 1
         counters.body_frames += frame.num_bodies
         update = self.tracker.update(frame)
+        if self.on_frame is not None:
+            self.on_frame(frame, update.keys)
         for key, last_seen in update.ended:
             self._end(key, last_seen)
         if frame.num_bodies == 0:

@@ -1,0 +1,66 @@
+"""``--preview FILE.mp4``: the camera's video with skeletons, track ids and identity labels drawn on it.
+
+Why it hooks into the node twice: the node's framing thread knows which track each body is (the
+tracker runs there), its encoding thread knows who each track is (the matcher runs there). The
+preview keeps the latest name per track from the events and draws each frame when its bodies
+have been tracked, on the image the source kept for it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from sensors.errors import InputError
+from sensors.frame import Frame
+from sensors.layouts import MEDIAPIPE_POSE
+from stream.events import IDENTITY
+
+KEEP_IMAGES = 64  # images waiting for their frame to be tracked (the framing thread is seldom far behind)
+
+
+class PreviewWriter:
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
+        import cv2
+
+        self._cv2 = cv2
+        self.path = path
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps or 25.0, size)
+        if not self.writer.isOpened():
+            raise InputError(f"{path}: OpenCV cannot write a video here")
+        self._images: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._names: dict[str, str] = {}
+        self._bones = MEDIAPIPE_POSE.bones()
+        self.written = 0
+
+    def keep(self, seq: int, image: np.ndarray, pixels: np.ndarray) -> None:
+        """Called by the source for every estimated image (before the node sees its frame)."""
+        self._images[seq] = (image, pixels)
+        while len(self._images) > KEEP_IMAGES:
+            self._images.popitem(last=False)
+
+    def on_event(self, topic: str, payload: dict) -> None:
+        if topic == IDENTITY:
+            self._names[payload["track"]] = payload["name"] if payload["known"] else "unknown"
+
+    def on_frame(self, frame: Frame, keys: list[str]) -> None:
+        kept = self._images.pop(frame.seq, None)
+        if kept is None:
+            return
+        image, pixels = kept
+        cv2 = self._cv2
+        canvas = image.copy()
+        for body, key in enumerate(keys):
+            points = pixels[body].astype(int)
+            for parent, child in self._bones:
+                cv2.line(canvas, tuple(points[child]), tuple(points[parent]), (0, 255, 0), 1)
+            top = tuple(points[points[:, 1].argmin()] - np.array([20, 8]))
+            label = f"{key.split('/')[-1]}: {self._names.get(key, '...')}"
+            cv2.putText(canvas, label, top, cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 255, 255), 1)
+        self.writer.write(canvas)
+        self.written += 1
+
+    def close(self) -> None:
+        self.writer.release()

@@ -1,0 +1,108 @@
+"""The RGB path on real CASIA-B clips: MediaPipe pose with the shipped model, the camera node, the preview."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mediapipe", reason="mediapipe not installed (the rgb extra)")
+pytest.importorskip("cv2", reason="OpenCV not installed (the rgb extra)")
+
+import cv2
+
+from sensors.errors import InputError
+from sensors.rgb import RgbPoseSource
+from tests.test_cli import assert_one_line_error, gaitwatch
+
+CASIA = Path(__file__).resolve().parents[2] / "shared" / "media" / "casia-b"
+pytestmark = pytest.mark.skipif(not CASIA.exists(), reason=f"CASIA-B clips not found at {CASIA}")
+
+
+def clip(name: str) -> Path:
+    return CASIA / f"{name}-090.avi"
+
+
+def whole_body_in_view(name: str) -> np.ndarray:
+    """Per image: the walker is entirely inside it, judged against the empty-scene clip (no pose model)."""
+    background = _median_image(clip("001-bkgrd"))
+    capture, inside = cv2.VideoCapture(str(clip(name))), []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        moving = np.abs(image.astype(np.int16) - background).max(axis=2) > 40
+        columns, rows = np.flatnonzero(moving.sum(0) > 3), np.flatnonzero(moving.sum(1) > 3)
+        tall = len(rows) > 0 and rows[-1] - rows[0] > 0.35 * image.shape[0]
+        clear = len(columns) > 0 and columns[0] > 5 and columns[-1] < image.shape[1] - 5
+        inside.append(bool(tall and clear))
+    return np.asarray(inside)
+
+
+def _median_image(path: Path) -> np.ndarray:
+    capture, images = cv2.VideoCapture(str(path)), []
+    while (read := capture.read())[0]:
+        images.append(read[1])
+    return np.median(np.stack(images), axis=0).astype(np.int16)
+
+
+def test_the_walker_is_found_in_most_images_where_the_whole_body_is_in_view():
+    for name in ("001-nm-01", "002-nm-01", "004-nm-01"):
+        inside = whole_body_in_view(name)
+        found = np.array([frame.num_bodies > 0 for frame in RgbPoseSource(str(clip(name)))])
+        assert len(found) == len(inside) and inside.sum() > 20
+        assert found[inside].mean() >= 0.9, f"{name}: walker found in {found[inside].mean():.0%} of in-view images"
+
+
+def test_subject_001s_normal_walks_are_closer_to_each_other_than_to_the_others():
+    from engines.runtime.load import open_encoder
+    from sensors.formats import read_file
+    from stream.windows import track_windows
+
+    encoder = open_encoder()
+
+    def walk_mean(name: str) -> np.ndarray:
+        parts = list(track_windows(read_file(clip(name)), encoder.f, float(encoder.card["rate_hz"])))
+        return encoder.encode(np.concatenate([p.windows for p in parts])).mean(0)
+
+    own = np.stack([walk_mean(f"001-nm-0{i}") for i in range(1, 7)])
+    others = np.stack([walk_mean(f"{s}-nm-01") for s in ("002", "003", "004", "006")])
+    within = np.linalg.norm(own[:, None] - own[None], axis=2)[np.triu_indices(6, 1)]
+    between = np.linalg.norm(own[:, None] - others[None], axis=2)
+    assert within.mean() < between.mean()
+    assert (np.sort(np.linalg.norm(own[:, None] - own[None], axis=2), 1)[:, 1] < between.min(1)).all()
+
+
+def test_the_camera_node_names_001_in_every_later_normal_walk(tmp_path: Path):
+    gallery = tmp_path / "casia.db"
+    gaitwatch("gallery", "create", gallery)
+    gaitwatch("gallery", "enroll", gallery, clip("001-nm-01"), clip("001-nm-02"), "--name", "001")
+    for subject in ("002", "003", "004", "006"):
+        gaitwatch("gallery", "enroll", gallery, clip(f"{subject}-nm-01"), "--name", subject)
+    for walk in ("001-nm-03", "001-nm-04", "001-nm-05", "001-nm-06"):
+        preview = tmp_path / f"{walk}.mp4"
+        out = gaitwatch(
+            "camera", "--source", clip(walk), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0", "--preview", preview
+        ).stdout
+        ended = [line for line in out.splitlines() if " ended " in line]
+        assert len(ended) == 1 and "ended    001," in ended[0], out
+        frames = cv2.VideoCapture(str(preview)).get(cv2.CAP_PROP_FRAME_COUNT)
+        assert f"preview: {int(frames)} frames" in out and frames > 90
+
+
+def test_bad_sources_and_models_are_one_clear_error(tmp_path: Path):
+    with pytest.raises(InputError, match="no such video file"):
+        RgbPoseSource(str(tmp_path / "absent.avi"))
+    with pytest.raises(InputError, match="no such pose model"):
+        RgbPoseSource(str(clip("001-nm-01")), pose_model=tmp_path / "absent.task")
+    broken = tmp_path / "broken.task"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(InputError, match="cannot load this pose model"):
+        list(RgbPoseSource(str(clip("001-nm-01")), pose_model=broken))
+    junk = tmp_path / "junk.avi"
+    junk.write_bytes(b"not a video")
+    gallery = tmp_path / "g.db"
+    gaitwatch("gallery", "create", gallery)
+    proc = gaitwatch("camera", "--source", junk, "--gallery", gallery, "--pub", "tcp://127.0.0.1:0", ok=False)
+    assert_one_line_error(proc, "cannot open this camera, file or stream")
