@@ -47,6 +47,9 @@ class RgbStats:
     dropped: int = 0  # live sources only: images replaced by a newer one before estimation
     estimated: int = 0
     with_bodies: int = 0
+    capture_s: float = 0.0  # time spent reading and decoding images (capture thread)
+    pose_s: float = 0.0  # time spent in MediaPipe (VIDEO mode: per image; LIVE_STREAM: submitting)
+    convert_s: float = 0.0  # time turning MediaPipe's landmarks into a frame (and placing the bodies)
 
 
 @dataclass
@@ -121,7 +124,9 @@ class RgbPoseSource:
         import cv2
 
         while not stop.is_set():
+            began = time.perf_counter()
             ok, image = capture.read()
+            self.stats.capture_s += time.perf_counter() - began
             if not ok:
                 break
             t = time.monotonic() if self.live else capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
@@ -165,7 +170,10 @@ class RgbPoseSource:
                 t, image = item
                 ms = max(round(t * 1000), last_ms + 1)  # VIDEO mode wants strictly increasing times
                 last_ms = ms
-                yield self._estimate(landmarker.detect_for_video(_mp_image(image), ms), t, image)
+                began = time.perf_counter()
+                result = landmarker.detect_for_video(_mp_image(image), ms)
+                self.stats.pose_s += time.perf_counter() - began
+                yield self._estimate(result, t, image)
         finally:
             landmarker.close()
 
@@ -189,6 +197,12 @@ class RgbPoseSource:
             landmarker.close()
 
     def _estimate(self, result, t: float, image: np.ndarray) -> Estimate:
+        began = time.perf_counter()
+        estimate = self._frame_of(result, t, image)
+        self.stats.convert_s += time.perf_counter() - began
+        return estimate
+
+    def _frame_of(self, result, t: float, image: np.ndarray) -> Estimate:
         self.stats.estimated += 1
         height, width = image.shape[:2]
         bodies = len(result.pose_world_landmarks)

@@ -64,6 +64,8 @@ class Counters:
     dropped_frames: int = 0
     dropped_windows: int = 0
     tracks: int = 0
+    framing_s: float = 0.0  # time in the framing thread's per-frame work (tracker, mapping, rings)
+    deciding_s: float = 0.0  # time in the encoding thread's per-batch work (encode, match, publish)
 
 
 @dataclass
@@ -187,7 +189,9 @@ class Node:
             if frame is _DONE:
                 left -= 1
                 continue
+            began = time.perf_counter()
             self._frame(frame, arrival, source)
+            self.counters.framing_s += time.perf_counter() - began
         for key, last_seen in self.tracker.end_all():
             self._end(key, last_seen)
         self._send(("done",))
@@ -260,7 +264,9 @@ class Node:
                     continue
                 item = None
             if batch:
+                began = time.perf_counter()
                 self._decide(batch)
+                self.counters.deciding_s += time.perf_counter() - began
                 batch = []
             if item is not None:
                 done = self._control(item)
