@@ -116,8 +116,9 @@ def main() -> None:
             for r in rows
         ),
         "",
-        f"All clips: everything after pose estimation costs {100 * report['rest_over_pose']:.2f} % of pose estimation's "
-        f"time (target under 5 %). Subject 001 named in {named} of 4 normal walks (nm-03..06; target: all).",
+        f"All clips: everything after pose estimation costs {100 * report['rest_over_pose']:.2f} % of pose "
+        "estimation's time (target under 5 %)."
+        f" Subject 001 named in {named} of 4 normal walks (nm-03..06; target: all).",
         "",
     ]
     args.table.write_text("\n".join(lines))
