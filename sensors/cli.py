@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from sensors.errors import InputError
@@ -17,6 +18,42 @@ def register(commands: argparse._SubParsersAction) -> None:
     info.add_argument("path", type=Path, help="a recording (.gwrec, .skeleton, .amc, KGBD .txt) or a KGBD zip/folder")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(func=run_info)
+    register_record(commands)
+
+
+def register_record(commands: argparse._SubParsersAction) -> None:
+    record = commands.add_parser("record", help="record skeletons from a camera, video or stream (.gwrec)")
+    record.add_argument("--source", required=True, help="device index (0), video file or stream URL")
+    record.add_argument("--out", type=Path, required=True, help="the recording to write (never overwritten)")
+    record.add_argument("--pose-model", type=Path, help="MediaPipe pose landmarker .task (default: the shipped full)")
+    record.add_argument("--people", type=int, default=1, help="most people estimated per image")
+    record.add_argument("--seconds", type=float, help="stop after this long (default: until the source ends or ^C)")
+    record.set_defaults(func=run_record)
+
+
+def run_record(args: argparse.Namespace) -> int:
+    from sensors.formats.gwrec import RecordingWriter
+    from sensors.layouts import MEDIAPIPE_POSE
+    from sensors.rgb import RgbPoseSource, parse_source
+
+    source = RgbPoseSource(parse_source(args.source), args.pose_model, args.people, sensor_id=str(args.source))
+    writer = RecordingWriter(args.out, MEDIAPIPE_POSE, sensor_id=str(args.source), metadata={"source": args.source})
+    began = time.monotonic()
+    try:
+        for frame in source:
+            writer.write_frame(frame)
+            if args.seconds is not None and time.monotonic() - began >= args.seconds:
+                break
+    except KeyboardInterrupt:
+        pass  # every frame written so far is on disk: the format is append-only
+    finally:
+        writer.close()
+    stats = source.stats
+    print(
+        f"recorded {stats.estimated} frames ({stats.with_bodies} with a person, {stats.dropped} dropped by a "
+        f"live source) into {args.out}"
+    )
+    return 0
 
 
 def parse_speed(text: str) -> float | None:

@@ -149,8 +149,12 @@ def test_a_late_subscriber_gets_the_current_tracks_from_the_next_status(tmp_path
 
 
 def test_replay_command_runs_the_demo_and_refuses_bad_input(tmp_path: Path):
-    out = gaitwatch("replay", "--speed", "max", "--pub", "tcp://127.0.0.1:0", "--quiet").stdout
+    recorded = tmp_path / "seen.gwrec"
+    out = gaitwatch("replay", "--speed", "max", "--pub", "tcp://127.0.0.1:0", "--quiet", "--record", recorded).stdout
     assert "demo: 8 CMU subjects enrolled" in out and "18 tracks" in out
+    from sensors.formats import read_file
+
+    assert f"done: {read_file(recorded).num_frames} frames" in out  # every frame the node saw, recorded
     assert "dropped 0 frames, 0 windows, 0 events" in out
     proc = gaitwatch("replay", tmp_path / "x.gwrec", ok=False)
     assert_one_line_error(proc, "--gallery is required")

@@ -106,3 +106,14 @@ def test_bad_sources_and_models_are_one_clear_error(tmp_path: Path):
     gaitwatch("gallery", "create", gallery)
     proc = gaitwatch("camera", "--source", junk, "--gallery", gallery, "--pub", "tcp://127.0.0.1:0", ok=False)
     assert_one_line_error(proc, "cannot open this camera, file or stream")
+
+
+def test_a_recorded_clip_replays_to_the_same_person(tmp_path: Path):
+    from sensors.formats import read_file
+
+    out = tmp_path / "walk.gwrec"
+    printed = gaitwatch("record", "--source", clip("002-nm-01"), "--out", out).stdout
+    recording = read_file(out)
+    assert f"recorded {recording.num_frames} frames ({recording.num_body_frames} with a person" in printed
+    assert recording.layout.name == "mediapipe_pose" and recording.num_body_frames > 50
+    assert_one_line_error(gaitwatch("record", "--source", clip("002-nm-01"), "--out", out, ok=False), "already exists")

@@ -84,6 +84,7 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-wait-ms", type=float, default=0.0, help="a batch waits at most this long (default 0: what is queued)"
     )
+    parser.add_argument("--record", type=Path, help="also record every frame as it arrives (.gwrec, crash-safe)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
 
 
@@ -174,7 +175,8 @@ def _run_node(replay, encoder, gallery, config, args: argparse.Namespace) -> int
     publisher = Publisher(args.pub, config.node_id)
     printer = EventPrinter(quiet=args.quiet)
     print(f"publishing on {publisher.endpoint} (listen with: gaitwatch listen {publisher.endpoint})", flush=True)
-    node = Node([Source(replay, track_labels=replay.track_labels)], encoder, gallery, publisher, config, printer)
+    source = Source(replay, track_labels=replay.track_labels)
+    node = Node([source], encoder, gallery, publisher, config, printer, record=args.record)
     try:
         counters = node.run()
     except KeyboardInterrupt:
@@ -247,7 +249,9 @@ def run_camera(args: argparse.Namespace) -> int:
 
     publisher = Publisher(args.pub, config.node_id)
     print(f"publishing on {publisher.endpoint} (listen with: gaitwatch listen {publisher.endpoint})", flush=True)
-    node = Node([Source(frames(), live=source.live)], encoder, gallery, publisher, config, on_event, on_frame)
+    node = Node(
+        [Source(frames(), live=source.live)], encoder, gallery, publisher, config, on_event, on_frame, args.record
+    )
     try:
         counters = node.run()
     finally:

@@ -22,10 +22,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from calibration.mapping import mapping_for
+from sensors.errors import InputError
+from sensors.formats.gwrec import RecordingWriter
 from sensors.frame import Frame
 from sensors.layouts import CANONICAL
 from stream.events import IDENTITY, STATUS, TRACK_END, TRACK_START, Publisher
@@ -96,6 +99,7 @@ class Node:
         config: NodeConfig | None = None,
         on_event: Callable[[str, dict], None] | None = None,
         on_frame: Callable[[Frame, list[str]], None] | None = None,
+        record: Path | None = None,
     ) -> None:
         self.sources = sources
         self.encoder = encoder
@@ -104,6 +108,8 @@ class Node:
         self.config = config = config or NodeConfig()
         self.on_event = on_event  # called with every published (topic, payload), in the encoding thread
         self.on_frame = on_frame  # called with every frame and its bodies' track keys, in the framing thread
+        self.record = record  # every frame as it arrived, in gaitwatch's crash-safe format
+        self._recorder: RecordingWriter | None = None
         self.rate_hz = float(encoder.card.get("rate_hz", 30.0))
         self.stride = config.stride or encoder.f
         self.matcher = TrackMatcher(
@@ -184,17 +190,35 @@ class Node:
 
     def _frame_loop(self) -> None:
         left = len(self.sources)
-        while left and not self._stop.is_set():
-            frame, arrival, source = self.frames.get()
-            if frame is _DONE:
-                left -= 1
-                continue
-            began = time.perf_counter()
-            self._frame(frame, arrival, source)
-            self.counters.framing_s += time.perf_counter() - began
-        for key, last_seen in self.tracker.end_all():
-            self._end(key, last_seen)
-        self._send(("done",))
+        try:
+            while left and not self._stop.is_set():
+                frame, arrival, source = self.frames.get()
+                if frame is _DONE:
+                    left -= 1
+                    continue
+                if self.record is not None:
+                    self._record(frame)
+                began = time.perf_counter()
+                self._frame(frame, arrival, source)
+                self.counters.framing_s += time.perf_counter() - began
+        finally:  # whatever happened, tracks end, the recording is closed and the encoding thread finishes
+            for key, last_seen in self.tracker.end_all():
+                self._end(key, last_seen)
+            if self._recorder is not None:
+                self._recorder.close()
+            self._send(("done",))
+
+    def _record(self, frame: Frame) -> None:
+        if self._recorder is None:
+            self._recorder = RecordingWriter(
+                self.record, frame.layout, sensor_id=frame.sensor_id, metadata={"recorded_by": self.config.node_id}
+            )
+        if frame.layout != self._recorder.layout:
+            raise InputError(
+                f"{self.record}: recording {self._recorder.layout.name} frames, got a {frame.layout.name} frame "
+                f"from {frame.sensor_id}; record one kind of sensor per file"
+            )
+        self._recorder.write_frame(frame)
 
     def _frame(self, frame: Frame, arrival: float, source: int) -> None:
         counters = self.counters
