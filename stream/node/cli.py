@@ -41,6 +41,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_node_options(camera)
     camera.set_defaults(func=run_camera)
 
+    kinect = commands.add_parser("kinect", help="run the node on a Kinect v2 (Windows, pykinect2)")
+    kinect.add_argument("--gallery", type=Path, required=True, help="gallery to match against")
+    kinect.add_argument("--model", help="encoder artifact (default: the shipped SimMC)")
+    kinect.add_argument("--sensor-id", default="kinect")
+    add_node_options(kinect)
+    kinect.set_defaults(func=run_kinect)
+
     listen = commands.add_parser("listen", help="show a node's identity events live")
     listen.add_argument("endpoint", nargs="?", default=DEFAULT_PUB, help=f"the node's --pub (default {DEFAULT_PUB})")
     listen.add_argument("--topics", nargs="+", help="topic prefixes (default: every gaitwatch topic)")
@@ -265,6 +272,36 @@ def run_camera(args: argparse.Namespace) -> int:
         f"{stats.estimated} estimated, a person found in {stats.with_bodies}"
         + (f"; preview: {preview.written} frames in {args.preview}" if preview is not None else "")
     )
+    print(printer.summary(counters, publisher))
+    return 0
+
+
+def run_kinect(args: argparse.Namespace) -> int:
+    from engines.runtime.load import open_encoder
+    from sensors.kinect import KinectV2Source
+    from stream.events import Publisher
+    from stream.gallery.gallery import Gallery
+    from stream.node.node import Node, Source
+    from stream.node.printer import EventPrinter
+
+    config = node_config(args)
+    encoder = open_encoder(args.model)
+    gallery = Gallery.open(args.gallery, encoder.card)
+    source = KinectV2Source(args.sensor_id)
+    publisher = Publisher(args.pub, config.node_id)
+    printer = EventPrinter(quiet=args.quiet)
+    print(f"publishing on {publisher.endpoint} (listen with: gaitwatch listen {publisher.endpoint}); ^C stops")
+    node = Node([Source(source, live=True)], encoder, gallery, publisher, config, printer, record=args.record)
+    try:
+        counters = node.run()
+    except KeyboardInterrupt:
+        source.stop()
+        node.stop()
+        counters = node.counters
+    finally:
+        publisher.close()
+        gallery.close()
+    print(f"kinect: {source.frames_read} body frames read")
     print(printer.summary(counters, publisher))
     return 0
 

@@ -1,0 +1,1 @@
+"""Fake pykinect2 for tests: see ../README.md."""
