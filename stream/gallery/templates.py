@@ -8,6 +8,8 @@ counts are kept in float64 so that many small updates do not drift from a fresh 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from stream.gallery.rwlock import ReadWriteLock
@@ -24,6 +26,7 @@ class TrackTemplates:
         self._sums = np.asarray(sums, np.float64).reshape(len(keys), dim)
         self._counts = np.asarray(counts, np.int64)
         self._means = (self._sums / np.maximum(self._counts, 1)[:, None]).astype(np.float32)
+        self._grouped: _Grouped | None = None  # derived from the above; dropped on every change
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -45,6 +48,7 @@ class TrackTemplates:
             np.add.at(self._counts, rows, 1)
             touched = np.unique(rows)
             self._means[touched] = (self._sums[touched] / self._counts[touched, None]).astype(np.float32)
+            self._grouped = None
 
     def remove_identity(self, identity: int) -> None:
         with self.lock.writing():
@@ -53,25 +57,17 @@ class TrackTemplates:
             self._rows = {key: row for row, key in enumerate(kept_keys)}
             self._owners, self._sums = self._owners[keep], self._sums[keep]
             self._counts, self._means = self._counts[keep], self._means[keep]
-
-    def nearest(self, pooled: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """The k nearest identities of ``pooled``, each with the distance of its nearest track mean."""
-        return self.nearest_many(np.asarray(pooled).reshape(1, self.dim), k)[0]
+            self._grouped = None
 
     def nearest_many(self, pooled: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
-        """``nearest`` for many pooled embeddings [B, D] at once: one matrix product, not B of everything."""
+        """Per pooled embedding [B, D], the k nearest identities, each with the distance of its nearest track mean."""
         queries = np.asarray(pooled, np.float64).reshape(-1, self.dim)
-        with self.lock.reading():
-            means, owners = self._means, self._owners
-        if len(owners) == 0:
+        grouped = self._grouped_means()
+        if len(grouped.identities) == 0:
             return [[] for _ in queries]
-        squared = (queries**2).sum(1)[:, None] + (means.astype(np.float64) ** 2).sum(1)[None, :]
-        squared -= 2.0 * queries @ means.T.astype(np.float64)
-        order = np.argsort(owners, kind="stable")
-        sorted_owners = owners[order]
-        starts = np.flatnonzero(np.r_[True, sorted_owners[1:] != sorted_owners[:-1]])
-        per_identity = np.sqrt(np.maximum(np.minimum.reduceat(squared[:, order], starts, axis=1), 0.0))
-        identities = sorted_owners[starts]
+        squared = (queries**2).sum(1)[:, None] + grouped.norms[None, :] - 2.0 * queries @ grouped.means.T
+        per_identity = np.sqrt(np.maximum(np.minimum.reduceat(squared, grouped.starts, axis=1), 0.0))
+        identities = grouped.identities
         k = min(k, len(identities))
         top = np.argpartition(per_identity, k - 1, axis=1)[:, :k] if k < len(identities) else None
         out = []
@@ -80,3 +76,28 @@ class TrackTemplates:
             ranked = candidates[np.argsort(distances[candidates], kind="stable")]
             out.append([(int(identities[i]), float(distances[i])) for i in ranked])
         return out
+
+    def _grouped_means(self) -> _Grouped:
+        """The means ordered by identity, as searches need them: built once per change, not once per search."""
+        with self.lock.reading():
+            grouped = self._grouped
+        if grouped is None:
+            with self.lock.writing():
+                if self._grouped is None:
+                    order = np.argsort(self._owners, kind="stable")
+                    owners = self._owners[order]
+                    means = self._means[order].astype(np.float64)
+                    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else owners
+                    self._grouped = _Grouped(means, (means**2).sum(1), starts, owners[starts])
+                grouped = self._grouped
+        return grouped
+
+
+@dataclass(frozen=True)
+class _Grouped:
+    """A snapshot of the track means for searching: rows ordered by identity, never changed once made."""
+
+    means: np.ndarray  # float64 [T, D]
+    norms: np.ndarray  # [T] squared norms of the rows
+    starts: np.ndarray  # first row of each identity
+    identities: np.ndarray  # the identity of each run of rows

@@ -82,9 +82,10 @@ class Source:
 
 @dataclass
 class _TrackState:
+    """What the encoding thread knows of a track (the framing thread keeps only its ring)."""
+
     sensor: str
     labels: dict
-    ring: WindowRing
     windows: int = 0
     last: Decision | None = None
 
@@ -119,13 +120,12 @@ class Node:
         self.counters = Counters()
         self.frames: queue.Queue = queue.Queue(config.frame_queue)
         self.work: queue.Queue = queue.Queue(config.window_queue)
-        self._tracks: dict[str, _TrackState] = {}  # framing thread's view
-        self._decided: dict[str, _TrackState] = {}  # encoding thread's view (same objects)
+        self._rings: dict[str, WindowRing] = {}  # framing thread: per open track
+        self._decided: dict[str, _TrackState] = {}  # encoding thread: per open track
         self._stop = threading.Event()
         self.source_errors: list[Exception] = []
         self._started = time.monotonic()
         self._sources_left = len(sources)
-        self._mappings: dict[str, object] = {}
         self._labels = {id(s): s.track_labels for s in sources}
         self._live = any(s.live for s in sources)
 
@@ -235,25 +235,20 @@ class Node:
         for key in update.started:
             sensor_track = int(frame.track_ids[update.keys.index(key)])
             labels = self._labels.get(source, {}).get(sensor_track, {})
-            self._tracks[key] = _TrackState(
-                frame.sensor_id, labels, WindowRing(self.encoder.f, self.rate_hz, self.stride, self.config.max_gap_s)
-            )
+            self._rings[key] = WindowRing(self.encoder.f, self.rate_hz, self.stride, self.config.max_gap_s)
             counters.tracks += 1
             self._send(("start", key, frame.sensor_id, frame.t, labels))
         for body, key in enumerate(update.keys):
-            for window, _, _ in self._tracks[key].ring.push(frame.t, joints[body]):
+            for window, _, _ in self._rings[key].push(frame.t, joints[body]):
                 self._send(("window", key, window, frame.t, arrival), droppable=True)
 
     def _canonical(self, frame: Frame) -> np.ndarray:
         if frame.layout is CANONICAL or frame.layout == CANONICAL:
             return frame.joints
-        mapping = self._mappings.get(frame.layout.name)
-        if mapping is None:
-            mapping = self._mappings[frame.layout.name] = mapping_for(frame.layout)
-        return mapping.joints(frame.joints)
+        return mapping_for(frame.layout).joints(frame.joints)
 
     def _end(self, key: str, t: float) -> None:
-        if self._tracks.pop(key, None) is not None:
+        if self._rings.pop(key, None) is not None:
             self._send(("end", key, t))
 
     def _send(self, item: tuple, droppable: bool = False) -> None:
@@ -345,7 +340,7 @@ class Node:
         kind = item[0]
         if kind == "start":
             _, key, sensor, t, labels = item
-            self._decided[key] = _TrackState(sensor, labels, None)  # type: ignore[arg-type]
+            self._decided[key] = _TrackState(sensor, labels)
             self._publish(TRACK_START, {"sensor": sensor, "track": key, "t_capture": t, "labels": labels})
         elif kind == "end":
             _, key, t = item
