@@ -31,7 +31,6 @@ PROBES = ["001-nm-03", "001-nm-04", "001-nm-05", "001-nm-06", "001-bg-01", "001-
 def build_gallery(path: Path, encoder, casia: Path):
     from sensors.formats import read_file
     from stream.gallery.gallery import Gallery
-    from stream.gallery.store import Origin
     from stream.windows import track_windows
 
     gallery = Gallery.create(path, encoder.card)
@@ -39,7 +38,7 @@ def build_gallery(path: Path, encoder, casia: Path):
         identity = gallery.add_identity(person)
         for clip in clips:
             for part in track_windows(read_file(casia / f"{clip}-090.avi"), encoder.f, float(encoder.card["rate_hz"])):
-                gallery.enroll(identity, encoder.encode(part.windows), [Origin(clip, "0")] * len(part.windows))
+                gallery.enroll_track(identity, part, encoder.encode, clip)
     return gallery
 
 

@@ -81,7 +81,6 @@ def run_create(args: argparse.Namespace) -> int:
 def run_enroll(args: argparse.Namespace) -> int:
     from sensors.formats import iter_recordings
     from sensors.progress import progress
-    from stream.gallery.store import Origin
     from stream.windows import track_windows
 
     attributes = _attributes(args.attribute)
@@ -99,11 +98,7 @@ def run_enroll(args: argparse.Namespace) -> int:
             name = args.name or _person(part.labels, args.label, source, part.track)
             if name not in by_name:
                 by_name[name] = gallery.add_identity(name, {"enrolled_from": source})
-            origins = [
-                Origin(source, str(part.track), float(a), float(b), w if args.keep_windows else None)
-                for a, b, w in zip(part.t_start, part.t_end, part.windows, strict=True)
-            ]
-            gallery.enroll(by_name[name], encoder.encode(part.windows), origins)
+            gallery.enroll_track(by_name[name], part, encoder.encode, source, args.keep_windows)
             touched.add(by_name[name])
             enrolled += len(part.windows)
             tracks += 1

@@ -16,6 +16,7 @@ import numpy as np
 from stream.gallery.index import EXACT_LIMIT, EmbeddingIndex, open_index
 from stream.gallery.store import GalleryStore, Identity, Origin
 from stream.gallery.templates import TrackTemplates
+from stream.windows import TrackWindows
 
 OVERSAMPLE = 16  # embeddings fetched per identity asked for, before aggregating per identity
 
@@ -70,6 +71,19 @@ class Gallery:
                 self._templates.add(identity, [(origin.source, origin.track) for origin in origins], vectors)
         self._sync_counters()
         return ids
+
+    def enroll_track(
+        self, identity: int, part: TrackWindows, encode, source: str, keep_windows: bool = False
+    ) -> list[int]:
+        """Encode one track's windows (``encode``: windows -> embeddings) and enroll them with their origins.
+
+        Each origin names the source, the track and the window's time span; ``keep_windows`` stores the
+        window too, so that ``reembed`` can encode it again with another model."""
+        origins = [
+            Origin(source, str(part.track), float(a), float(b), w if keep_windows else None)
+            for a, b, w in zip(part.t_start, part.t_end, part.windows, strict=True)
+        ]
+        return self.enroll(identity, encode(part.windows), origins)
 
     def remove(self, identity: int) -> int:
         removed = self.store.remove_identity(identity)

@@ -14,7 +14,6 @@ from sensors.demo import demo_recording_path
 from sensors.formats import read_file
 from sensors.recording import Recording
 from stream.gallery.gallery import Gallery
-from stream.gallery.store import Origin
 from stream.windows import track_windows
 
 
@@ -58,9 +57,5 @@ def build_demo_gallery(path: Path, encoder, walks: list[Recording]) -> Gallery:
         name = f"CMU subject {walk.metadata['subject']}"
         identity = gallery.add_identity(name, {"enrolled_from": walk.metadata["trial"]})
         for part in track_windows(walk, encoder.f, rate):
-            origins = [
-                Origin(f"demo:{walk.metadata['trial']}", str(part.track), float(a), float(b))
-                for a, b in zip(part.t_start, part.t_end, strict=True)
-            ]
-            gallery.enroll(identity, encoder.encode(part.windows), origins)
+            gallery.enroll_track(identity, part, encoder.encode, f"demo:{walk.metadata['trial']}")
     return gallery
