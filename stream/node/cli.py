@@ -142,6 +142,7 @@ def run_replay(args: argparse.Namespace) -> int:
     from sensors.replay import Replay
     from stream.gallery.gallery import Gallery
     from stream.node.demo import build_demo_gallery, demo_split
+    from stream.node.node import Source
 
     config = node_config(args)
     speed = parse_speed(args.speed)
@@ -167,32 +168,47 @@ def run_replay(args: argparse.Namespace) -> int:
         gallery = Gallery.open(args.gallery, encoder.card)
         replay = Replay(lambda: iter_recordings(args.paths), speed=speed, loop=args.loop)
     try:
-        return _run_node(replay, encoder, gallery, config, args)
+        print(_run_node([Source(replay, track_labels=replay.track_labels)], encoder, gallery, config, args))
+        return 0
     finally:
         gallery.close()
         if workdir is not None:
             workdir.cleanup()
 
 
-def _run_node(replay, encoder, gallery, config, args: argparse.Namespace) -> int:
+def _run_node(
+    sources: list, encoder, gallery, config, args: argparse.Namespace, on_event=None, on_frame=None, on_interrupt=None
+) -> str:
+    """Run a node on ``sources``: events published on --pub and printed, frames recorded with --record.
+
+    Returns the summary line. On ^C the node stops; with ``on_interrupt`` (live sources, where ^C is how
+    a run ends) that is called and the run summarised, otherwise the interrupt goes on up."""
     from stream.events import Publisher
-    from stream.node.node import Node, Source
+    from stream.node.node import Node
     from stream.node.printer import EventPrinter
 
     publisher = Publisher(args.pub, config.node_id)
     printer = EventPrinter(quiet=args.quiet)
-    print(f"publishing on {publisher.endpoint} (listen with: gaitwatch listen {publisher.endpoint})", flush=True)
-    source = Source(replay, track_labels=replay.track_labels)
-    node = Node([source], encoder, gallery, publisher, config, printer, record=args.record)
+
+    def events(topic: str, payload: dict) -> None:
+        printer(topic, payload)
+        if on_event is not None:
+            on_event(topic, payload)
+
+    stops = "; ^C stops" if on_interrupt is not None else ""
+    print(f"publishing on {publisher.endpoint} (listen with: gaitwatch listen {publisher.endpoint}){stops}", flush=True)
+    node = Node(sources, encoder, gallery, publisher, config, events, on_frame, args.record)
     try:
         counters = node.run()
     except KeyboardInterrupt:
         node.stop()
-        raise
+        if on_interrupt is None:
+            raise
+        on_interrupt()
+        counters = node.counters
     finally:
         publisher.close()
-    print(printer.summary(counters, publisher))
-    return 0
+    return printer.summary(counters, publisher)
 
 
 def run_bench_pipeline(args: argparse.Namespace) -> int:
@@ -212,11 +228,9 @@ def run_camera(args: argparse.Namespace) -> int:
     from calibration.placement import Intrinsics, place_bodies
     from engines.runtime.load import open_encoder
     from sensors.rgb import RgbPoseSource, parse_source
-    from stream.events import Publisher
     from stream.gallery.gallery import Gallery
-    from stream.node.node import Node, Source
+    from stream.node.node import Source
     from stream.node.preview import PreviewWriter
-    from stream.node.printer import EventPrinter
 
     config = node_config(args)
     if args.people < 1:
@@ -243,10 +257,7 @@ def run_camera(args: argparse.Namespace) -> int:
                 preview.keep(estimate.frame.seq, estimate.image, estimate.image_landmarks)
             yield estimate.frame
 
-    printer = EventPrinter(quiet=args.quiet)
-
     def on_event(topic: str, payload: dict) -> None:
-        printer(topic, payload)
         if preview is not None:
             preview.on_event(topic, payload)
 
@@ -254,15 +265,9 @@ def run_camera(args: argparse.Namespace) -> int:
         if preview is not None:
             preview.on_frame(frame, keys)
 
-    publisher = Publisher(args.pub, config.node_id)
-    print(f"publishing on {publisher.endpoint} (listen with: gaitwatch listen {publisher.endpoint})", flush=True)
-    node = Node(
-        [Source(frames(), live=source.live)], encoder, gallery, publisher, config, on_event, on_frame, args.record
-    )
     try:
-        counters = node.run()
+        summary = _run_node([Source(frames(), live=source.live)], encoder, gallery, config, args, on_event, on_frame)
     finally:
-        publisher.close()
         gallery.close()
         if preview is not None:
             preview.close()
@@ -272,37 +277,26 @@ def run_camera(args: argparse.Namespace) -> int:
         f"{stats.estimated} estimated, a person found in {stats.with_bodies}"
         + (f"; preview: {preview.written} frames in {args.preview}" if preview is not None else "")
     )
-    print(printer.summary(counters, publisher))
+    print(summary)
     return 0
 
 
 def run_kinect(args: argparse.Namespace) -> int:
     from engines.runtime.load import open_encoder
     from sensors.kinect import KinectV2Source
-    from stream.events import Publisher
     from stream.gallery.gallery import Gallery
-    from stream.node.node import Node, Source
-    from stream.node.printer import EventPrinter
+    from stream.node.node import Source
 
     config = node_config(args)
     encoder = open_encoder(args.model)
     gallery = Gallery.open(args.gallery, encoder.card)
     source = KinectV2Source(args.sensor_id)
-    publisher = Publisher(args.pub, config.node_id)
-    printer = EventPrinter(quiet=args.quiet)
-    print(f"publishing on {publisher.endpoint} (listen with: gaitwatch listen {publisher.endpoint}); ^C stops")
-    node = Node([Source(source, live=True)], encoder, gallery, publisher, config, printer, record=args.record)
     try:
-        counters = node.run()
-    except KeyboardInterrupt:
-        source.stop()
-        node.stop()
-        counters = node.counters
+        summary = _run_node([Source(source, live=True)], encoder, gallery, config, args, on_interrupt=source.stop)
     finally:
-        publisher.close()
         gallery.close()
     print(f"kinect: {source.frames_read} body frames read")
-    print(printer.summary(counters, publisher))
+    print(summary)
     return 0
 
 
