@@ -74,3 +74,17 @@ def place_bodies(
         translation, *_ = np.linalg.lstsq(a * weights, rhs * weights[:, 0], rcond=None)
         out[b] = world[b] + translation.astype(np.float32)
     return out
+
+
+def placer(intrinsics: Intrinsics | None, fov_deg: float | None):
+    """``place_bodies`` for ``sensors.rgb.RgbPoseSource``: with known intrinsics, or with a horizontal field of
+    view applied to each image's size; None when neither is given (skeletons stay centred on the hips)."""
+    if intrinsics is None and fov_deg is None:
+        return None
+    if fov_deg is not None and not 0 < fov_deg < 180:
+        raise InputError(f"field of view must be between 0 and 180 degrees, got {fov_deg}")
+
+    def place(world: np.ndarray, pixels: np.ndarray, visibility: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        return place_bodies(world, pixels, visibility, intrinsics or Intrinsics.from_fov(*size, fov_deg))
+
+    return place

@@ -11,9 +11,7 @@ from pathlib import Path
 from sensors.errors import InputError
 
 
-def register(commands: argparse._SubParsersAction) -> None:
-    calibrate = commands.add_parser("calibrate", help="calibrate decision thresholds from labelled data")
-    what = calibrate.add_subparsers(dest="what", metavar="WHAT", required=True)
+def add_commands(what: argparse._SubParsersAction) -> None:
     th = what.add_parser("threshold", help="genuine/impostor walk scores -> threshold per target FAR, EER, DET plot")
     th.add_argument("--data", type=Path, required=True, help="the KGBD zip or folder")
     th.add_argument("--split", help="kgbd:SEED (default: the split the model was trained on, else kgbd:0)")

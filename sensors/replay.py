@@ -24,11 +24,12 @@ class Replay:
         speed: float | None = 1.0,
         loop: bool = False,
         gap_s: float = 0.5,
-        sensor_id: str = "replay",
+        sensor_id: str | None = "replay",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """``recordings`` is called once per pass, so datasets are read lazily and loops re-read them."""
+        """``recordings`` is called once per pass, so datasets are read lazily and loops re-read them.
+        Frames carry ``sensor_id``, or with None each recording's own (so its sensor calibration applies)."""
         if speed is not None and not speed > 0:
             raise ValueError(f"speed must be positive or None (as fast as possible), got {speed}")
         self._recordings = recordings
@@ -56,7 +57,8 @@ class Replay:
                 new_ids, labels = rec.renumbered_tracks(next_track)
                 self.track_labels.update(labels)
                 next_track += len(labels)
-                shifted = replace(rec, track_ids=new_ids, sensor_id=self.sensor_id)
+                sensor_id = rec.sensor_id if self.sensor_id is None else self.sensor_id
+                shifted = replace(rec, track_ids=new_ids, sensor_id=sensor_id)
                 t_base = stream_t - float(rec.t[0])
                 for frame in shifted.frames():
                     t = frame.t + t_base

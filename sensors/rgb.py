@@ -33,8 +33,8 @@ from sensors.layouts import MEDIAPIPE_POSE
 POSE_MODEL = "pose_landmarker_full.task"
 _END = object()
 
-# (world [B, 33, 3], image [B, 33, 2] in pixels, visibility [B, 33]) -> joints [B, 33, 3]
-Placer = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+# (world [B, 33, 3], image [B, 33, 2] in pixels, visibility [B, 33], (width, height)) -> joints [B, 33, 3]
+Placer = Callable[[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]], np.ndarray]
 
 
 def shipped_pose_model() -> Path:
@@ -212,7 +212,7 @@ class RgbPoseSource:
         if bodies:
             self.stats.with_bodies += 1
             if self.place is not None:
-                world = self.place(world, pixels, visibility)
+                world = self.place(world, pixels, visibility, (width, height))
         else:
             world = np.zeros((0, 33, 3), np.float32)
             pixels, visibility = np.zeros((0, 33, 2), np.float32), np.zeros((0, 33), np.float32)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import calibration.calibrate_cli
 import calibration.cli
-import calibration.threshold_cli
 import engines.cli
 import engines.export.cli
 import engines.runtime.cli
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     sensors.cli.register(commands)
     calibration.cli.register(commands)
-    calibration.threshold_cli.register(commands)
+    calibration.calibrate_cli.register(commands)
     engines.cli.register(commands)
     engines.export.cli.register(commands)
     engines.runtime.cli.register(commands)

@@ -8,12 +8,13 @@ a window with a missing (NaN) joint is skipped and counted rather than encoded.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from calibration.mapping import to_canonical
 from calibration.resample import resample
+from calibration.sensor_pose import SensorPose
 from sensors.recording import Recording
 
 
@@ -27,10 +28,16 @@ class TrackWindows:
     skipped: int  # windows dropped for NaN or infinite joints
 
 
-def track_windows(recording: Recording, f: int, rate_hz: float, stride: int | None = None) -> Iterator[TrackWindows]:
-    """Per track, its whole windows of ``f`` frames at ``rate_hz`` (every ``stride`` frames; default f)."""
+def track_windows(
+    recording: Recording, f: int, rate_hz: float, stride: int | None = None, pose: SensorPose | None = None
+) -> Iterator[TrackWindows]:
+    """Per track, its whole windows of ``f`` frames at ``rate_hz`` (every ``stride`` frames; default f), in the
+    world frame of ``pose`` where given (as the node sees a calibrated sensor's frames)."""
     stride = stride or f
-    canonical = resample(to_canonical(recording), rate_hz)
+    canonical = to_canonical(recording)
+    if pose is not None:
+        canonical = replace(canonical, joints=pose.apply(canonical.joints))
+    canonical = resample(canonical, rate_hz)
     for track in canonical.unique_tracks().tolist():
         t, joints, _ = canonical.track(track)
         starts = _window_starts(t, f, stride, rate_hz)

@@ -117,3 +117,21 @@ def test_a_recorded_clip_replays_to_the_same_person(tmp_path: Path):
     assert f"recorded {recording.num_frames} frames ({recording.num_body_frames} with a person" in printed
     assert recording.layout.name == "mediapipe_pose" and recording.num_body_frames > 50
     assert_one_line_error(gaitwatch("record", "--source", clip("002-nm-01"), "--out", out, ok=False), "already exists")
+
+
+def test_one_camera_s_floor_fitted_from_three_walkers_agrees():
+    """CASIA-B's side camera never moved: fitted from three people's clips (intrinsics from a guessed field
+    of view, skeletons placed by ``calibration.placement``), its tilt and height must agree."""
+    from calibration.floor import fit_floor
+    from calibration.mapping import to_canonical
+    from calibration.placement import placer
+    from sensors.formats.video import read_video
+
+    fits = [
+        fit_floor([to_canonical(read_video(clip(c), placer(None, 60.0)))], c)
+        for c in ("001-nm-01", "002-nm-01", "003-nm-01")
+    ]
+    tilts, heights = [f.tilt_deg for f in fits], [f.offset for f in fits]
+    assert max(tilts) - min(tilts) < 1.5, tilts
+    assert max(heights) - min(heights) < 0.2 and min(heights) > 0.5 and max(heights) < 2.5, heights
+    assert all(f.rms_m < 0.03 for f in fits)

@@ -8,19 +8,25 @@ Images without a person are left out, so their times leave gaps the windows neve
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sensors.layouts import MEDIAPIPE_POSE
 from sensors.recording import Recording
 
+if TYPE_CHECKING:
+    from sensors.rgb import Placer
+
 SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm")
 
 
-def read_video(path: Path) -> Recording:
+def read_video(path: Path, place: Placer | None = None) -> Recording:
+    """With ``place`` (``calibration.placement.placer``) the hip-centred skeletons are put back where they stand
+    in the camera's space; without, every frame stays centred on the hips."""
     from sensors.rgb import RgbPoseSource
 
-    source = RgbPoseSource(str(path), live=False, sensor_id=path.name)
+    source = RgbPoseSource(str(path), live=False, sensor_id=path.name, place=place)
     frames = [frame for frame in source if frame.num_bodies]
     joints = np.stack([f.joints[0] for f in frames]) if frames else np.zeros((0, 33, 3), np.float32)
     confidence = np.stack([f.confidence[0] for f in frames]) if frames else np.zeros((0, 33), np.float32)

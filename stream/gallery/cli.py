@@ -40,6 +40,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="a free attribute for every identity this enroll touches (repeatable), e.g. --attribute site=lab",
     )
     enroll.add_argument("--model", type=Path, help="the gallery's encoder artifact (default: the shipped model)")
+    enroll.add_argument(
+        "--calibration",
+        type=Path,
+        help="sensor calibration file: calibrated sensors enroll in the world frame",
+    )
     add("list", "identities with their number of embeddings", run_list).add_argument("--json", action="store_true")
     show = add("show", "one identity: attributes and where its embeddings came from", run_show)
     show.add_argument("identity", help="id or unique name")
@@ -79,18 +84,25 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def run_enroll(args: argparse.Namespace) -> int:
+    from calibration.sensor_file import SensorCalibrations
     from sensors.formats import iter_recordings
     from sensors.progress import progress
     from stream.windows import track_windows
 
     attributes = _attributes(args.attribute)
+    poses = SensorCalibrations.load(args.calibration).poses() if args.calibration else None
     encoder = _encoder(args.model)
     gallery = _open(args.gallery, encoder.card)
     by_name = {i.name: i.id for i in gallery.identities()}
     touched: set[int] = set()
     enrolled, skipped, tracks = 0, 0, 0
+    uncalibrated: set[str] = set()
     for recording in progress(iter_recordings(args.inputs), "Enrolling", total=None):
-        for part in track_windows(recording, encoder.f, float(encoder.card["rate_hz"]), args.stride):
+        pose = poses.get(recording.sensor_id) if poses is not None else None
+        if poses is not None and pose is None and recording.sensor_id not in uncalibrated:
+            uncalibrated.add(recording.sensor_id)
+            print(f"warning: sensor {recording.sensor_id!r} is not in {args.calibration}; enrolled as sensed")
+        for part in track_windows(recording, encoder.f, float(encoder.card["rate_hz"]), args.stride, pose):
             skipped += part.skipped
             if len(part.windows) == 0:
                 continue

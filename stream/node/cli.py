@@ -34,7 +34,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     camera.add_argument("--model", help="encoder artifact (default: the shipped SimMC)")
     camera.add_argument("--pose-model", type=Path, help="MediaPipe pose landmarker .task (default: the shipped full)")
     camera.add_argument("--people", type=int, default=1, help="most people estimated per image (default 1)")
-    camera.add_argument("--intrinsics", type=Path, help="JSON with fx, fy, cx, cy in pixels")
+    camera.add_argument(
+        "--intrinsics", type=Path, help="JSON with fx, fy, cx, cy in pixels (default: the --calibration file's)"
+    )
     camera.add_argument("--fov", type=float, help="horizontal field of view in degrees, when there is no --intrinsics")
     camera.add_argument("--preview", type=Path, help="write the video with skeletons, tracks and identities (.mp4)")
     camera.add_argument("--sensor-id", default="camera")
@@ -92,6 +94,12 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
         "--max-wait-ms", type=float, default=0.0, help="a batch waits at most this long (default 0: what is queued)"
     )
     parser.add_argument("--record", type=Path, help="also record every frame as it arrives (.gwrec, crash-safe)")
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        help="sensor calibration file (`gaitwatch calibrate floor|place`): each calibrated sensor's frames are "
+        "turned into the shared world frame before tracking and encoding",
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
 
 
@@ -117,6 +125,7 @@ def threshold_of(text: str | None, far: float) -> float:
 
 
 def node_config(args: argparse.Namespace):
+    from calibration.sensor_file import SensorCalibrations
     from stream.node.node import NodeConfig
 
     for name in ("stride", "min_windows", "enroll_after", "max_batch"):
@@ -125,6 +134,7 @@ def node_config(args: argparse.Namespace):
             raise InputError(f"--{name.replace('_', '-')}: must be at least 1, got {value}")
     if args.enroll_after is not None and args.enroll_after < args.min_windows:
         raise InputError("--enroll-after must be at least --min-windows")
+    poses = SensorCalibrations.load(args.calibration).poses() if args.calibration else {}
     return NodeConfig(
         node_id=args.node_id,
         stride=args.stride,
@@ -133,6 +143,7 @@ def node_config(args: argparse.Namespace):
         enroll_after=args.enroll_after,
         max_batch=args.max_batch,
         max_wait_s=args.max_wait_ms / 1000,
+        sensor_poses=poses,
     )
 
 
@@ -166,7 +177,7 @@ def run_replay(args: argparse.Namespace) -> int:
             if not path.exists():
                 raise InputError(f"{path}: no such file or folder")
         gallery = Gallery.open(args.gallery, encoder.card)
-        replay = Replay(lambda: iter_recordings(args.paths), speed=speed, loop=args.loop)
+        replay = Replay(lambda: iter_recordings(args.paths), speed=speed, loop=args.loop, sensor_id=None)
     try:
         print(_run_node([Source(replay, track_labels=replay.track_labels)], encoder, gallery, config, args))
         return 0
@@ -225,7 +236,8 @@ def run_bench_pipeline(args: argparse.Namespace) -> int:
 
 
 def run_camera(args: argparse.Namespace) -> int:
-    from calibration.placement import Intrinsics, place_bodies
+    from calibration.placement import Intrinsics, placer
+    from calibration.sensor_file import SensorCalibrations
     from engines.runtime.load import open_encoder
     from sensors.rgb import RgbPoseSource, parse_source
     from stream.gallery.gallery import Gallery
@@ -238,14 +250,11 @@ def run_camera(args: argparse.Namespace) -> int:
     encoder = open_encoder(args.model)
     gallery = Gallery.open(args.gallery, encoder.card)
     intrinsics = Intrinsics.from_file(args.intrinsics) if args.intrinsics else None
+    if intrinsics is None and args.fov is None and args.calibration is not None:
+        stored = SensorCalibrations.load(args.calibration).sensors.get(args.sensor_id)
+        intrinsics = stored.intrinsics if stored is not None else None
     source = RgbPoseSource(parse_source(args.source), args.pose_model, args.people, args.sensor_id)
-    if intrinsics is not None or args.fov is not None:
-
-        def place(world, pixels, visibility):
-            k = intrinsics or Intrinsics.from_fov(*source.size, args.fov)
-            return place_bodies(world, pixels, visibility, k)
-
-        source.place = place
+    source.place = placer(intrinsics, args.fov)
     preview: PreviewWriter | None = None
 
     def frames():

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration.mapping import mapping_for
+from calibration.sensor_pose import SensorPose
 from sensors.errors import InputError
 from sensors.formats.gwrec import RecordingWriter
 from sensors.frame import Frame
@@ -56,6 +57,9 @@ class NodeConfig:
     frame_queue: int = 4096
     window_queue: int = 16384
     status_period_s: float = 1.0
+    # sensor id -> its pose in the shared world frame (``gaitwatch calibrate``); frames of a sensor without
+    # one stay in that sensor's own canonical frame
+    sensor_poses: dict[str, SensorPose] = field(default_factory=dict)
 
 
 @dataclass
@@ -121,6 +125,7 @@ class Node:
         self.frames: queue.Queue = queue.Queue(config.frame_queue)
         self.work: queue.Queue = queue.Queue(config.window_queue)
         self._rings: dict[str, WindowRing] = {}  # framing thread: per open track
+        self._uncalibrated: set[str] = set()  # framing thread: sensors warned about
         self._decided: dict[str, _TrackState] = {}  # encoding thread: per open track
         self._stop = threading.Event()
         self.source_errors: list[Exception] = []
@@ -243,9 +248,20 @@ class Node:
                 self._send(("window", key, window, frame.t, arrival), droppable=True)
 
     def _canonical(self, frame: Frame) -> np.ndarray:
-        if frame.layout is CANONICAL or frame.layout == CANONICAL:
-            return frame.joints
-        return mapping_for(frame.layout).joints(frame.joints)
+        """The frame's joints on the canonical skeleton, in the world frame where its sensor is calibrated."""
+        joints = frame.joints
+        if not (frame.layout is CANONICAL or frame.layout == CANONICAL):
+            joints = mapping_for(frame.layout).joints(joints)
+        poses = self.config.sensor_poses
+        if poses:
+            pose = poses.get(frame.sensor_id)
+            if pose is not None:
+                return pose.apply(joints)
+            if frame.sensor_id not in self._uncalibrated:
+                self._uncalibrated.add(frame.sensor_id)
+                warning = f"warning: sensor {frame.sensor_id!r} has no calibration; its frames stay as sensed"
+                print(warning, file=sys.stderr)
+        return joints
 
     def _end(self, key: str, t: float) -> None:
         if self._rings.pop(key, None) is not None:
