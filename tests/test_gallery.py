@@ -110,6 +110,42 @@ def test_hnsw_index_agrees_with_exact_search(tmp_path: Path):
     assert np.mean(np.array(got) == np.array(want)) >= 0.99
 
 
+def test_a_reduced_graph_with_exact_re_ranking_finds_what_exact_search_finds(tmp_path: Path):
+    """Embeddings with their variance in few directions: the graph holds their principal components and its
+    candidates are re-ranked on the full vectors, so the answers (ids and exact distances) are those of exact
+    search; the projection is saved with the graph, and a lost one makes the index rebuild."""
+    dim = 256
+    rng = np.random.default_rng(1)
+    mixing = rng.normal(size=(24, dim)) * np.linspace(1.0, 0.1, 24)[:, None]  # variance in few directions
+    labels = np.repeat(np.arange(40), 30)
+    centres = rng.normal(size=(40, 24)) @ mixing
+    vectors = (centres[labels] + 0.3 * rng.normal(size=(len(labels), dim))).astype(np.float32)
+    queries = (centres[rng.integers(40, size=100)] + 0.3 * rng.normal(size=(100, dim))).astype(np.float32)
+    path = tmp_path / "wide.db"
+    exact = Gallery.create(path, card(dim=dim))
+    fill(exact, vectors, labels)
+    want = exact.index.search(queries, 3)
+    exact.close()
+    approx = Gallery.open(path, exact_limit=300)
+    assert approx.index.projection is not None and approx.index.projection.dim < 64
+    got = approx.index.search(queries, 3)
+    same = [np.array_equal(g.ids, w.ids) for g, w in zip(got, want, strict=True)]
+    assert np.mean(same) >= 0.99
+    for g, w in zip(got, want, strict=True):
+        if np.array_equal(g.ids, w.ids):
+            np.testing.assert_allclose(g.distances, w.distances, rtol=1e-4, atol=1e-4)
+    approx.close()
+    reopened = Gallery.open(path, exact_limit=300)
+    assert reopened.index_source == "loaded"
+    assert all(np.array_equal(a.ids, b.ids) for a, b in zip(reopened.index.search(queries, 3), got, strict=True))
+    reopened.close()
+    projection = path.with_name(__import__("json").loads(pointer_path(path).read_text())["projection"])
+    projection.write_bytes(b"torn")
+    rebuilt = Gallery.open(path, exact_limit=300)
+    assert rebuilt.index_source == "built" and len(rebuilt.index) == len(vectors)
+    rebuilt.close()
+
+
 def test_saved_index_is_loaded_caught_up_or_rebuilt(tmp_path: Path):
     path = tmp_path / "g.db"
     vectors, labels = people(30, 40)
@@ -257,3 +293,18 @@ def test_track_means_kept_in_memory_equal_a_fresh_read_after_enroll_rename_remov
     assert {m.identity for m in kept} == {ids[1], ids[2], ids[3], newcomer}
     assert gallery.name_of(ids[3]) == fresh.name_of(ids[3]) == "Ana"
     assert gallery.name_of(newcomer) == "newcomer"
+
+
+def test_the_projection_keeps_few_components_only_where_the_variance_lies_in_few():
+    from stream.gallery.index import Projection
+
+    rng = np.random.default_rng(0)
+    isotropic = rng.normal(size=(2000, 128)).astype(np.float32)
+    assert Projection.fit(isotropic, 0.95).basis is None  # nothing to gain: the graph keeps every dimension
+    low_rank = (rng.normal(size=(2000, 10)) @ rng.normal(size=(10, 128))).astype(np.float32)
+    projection = Projection.fit(low_rank + 0.01 * isotropic, 0.95)
+    assert projection.dim == 16  # 10 directions hold the variance; rounded up to hnswlib's fast multiple
+    restored = Projection.from_bytes(projection.to_bytes(), 128)
+    np.testing.assert_array_equal(restored(low_rank[:5]), projection(low_rank[:5]))
+    with pytest.raises(ValueError, match="expected"):
+        Projection.from_bytes(projection.to_bytes(), 64)

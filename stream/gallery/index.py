@@ -6,10 +6,20 @@ time. Saved beside the store as ``<gallery>.hnsw.<generation>`` plus a small JSO
 (complete) index or the new one, never a pointer to a half-written file. On open, an index whose
 generation matches the store is used as is; one that only lacks appended embeddings catches up;
 anything else (missing, corrupt, older than a deletion) is rebuilt.
+
+Why the graph holds a reduced copy: at a million 256-D embeddings a graph search is bound by memory
+traffic (each distance reads 1 KB from a random place), not arithmetic. Learned embeddings keep most of
+their variance in few directions (the shipped model's: 90% in 30 of 256), so the graph is built over the
+principal components that hold ``KEPT_VARIANCE`` of it (fitted on the embeddings held when the index
+turns to HNSW; a multiple of 16, hnswlib's fast path), and its ``RERANK`` best candidates are re-ranked
+by exact distance on the full vectors. Embeddings without such structure keep all their dimensions.
+Measured on 200,000 embeddings shaped like the model's: the same recall as a full-dimension graph at the
+same ef, 3x faster per query, 5x faster to build (``benchmarks/gallery_scale.md``).
 """
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +34,8 @@ EXACT_LIMIT = 20_000  # up to this many embeddings, brute force is exact and fas
 HNSW_M = 32  # measured on 200k real embeddings: better recall than 16 at the same latency, 48 no better
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 64
+KEPT_VARIANCE = 0.95  # share of the embeddings' variance the graph's principal components keep
+RERANK = 32  # graph candidates re-ranked by exact distance per query (at least k)
 
 
 @dataclass(frozen=True)
@@ -45,16 +57,21 @@ class EmbeddingIndex:
         ef_search: int = HNSW_EF_SEARCH,
         m: int = HNSW_M,
         ef_construction: int = HNSW_EF_CONSTRUCTION,
+        kept_variance: float = KEPT_VARIANCE,
+        rerank: int = RERANK,
     ) -> None:
         self.dim = dim
         self.exact_limit = exact_limit
         self.ef_search = ef_search
         self.m, self.ef_construction = m, ef_construction
+        self.kept_variance, self.rerank = kept_variance, rerank
         self.lock = ReadWriteLock()
         self._ids = _Rows(np.int64)  # sorted embedding ids (deleted ones removed)
         self._owners = _Rows(np.int64)
-        self._vectors = _Rows(np.float32, dim)  # kept only while the index is exact
+        self._vectors = _Rows(np.float32, dim)  # full vectors: exact search, and re-ranking HNSW's candidates
         self.hnsw = None
+        self.projection: Projection | None = None  # what the graph holds, once HNSW
+        self._graph_holds_up_to = 0  # ids up to this were in a loaded graph already
         self.generation = 0
         self.deletions = 0
 
@@ -77,20 +94,21 @@ class EmbeddingIndex:
         with self.lock.writing():
             self._ids.append(ids)
             self._owners.append(owners)
+            self._vectors.append(vectors)
             if self.hnsw is None:
-                self._vectors.append(vectors)
                 if len(self._ids) > self.exact_limit:
                     self._switch_to_hnsw()
             else:
-                self._hnsw_add(ids, vectors)
+                fresh = np.asarray(ids) > self._graph_holds_up_to
+                if fresh.any():
+                    self._hnsw_add(np.asarray(ids)[fresh], np.asarray(vectors)[fresh])
 
-    def adopt(self, graph, ids: np.ndarray, owners: np.ndarray) -> None:
-        """Take over a loaded HNSW graph holding exactly ``ids`` (owned by ``owners``)."""
+    def adopt(self, graph, projection: Projection, holds_up_to: int) -> None:
+        """Take over a loaded HNSW graph (over ``projection``) holding every id up to ``holds_up_to``; the rows
+        (ids, owners, full vectors) follow through ``add``, which adds only later ids to the graph."""
         with self.lock.writing():
-            self.hnsw = graph
+            self.hnsw, self.projection, self._graph_holds_up_to = graph, projection, holds_up_to
             self._ids, self._owners, self._vectors = _Rows(np.int64), _Rows(np.int64), _Rows(np.float32, self.dim)
-            self._ids.append(ids)
-            self._owners.append(owners)
 
     def remove_identity(self, identity: int) -> None:
         with self.lock.writing():
@@ -98,24 +116,23 @@ class EmbeddingIndex:
             if self.hnsw is not None:
                 for label in self.ids[~kept]:
                     self.hnsw.mark_deleted(int(label))
-            else:
-                self._vectors.keep(kept)
+            self._vectors.keep(kept)
             self._ids.keep(kept)
             self._owners.keep(kept)
 
     def _switch_to_hnsw(self) -> None:
         import hnswlib
 
-        self.hnsw = hnswlib.Index(space="l2", dim=self.dim)
+        self.projection = Projection.fit(self.vectors, self.kept_variance)
+        self.hnsw = hnswlib.Index(space="l2", dim=self.projection.dim)
         self.hnsw.init_index(max_elements=max(1024, 2 * len(self.ids)), M=self.m, ef_construction=self.ef_construction)
-        self.hnsw.add_items(self.vectors, self.ids)
-        self._vectors = _Rows(np.float32, self.dim)
+        self.hnsw.add_items(self.projection(self.vectors), self.ids)
 
     def _hnsw_add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         needed = self.hnsw.get_current_count() + len(ids)
         if needed > self.hnsw.get_max_elements():
             self.hnsw.resize_index(max(needed, 2 * self.hnsw.get_max_elements()))
-        self.hnsw.add_items(vectors, ids)
+        self.hnsw.add_items(self.projection(vectors), ids)
 
     # --- searching ----------------------------------------------------------------------------
 
@@ -148,22 +165,25 @@ class EmbeddingIndex:
         return results
 
     def _approximate(self, queries: np.ndarray, k: int) -> list[Neighbours]:
-        ef = max(self.ef_search, k)
+        candidates = min(max(k, self.rerank), len(self.ids))
+        ef = max(self.ef_search, candidates)
+        reduced = self.projection(queries)
         while True:
             self.hnsw.set_ef(ef)
             try:
-                labels, squared = self.hnsw.knn_query(queries, k=k)
+                labels, _ = self.hnsw.knn_query(reduced, k=candidates)
                 break
             except RuntimeError:  # deleted items can leave too few reachable results at this ef
                 if ef >= len(self.ids) * 2:
                     raise
                 ef *= 2
-        positions = np.searchsorted(self.ids, labels)
-        owners = self.owners[positions]
-        return [
-            Neighbours(labels[i].astype(np.int64), owners[i], np.sqrt(np.maximum(squared[i], 0)))
-            for i in range(len(queries))
-        ]
+        positions = np.searchsorted(self.ids, labels)  # [q, candidates]
+        differences = self.vectors[positions] - queries[:, None, :]
+        squared = np.einsum("qcd,qcd->qc", differences, differences)
+        order = np.argsort(squared, axis=1, kind="stable")[:, :k]
+        best = np.take_along_axis(positions, order, axis=1)
+        distances = np.sqrt(np.take_along_axis(squared, order, axis=1))
+        return [Neighbours(self.ids[best[i]], self.owners[best[i]], distances[i]) for i in range(len(queries))]
 
     # --- persistence --------------------------------------------------------------------------
 
@@ -176,20 +196,65 @@ class EmbeddingIndex:
             if self.hnsw is None:
                 return
             graph = store_path.with_name(f"{store_path.name}.hnsw.{self.generation}")
+            projection = graph.with_name(graph.name + ".projection.npy")
             partial = atomic.partial_path(graph)
             self.hnsw.save_index(str(partial))
             atomic.commit(partial, graph)
+            atomic.write_bytes(projection, self.projection.to_bytes())
             state = {
                 "generation": self.generation,
                 "deletions": self.deletions,
                 "graph": graph.name,
+                "projection": projection.name,
                 "max_id": int(self.ids.max()) if len(self.ids) else 0,
                 "dim": self.dim,
             }
         atomic.write_bytes(pointer, json.dumps(state).encode())
         for old in store_path.parent.glob(f"{store_path.name}.hnsw.*"):
-            if old not in (pointer, graph):
+            if old not in (pointer, graph, projection):
                 old.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """x -> (x - mean) @ basis: the first principal components, or all dimensions unchanged (basis None)."""
+
+    mean: np.ndarray  # float32 [D]
+    basis: np.ndarray | None  # float32 [D, d]
+
+    @staticmethod
+    def fit(vectors: np.ndarray, kept_variance: float) -> Projection:
+        """The fewest leading components (a multiple of 16) holding ``kept_variance`` of the variance."""
+        full = vectors.shape[1]
+        mean = vectors.mean(axis=0, dtype=np.float64)
+        _, singular, components = np.linalg.svd(vectors - mean, full_matrices=False)
+        share = np.cumsum(singular**2) / max(float((singular**2).sum()), 1e-30)
+        dim = -(-(int(np.searchsorted(share, kept_variance)) + 1) // 16) * 16
+        if dim >= full:
+            return Projection(np.zeros(full, np.float32), None)
+        return Projection(mean.astype(np.float32), np.ascontiguousarray(components[:dim].T, np.float32))
+
+    @property
+    def dim(self) -> int:
+        return len(self.mean) if self.basis is None else self.basis.shape[1]
+
+    def __call__(self, vectors: np.ndarray) -> np.ndarray:
+        vectors = np.asarray(vectors, np.float32)
+        return vectors if self.basis is None else np.ascontiguousarray((vectors - self.mean) @ self.basis)
+
+    def to_bytes(self) -> bytes:
+        """[d + 1, D] float32: the mean, then the basis transposed (just the mean when nothing is reduced)."""
+        rows = self.mean[None] if self.basis is None else np.concatenate([self.mean[None], self.basis.T])
+        buffer = io.BytesIO()
+        np.save(buffer, rows.astype(np.float32), allow_pickle=False)
+        return buffer.getvalue()
+
+    @staticmethod
+    def from_bytes(data: bytes, dim: int) -> Projection:
+        rows = np.load(io.BytesIO(data), allow_pickle=False)
+        if rows.ndim != 2 or rows.shape[1] != dim or rows.dtype != np.float32:
+            raise ValueError(f"projection of shape {rows.shape}, expected [d + 1, {dim}]")
+        return Projection(rows[0], None if len(rows) == 1 else np.ascontiguousarray(rows[1:].T))
 
 
 class _Rows:
@@ -232,13 +297,13 @@ def open_index(store: GalleryStore, exact_limit: int = EXACT_LIMIT) -> tuple[Emb
     how = "built"
     saved = _saved_state(store.path)
     if saved and store.count() > exact_limit and saved["deletions"] == deletions and saved["dim"] == store.dim:
-        graph = _load_graph(store.path.with_name(saved["graph"]), store.dim)
-        if graph is not None:
-            index.adopt(graph, *store.ids_and_owners(up_to=saved["max_id"]))
+        loaded = _load_graph(store.path, saved, store.dim)
+        if loaded is not None:
+            index.adopt(*loaded, holds_up_to=saved["max_id"])
             how = "loaded"
-            for new_ids, new_owners, vectors in store.embeddings(after_id=saved["max_id"]):
-                index.add(new_ids, new_owners, vectors)
-                how = "caught up"
+            for ids, owners, vectors in store.embeddings():
+                index.add(ids, owners, vectors)
+                how = "caught up" if ids[-1] > saved["max_id"] else how
     if how == "built":
         for ids, owners, vectors in store.embeddings():
             index.add(ids, owners, vectors)
@@ -249,20 +314,26 @@ def open_index(store: GalleryStore, exact_limit: int = EXACT_LIMIT) -> tuple[Emb
 def _saved_state(store_path: Path) -> dict | None:
     try:
         state = json.loads(pointer_path(store_path).read_text())
-        return state if {"generation", "deletions", "graph", "max_id", "dim"} <= state.keys() else None
+        return state if {"generation", "deletions", "graph", "projection", "max_id", "dim"} <= state.keys() else None
     except (OSError, ValueError):
         return None
 
 
-def _load_graph(path: Path, dim: int):
-    """A saved hnswlib graph, or None when it is missing or unreadable (then the index is rebuilt)."""
+def _load_graph(store_path: Path, saved: dict, dim: int) -> tuple[object, Projection] | None:
+    """A saved hnswlib graph and its projection, or None when either is missing or unreadable (then the index
+    is rebuilt)."""
     import hnswlib
 
+    path = store_path.with_name(saved["graph"])
+    try:
+        projection = Projection.from_bytes(store_path.with_name(saved["projection"]).read_bytes(), dim)
+    except (OSError, ValueError, EOFError):
+        return None
     if not path.is_file():
         return None
-    graph = hnswlib.Index(space="l2", dim=dim)
+    graph = hnswlib.Index(space="l2", dim=projection.dim)
     try:
         graph.load_index(str(path), allow_replace_deleted=False)
     except (RuntimeError, ValueError, OSError):
         return None
-    return graph
+    return graph, projection
