@@ -177,7 +177,8 @@ class EmbeddingIndex:
                 if ef >= len(self.ids) * 2:
                     raise
                 ef *= 2
-        positions = np.searchsorted(self.ids, labels)  # [q, candidates]
+        # hnswlib labels are uint64: searching int64 ids with them would convert all ids per query (O(n))
+        positions = np.searchsorted(self.ids, labels.astype(np.int64))  # [q, candidates]
         differences = self.vectors[positions] - queries[:, None, :]
         squared = np.einsum("qcd,qcd->qc", differences, differences)
         order = np.argsort(squared, axis=1, kind="stable")[:, :k]
