@@ -33,7 +33,7 @@ from stream.gallery.store import GalleryStore
 EXACT_LIMIT = 20_000  # up to this many embeddings, brute force is exact and fast enough
 HNSW_M = 32  # measured on 200k real embeddings: better recall than 16 at the same latency, 48 no better
 HNSW_EF_CONSTRUCTION = 200
-HNSW_EF_SEARCH = 64
+HNSW_EF_SEARCH = 128  # recall@1 0.993 at 1M model-shaped embeddings, p50 0.62 ms (benchmarks/gallery_scale.md)
 KEPT_VARIANCE = 0.95  # share of the embeddings' variance the graph's principal components keep
 RERANK = 32  # graph candidates re-ranked by exact distance per query (at least k)
 
