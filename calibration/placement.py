@@ -88,3 +88,13 @@ def placer(intrinsics: Intrinsics | None, fov_deg: float | None):
         return place_bodies(world, pixels, visibility, intrinsics or Intrinsics.from_fov(*size, fov_deg))
 
     return place
+
+
+def placer_for(intrinsics_file: Path | None, fov_deg: float | None, stored: Intrinsics | None = None):
+    """The placer a camera's options ask for, in one order everywhere: ``--intrinsics``, else ``--fov``, else
+    the intrinsics stored for the sensor in its calibration file; None when there are none."""
+    if intrinsics_file is not None:
+        return placer(Intrinsics.from_file(intrinsics_file), None)
+    if fov_deg is not None:
+        return placer(None, fov_deg)
+    return placer(stored, None)

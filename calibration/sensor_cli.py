@@ -13,7 +13,7 @@ import numpy as np
 
 from calibration.floor import fit_floor, stance_points
 from calibration.mapping import to_canonical
-from calibration.placement import Intrinsics, placer
+from calibration.placement import Intrinsics, placer_for
 from calibration.sensor_file import SensorCalibrations
 from calibration.sensor_pose import Placement, SensorPose
 from sensors.errors import InputError
@@ -89,8 +89,7 @@ def _read(args: argparse.Namespace, calibrations: SensorCalibrations) -> list[Re
             raise InputError(f"{path}: no such file or folder")
         if path.suffix.lower() in SUFFIXES:
             known = calibrations.sensors.get(args.sensor_id or path.name)
-            intrinsics = Intrinsics.from_file(args.intrinsics) if args.intrinsics else None
-            place = placer(intrinsics or (known.intrinsics if known else None), args.fov)
+            place = placer_for(args.intrinsics, args.fov, known.intrinsics if known else None)
             if place is None:
                 raise InputError(
                     f"{path}: MediaPipe centres every skeleton on its hips, so a video's footsteps need the "

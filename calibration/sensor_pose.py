@@ -10,6 +10,7 @@ its z axis is the sensor's viewing direction laid flat on the floor.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,3 +79,19 @@ class SensorPose:
 
     def to_dict(self) -> dict:
         return {"rotation": self.rotation.round(9).tolist(), "translation": self.translation.round(9).tolist()}
+
+
+class PoseLookup:
+    """Sensor id -> its pose. Where some sensors are calibrated, one that is not is warned about once (stderr)
+    and its frames are used as sensed; shared by the node and ``gallery enroll`` so both treat it alike."""
+
+    def __init__(self, poses: dict[str, SensorPose]) -> None:
+        self.poses = poses
+        self._warned: set[str] = set()
+
+    def __call__(self, sensor_id: str) -> SensorPose | None:
+        pose = self.poses.get(sensor_id)
+        if pose is None and self.poses and sensor_id not in self._warned:
+            self._warned.add(sensor_id)
+            print(f"warning: sensor {sensor_id!r} has no calibration; its frames stay as sensed", file=sys.stderr)
+        return pose

@@ -37,3 +37,24 @@ def test_intrinsics_from_a_field_of_view_and_from_a_file(tmp_path: Path):
         Intrinsics.from_file(path)
     with pytest.raises(InputError, match="field of view"):
         Intrinsics.from_fov(320, 240, 200.0)
+
+
+def test_the_camera_options_pick_intrinsics_in_one_order(tmp_path: Path):
+    from calibration.placement import placer_for
+
+    rng = np.random.default_rng(1)
+    world = rng.normal(scale=0.3, size=(1, 33, 3)).astype(np.float32)
+    pixels = rng.uniform(100, 300, size=(1, 33, 2)).astype(np.float32)
+    visibility = np.ones((1, 33), np.float32)
+    file_k, stored = Intrinsics(500.0, 500.0, 320.0, 240.0), Intrinsics(900.0, 900.0, 300.0, 200.0)
+    path = tmp_path / "cam.json"
+    path.write_text('{"fx": 500, "fy": 500, "cx": 320, "cy": 240}')
+
+    def placed(place, k=None):
+        return place(world, pixels, visibility, (640, 480)) if k is None else place_bodies(world, pixels, visibility, k)
+
+    fov_k = Intrinsics.from_fov(640, 480, 70.0)
+    np.testing.assert_array_equal(placed(placer_for(path, 70.0, stored)), placed(None, file_k))
+    np.testing.assert_array_equal(placed(placer_for(None, 70.0, stored)), placed(None, fov_k))
+    np.testing.assert_array_equal(placed(placer_for(None, None, stored)), placed(None, stored))
+    assert placer_for(None, None, None) is None

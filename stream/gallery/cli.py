@@ -85,23 +85,20 @@ def run_create(args: argparse.Namespace) -> int:
 
 def run_enroll(args: argparse.Namespace) -> int:
     from calibration.sensor_file import SensorCalibrations
+    from calibration.sensor_pose import PoseLookup
     from sensors.formats import iter_recordings
     from sensors.progress import progress
     from stream.windows import track_windows
 
     attributes = _attributes(args.attribute)
-    poses = SensorCalibrations.load(args.calibration).poses() if args.calibration else None
+    pose_of = PoseLookup(SensorCalibrations.load(args.calibration).poses() if args.calibration else {})
     encoder = _encoder(args.model)
     gallery = _open(args.gallery, encoder.card)
     by_name = {i.name: i.id for i in gallery.identities()}
     touched: set[int] = set()
     enrolled, skipped, tracks = 0, 0, 0
-    uncalibrated: set[str] = set()
     for recording in progress(iter_recordings(args.inputs), "Enrolling", total=None):
-        pose = poses.get(recording.sensor_id) if poses is not None else None
-        if poses is not None and pose is None and recording.sensor_id not in uncalibrated:
-            uncalibrated.add(recording.sensor_id)
-            print(f"warning: sensor {recording.sensor_id!r} is not in {args.calibration}; enrolled as sensed")
+        pose = pose_of(recording.sensor_id)
         for part in track_windows(recording, encoder.f, float(encoder.card["rate_hz"]), args.stride, pose):
             skipped += part.skipped
             if len(part.windows) == 0:

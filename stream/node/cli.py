@@ -236,7 +236,7 @@ def run_bench_pipeline(args: argparse.Namespace) -> int:
 
 
 def run_camera(args: argparse.Namespace) -> int:
-    from calibration.placement import Intrinsics, placer
+    from calibration.placement import placer_for
     from calibration.sensor_file import SensorCalibrations
     from engines.runtime.load import open_encoder
     from sensors.rgb import RgbPoseSource, parse_source
@@ -249,12 +249,9 @@ def run_camera(args: argparse.Namespace) -> int:
         raise InputError(f"--people: must be at least 1, got {args.people}")
     encoder = open_encoder(args.model)
     gallery = Gallery.open(args.gallery, encoder.card)
-    intrinsics = Intrinsics.from_file(args.intrinsics) if args.intrinsics else None
-    if intrinsics is None and args.fov is None and args.calibration is not None:
-        stored = SensorCalibrations.load(args.calibration).sensors.get(args.sensor_id)
-        intrinsics = stored.intrinsics if stored is not None else None
+    stored = SensorCalibrations.load(args.calibration).sensors.get(args.sensor_id) if args.calibration else None
     source = RgbPoseSource(parse_source(args.source), args.pose_model, args.people, args.sensor_id)
-    source.place = placer(intrinsics, args.fov)
+    source.place = placer_for(args.intrinsics, args.fov, stored.intrinsics if stored is not None else None)
     preview: PreviewWriter | None = None
 
     def frames():

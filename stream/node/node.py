@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration.mapping import mapping_for
-from calibration.sensor_pose import SensorPose
+from calibration.sensor_pose import PoseLookup, SensorPose
 from sensors.errors import InputError
 from sensors.formats.gwrec import RecordingWriter
 from sensors.frame import Frame
@@ -125,7 +125,7 @@ class Node:
         self.frames: queue.Queue = queue.Queue(config.frame_queue)
         self.work: queue.Queue = queue.Queue(config.window_queue)
         self._rings: dict[str, WindowRing] = {}  # framing thread: per open track
-        self._uncalibrated: set[str] = set()  # framing thread: sensors warned about
+        self._pose_of = PoseLookup(config.sensor_poses)  # framing thread
         self._decided: dict[str, _TrackState] = {}  # encoding thread: per open track
         self._stop = threading.Event()
         self.source_errors: list[Exception] = []
@@ -252,16 +252,8 @@ class Node:
         joints = frame.joints
         if not (frame.layout is CANONICAL or frame.layout == CANONICAL):
             joints = mapping_for(frame.layout).joints(joints)
-        poses = self.config.sensor_poses
-        if poses:
-            pose = poses.get(frame.sensor_id)
-            if pose is not None:
-                return pose.apply(joints)
-            if frame.sensor_id not in self._uncalibrated:
-                self._uncalibrated.add(frame.sensor_id)
-                warning = f"warning: sensor {frame.sensor_id!r} has no calibration; its frames stay as sensed"
-                print(warning, file=sys.stderr)
-        return joints
+        pose = self._pose_of(frame.sensor_id)
+        return joints if pose is None else pose.apply(joints)
 
     def _end(self, key: str, t: float) -> None:
         if self._rings.pop(key, None) is not None:
