@@ -108,4 +108,4 @@ class SensorCalibrations:
         self.entry(touched).updated = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         data = {"format": FORMAT, "version": VERSION, "sensors": {k: v.to_dict() for k, v in self.sensors.items()}}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes(self.path, (json.dumps(data, indent=1) + "\n").encode())
+        write_bytes(self.path, (json.dumps(data, indent=1) + "\n").encode(), private=True)

@@ -8,12 +8,17 @@ it, so the promise holds on the calibration data.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from sensors.errors import InputError
+
+FORMAT = "gaitwatch-threshold"
+VERSION = 2  # version 1 (no "format" key) had a top-level "thresholds" table: the verification one
 
 
 @dataclass(frozen=True)
@@ -130,3 +135,38 @@ def open_set_thresholds(identified: np.ndarray, stranger: np.ndarray, targets: t
             }
         )
     return rows
+
+
+def matcher_threshold(path: Path, far: float, model_sha256: str | None = None) -> float:
+    """The matcher's threshold for target ``far`` from a threshold file written by ``calibrate threshold``.
+
+    The file holds two kinds of threshold: ``matcher`` (open set: the share of people who are not
+    enrolled that the node names as someone) and ``verification`` (one probe against one claimed
+    identity). The node decides open set, so this reads ``matcher`` and nothing else."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InputError(f"--threshold {path}: neither a number nor a readable file ({err.strerror})") from None
+    except (ValueError, RecursionError):
+        raise InputError(f"--threshold {path}: not a threshold file of `gaitwatch calibrate threshold`") from None
+    if not isinstance(report, dict) or report.get("format") != FORMAT:
+        raise InputError(
+            f"--threshold {path}: not a threshold file of this gaitwatch (files from before version {VERSION} "
+            "held the verification threshold where the matcher's belongs); run `gaitwatch calibrate threshold` again"
+        )
+    if report.get("version") != VERSION:
+        raise InputError(f"--threshold {path}: threshold file version {report.get('version')}, expected {VERSION}")
+    if model_sha256 is not None and report.get("model_sha256") != model_sha256:
+        raise InputError(
+            f"--threshold {path}: calibrated for model {report.get('model')!r}, not the one this node runs; "
+            "calibrate again with --model"
+        )
+    try:
+        rows = report["matcher"]["thresholds"]
+        found = [float(row["threshold"]) for row in rows if math.isclose(float(row["target_far"]), far)]
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"--threshold {path}: its matcher table is malformed") from None
+    if not found or not math.isfinite(found[0]):
+        targets = ", ".join(f"{row.get('target_far')}" for row in rows if isinstance(row, dict))
+        raise InputError(f"--threshold {path}: no matcher threshold for --far {far} (it has: {targets})")
+    return found[0]

@@ -29,9 +29,11 @@ def add_commands(what: argparse._SubParsersAction) -> None:
 
 def run_threshold(args: argparse.Namespace) -> int:
     from calibration.kgbd_scores import scores_for
-    from calibration.threshold import calibrate, open_set_thresholds, write_det_plot
+    from calibration.threshold import FORMAT, VERSION, calibrate, open_set_thresholds, write_det_plot
     from engines.protocol import load_protocol, load_split, validation_split
     from engines.runtime.load import open_encoder
+    from sensors import atomic
+    from sensors.atomic import private_dir
 
     if importlib.util.find_spec("matplotlib") is None:
         raise InputError("the DET plot needs matplotlib: pip install -c constraints.txt 'gaitwatch[train]'")
@@ -44,28 +46,43 @@ def run_threshold(args: argparse.Namespace) -> int:
     genuine, impostor = scores.genuine_impostor()
     result = calibrate(genuine, impostor, tuple(args.far))
     open_set = open_set_thresholds(*scores.open_set(), tuple(args.far))
-    args.out.mkdir(parents=True, exist_ok=True)
+    private_dir(args.out)
+    verification = result.to_dict()
     report = {
+        "format": FORMAT,
+        "version": VERSION,
         "model": encoder.card["file"]["name"],
         "model_sha256": encoder.card["file"]["sha256"],
         "data": str(args.data),
         "split": args.split,
         "part": args.on,
         "score": "Euclidean distance of a probe walk's mean embedding to the identity's nearest enrolled walk mean",
-        **result.to_dict(),
-        "open_set": open_set,
-        "open_set_note": "threshold per target share of unknown people accepted as someone (each probe scored "
-        "against the gallery without its own identity); the matcher's threshold. dir = detection and identification",
+        "matcher": {
+            "note": "the node's threshold (--threshold FILE --far F): per target open-set FAR, the share of people "
+            "who are not enrolled that are named as someone (each probe scored against the gallery without its "
+            "own identity); dir = share of enrolled people named right within it",
+            "thresholds": open_set,
+        },
+        "verification": {
+            "note": "one probe against one claimed identity (genuine and impostor pairs); not the node's threshold",
+            **verification,
+        },
     }
-    (args.out / "threshold.json").write_text(json.dumps(report, indent=1) + "\n")
+    atomic.write_bytes(args.out / "threshold.json", (json.dumps(report, indent=1) + "\n").encode(), private=True)
     write_det_plot(genuine, impostor, result, args.out / "det.png")
-    for row in report["thresholds"]:
+    for row in open_set:
         print(
-            f"FAR target {row['target_far']:g}: threshold {row['threshold']:.4f} "
+            f"matcher, FAR {row['target_far']:g}: threshold {row['threshold']:.4f} (strangers named "
+            f"{100 * row['far']:.2f}%, enrolled people named right {100 * row['dir']:.2f}%)"
+        )
+    for row in verification["thresholds"]:
+        print(
+            f"verification, FAR {row['target_far']:g}: threshold {row['threshold']:.4f} "
             f"(FAR {100 * row['far']:.2f}%, FRR {100 * row['frr']:.2f}%)"
         )
     print(
-        f"EER {100 * result.eer:.2f}% at {result.eer_threshold:.4f}; {len(genuine)} genuine, {len(impostor)} impostor"
+        f"verification EER {100 * result.eer:.2f}% at {result.eer_threshold:.4f}; "
+        f"{len(genuine)} genuine, {len(impostor)} impostor pairs"
     )
     print(f"wrote {args.out / 'threshold.json'} and {args.out / 'det.png'}")
     return 0

@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("hnswlib", reason="hnswlib not installed")
 
+from stream.node.cli import threshold_of
 from tests.test_cli import assert_one_line_error, gaitwatch
 
 
@@ -17,12 +18,17 @@ def test_threshold_from_the_validation_walks_keeps_its_false_accept_promise(kgbd
     gaitwatch("calibrate", "threshold", "--data", kgbd_zip, "--far", "0.01", "0.1", "--out", out)
     report = json.loads((out / "threshold.json").read_text())
     assert report["split"] == "kgbd:2" and report["part"] == "validation"  # the shipped model's own split
-    assert report["genuine_pairs"] == 160 and report["impostor_pairs"] == 160 * 163  # every enrolled other person
-    low, high = report["thresholds"]
+    verification, matcher = report["verification"], report["matcher"]["thresholds"]
+    assert verification["genuine_pairs"] == 160 and verification["impostor_pairs"] == 160 * 163  # every other person
+    low, high = verification["thresholds"]
     assert low["far"] <= 0.01 and high["far"] <= 0.1 and low["threshold"] < high["threshold"]
-    assert high["frr"] <= low["frr"] and 0 < report["eer"] < 0.5
-    assert [r["target_far"] for r in report["open_set"]] == [0.01, 0.1]
-    assert all(r["far"] <= r["target_far"] and 0 <= r["dir"] <= 1 for r in report["open_set"])
+    assert high["frr"] <= low["frr"] and 0 < verification["eer"] < 0.5
+    assert [r["target_far"] for r in matcher] == [0.01, 0.1]
+    assert all(r["far"] <= r["target_far"] and 0 <= r["dir"] <= 1 for r in matcher)
+    # the node reads the matcher's (open-set) threshold, never the verification one
+    sha = report["model_sha256"]
+    assert threshold_of(str(out / "threshold.json"), 0.01, sha) == matcher[0]["threshold"]
+    assert (out / "threshold.json").stat().st_mode & 0o777 == 0o600
     assert (out / "det.png").stat().st_size > 1000
 
 

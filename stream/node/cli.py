@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import tempfile
 from pathlib import Path
 
 from sensors.cli import parse_speed
 from sensors.errors import InputError
+from stream.node.launch import file_or_number, model_spec
 
 DEFAULT_PUB = "tcp://127.0.0.1:5557"
 
@@ -20,7 +20,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     replay.add_argument("paths", type=Path, nargs="*", help="recordings or datasets (default: the bundled demo)")
     replay.add_argument("--gallery", type=Path, help="gallery to match against (required with files)")
-    replay.add_argument("--model", help="encoder artifact (default: the shipped SimMC)")
+    replay.add_argument("--model", type=model_spec, help="encoder artifact, or raw (default: the shipped SimMC)")
     replay.add_argument("--speed", default="1", help="pace factor, or 'max' for as fast as possible (default 1)")
     replay.add_argument("--loop", action="store_true", help="start over at the end, until interrupted")
     add_node_options(replay)
@@ -31,7 +31,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     camera.add_argument("--source", required=True, help="device index (0), video file or stream URL")
     camera.add_argument("--gallery", type=Path, required=True, help="gallery to match against")
-    camera.add_argument("--model", help="encoder artifact (default: the shipped SimMC)")
+    camera.add_argument("--model", type=model_spec, help="encoder artifact, or raw (default: the shipped SimMC)")
     camera.add_argument("--pose-model", type=Path, help="MediaPipe pose landmarker .task (default: the shipped full)")
     camera.add_argument("--people", type=int, default=1, help="most people estimated per image (default 1)")
     camera.add_argument(
@@ -45,7 +45,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     kinect = commands.add_parser("kinect", help="run the node on a Kinect v2 (Windows, pykinect2)")
     kinect.add_argument("--gallery", type=Path, required=True, help="gallery to match against")
-    kinect.add_argument("--model", help="encoder artifact (default: the shipped SimMC)")
+    kinect.add_argument("--model", type=model_spec, help="encoder artifact, or raw (default: the shipped SimMC)")
     kinect.add_argument("--sensor-id", default="kinect")
     add_node_options(kinect)
     kinect.set_defaults(func=run_kinect)
@@ -82,6 +82,7 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-id", default="gaitwatch", help="publisher id in every event")
     parser.add_argument(
         "--threshold",
+        type=file_or_number,
         help="distance up to which the nearest identity is named: a number, or a threshold.json from "
         "`gaitwatch calibrate threshold` (default: no threshold, the nearest identity is always named)",
     )
@@ -103,28 +104,22 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
 
 
-def threshold_of(text: str | None, far: float) -> float:
-    """A threshold given as a number or as the threshold.json of ``gaitwatch calibrate threshold``."""
+def threshold_of(text: str | None, far: float, model_sha256: str | None = None) -> float:
+    """A threshold given as a number, or the matcher threshold for ``far`` in a ``calibrate threshold`` file."""
+    from calibration.threshold import matcher_threshold
+
     if text is None:
         return math.inf
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        pass
-    path = Path(text)
-    try:
-        calibration = json.loads(path.read_text())
-        rows = calibration["thresholds"]
-        return float(next(row["threshold"] for row in rows if math.isclose(row["target_far"], far)))
-    except OSError as err:
-        raise InputError(f"--threshold {text}: neither a number nor a readable file ({err.strerror})") from None
-    except (ValueError, KeyError, TypeError):
-        raise InputError(f"--threshold {text}: not a threshold.json of `gaitwatch calibrate threshold`") from None
-    except StopIteration:
-        raise InputError(f"--threshold {text}: no threshold for --far {far}") from None
+        return matcher_threshold(Path(text), far, model_sha256)
+    if not value > 0 or math.isnan(value):
+        raise InputError(f"--threshold {text}: a distance threshold must be a positive number")
+    return value
 
 
-def node_config(args: argparse.Namespace):
+def node_config(args: argparse.Namespace, model_card: dict | None = None):
     from calibration.sensor_file import SensorCalibrations
     from stream.node.node import NodeConfig
 
@@ -138,7 +133,7 @@ def node_config(args: argparse.Namespace):
     return NodeConfig(
         node_id=args.node_id,
         stride=args.stride,
-        threshold=threshold_of(args.threshold, args.far),
+        threshold=threshold_of(args.threshold, args.far, (model_card or {}).get("file", {}).get("sha256")),
         min_windows=args.min_windows,
         enroll_after=args.enroll_after,
         max_batch=args.max_batch,
@@ -152,39 +147,53 @@ def run_replay(args: argparse.Namespace) -> int:
     from sensors.formats import iter_recordings
     from sensors.replay import Replay
     from stream.gallery.gallery import Gallery
+    from stream.node.node import Source
+
+    if not args.paths and args.gallery is not None:
+        raise InputError(
+            f"no files to replay against {args.gallery}: give recordings or datasets "
+            f"(gaitwatch replay FILE... --gallery {args.gallery}); without --gallery, replay runs the demo "
+            "in a temporary gallery of its own"
+        )
+    if args.paths and args.gallery is None:
+        raise InputError("--gallery is required when replaying files (without files: the demo)")
+    for path in args.paths:
+        if not path.exists():
+            raise InputError(f"{path}: no such file or folder")
+    speed = parse_speed(args.speed)
+    encoder = open_encoder(args.model)
+    config = node_config(args, encoder.card)
+    if not args.paths:
+        return _run_demo(args, encoder, config, speed)
+    gallery = Gallery.open(args.gallery, encoder.card)
+    replay = Replay(lambda: iter_recordings(args.paths), speed=speed, loop=args.loop, sensor_id=None)
+    try:
+        print(_run_node([Source(replay, track_labels=replay.track_labels)], encoder, gallery, config, args))
+    finally:
+        gallery.close()
+    return 0
+
+
+def _run_demo(args: argparse.Namespace, encoder, config, speed: float | None) -> int:
+    """The demo: its own gallery in a fresh temporary folder (removed at the end, also on ^C or SIGTERM)."""
+    from sensors.replay import Replay
     from stream.node.demo import build_demo_gallery, demo_split
     from stream.node.node import Source
 
-    config = node_config(args)
-    speed = parse_speed(args.speed)
-    encoder = open_encoder(args.model)
-    workdir = None
-    if not args.paths:
-        enroll, walks = demo_split()
-        if args.gallery is None:
-            workdir = tempfile.TemporaryDirectory(prefix="gaitwatch-demo-")
-            args.gallery = Path(workdir.name) / "demo.db"
+    enroll, walks = demo_split()
+    with tempfile.TemporaryDirectory(prefix="gaitwatch-demo-") as workdir:
+        path = Path(workdir) / "demo.db"
         print(
-            f"demo: {len(enroll)} CMU subjects enrolled from their first walk into {args.gallery}; "
+            f"demo: {len(enroll)} CMU subjects enrolled from their first walk into a temporary gallery; "
             f"replaying their other {len(walks)} walks"
         )
-        gallery = build_demo_gallery(args.gallery, encoder, enroll)
+        gallery = build_demo_gallery(path, encoder, enroll)
         replay = Replay.of(walks, speed=speed, loop=args.loop, sensor_id="cmu-demo")
-    else:
-        if args.gallery is None:
-            raise InputError("--gallery is required when replaying files (without files: the demo)")
-        for path in args.paths:
-            if not path.exists():
-                raise InputError(f"{path}: no such file or folder")
-        gallery = Gallery.open(args.gallery, encoder.card)
-        replay = Replay(lambda: iter_recordings(args.paths), speed=speed, loop=args.loop, sensor_id=None)
-    try:
-        print(_run_node([Source(replay, track_labels=replay.track_labels)], encoder, gallery, config, args))
-        return 0
-    finally:
-        gallery.close()
-        if workdir is not None:
-            workdir.cleanup()
+        try:
+            print(_run_node([Source(replay, track_labels=replay.track_labels)], encoder, gallery, config, args))
+        finally:
+            gallery.close()
+    return 0
 
 
 def _run_node(
@@ -195,11 +204,13 @@ def _run_node(
     Returns the summary line. On ^C the node stops; with ``on_interrupt`` (live sources, where ^C is how
     a run ends) that is called and the run summarised, otherwise the interrupt goes on up."""
     from stream.events import Publisher
+    from stream.labels import person_of_identity
     from stream.node.node import Node
     from stream.node.printer import EventPrinter
 
     publisher = Publisher(args.pub, config.node_id)
-    printer = EventPrinter(quiet=args.quiet)
+    people = {i.id: person_of_identity(i.name, i.attributes) for i in gallery.identities()}
+    printer = EventPrinter(quiet=args.quiet, people=people)
 
     def events(topic: str, payload: dict) -> None:
         printer(topic, payload)
@@ -207,13 +218,17 @@ def _run_node(
             on_event(topic, payload)
 
     stops = "; ^C stops" if on_interrupt is not None else ""
-    print(f"publishing on {publisher.endpoint} (listen with: gaitwatch listen {publisher.endpoint}){stops}", flush=True)
     node = Node(sources, encoder, gallery, publisher, config, events, on_frame, args.record)
     try:
+        print(
+            f"publishing on {publisher.endpoint} (listen with: gaitwatch listen {publisher.endpoint}){stops}",
+            flush=True,
+        )
         counters = node.run()
     except KeyboardInterrupt:
         node.stop()
         if on_interrupt is None:
+            print(printer.summary(node.counters, publisher), flush=True)  # what was done until the interrupt
             raise
         on_interrupt()
         counters = node.counters
@@ -244,10 +259,10 @@ def run_camera(args: argparse.Namespace) -> int:
     from stream.node.node import Source
     from stream.node.preview import PreviewWriter
 
-    config = node_config(args)
     if args.people < 1:
         raise InputError(f"--people: must be at least 1, got {args.people}")
     encoder = open_encoder(args.model)
+    config = node_config(args, encoder.card)
     gallery = Gallery.open(args.gallery, encoder.card)
     stored = SensorCalibrations.load(args.calibration).sensors.get(args.sensor_id) if args.calibration else None
     source = RgbPoseSource(parse_source(args.source), args.pose_model, args.people, args.sensor_id)
@@ -293,8 +308,8 @@ def run_kinect(args: argparse.Namespace) -> int:
     from stream.gallery.gallery import Gallery
     from stream.node.node import Source
 
-    config = node_config(args)
     encoder = open_encoder(args.model)
+    config = node_config(args, encoder.card)
     gallery = Gallery.open(args.gallery, encoder.card)
     source = KinectV2Source(args.sensor_id)
     try:

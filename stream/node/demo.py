@@ -2,8 +2,8 @@
 
 Per subject, the first trial (in trial order) is enrolled and the other trials are replayed, so
 every replayed walk is a walk the gallery has never seen, of a person it has. The gallery is built
-in moments from the bundled recording, in a folder of the user's choosing (a temporary one by
-default), so the demo needs nothing but the package.
+in moments from the bundled recording into a new file (never one that exists: the demo touches no
+gallery it did not make), so the demo needs nothing but the package.
 """
 
 from __future__ import annotations
@@ -48,14 +48,13 @@ def demo_split() -> tuple[list[Recording], list[Recording]]:
 
 
 def build_demo_gallery(path: Path, encoder, walks: list[Recording]) -> Gallery:
-    """A gallery at ``path`` (replaced if there) holding ``walks``, one identity per CMU subject."""
-    for stale in path.parent.glob(path.name + "*"):
-        stale.unlink()
+    """A new gallery at ``path`` (refused if anything is there) holding ``walks``, one identity per CMU subject."""
     gallery = Gallery.create(path, encoder.card)
     rate = float(encoder.card["rate_hz"])
     for walk in walks:
-        name = f"CMU subject {walk.metadata['subject']}"
-        identity = gallery.add_identity(name, {"enrolled_from": walk.metadata["trial"]})
+        subject = str(walk.metadata["subject"])
+        attributes = {"enrolled_from": walk.metadata["trial"], "subject": subject}
+        identity = gallery.add_identity(f"CMU subject {subject}", attributes)
         for part in track_windows(walk, encoder.f, rate):
             gallery.enroll_track(identity, part, encoder.encode, f"demo:{walk.metadata['trial']}")
     return gallery

@@ -10,7 +10,9 @@ options (dashes or underscores) and its positional arguments by name:
     pub = "tcp://127.0.0.1:5557"
 
 Why map onto the command line: one definition of every option (its meaning, default and checks),
-so a launch file can never mean something the command does not.
+so a launch file can never mean something the command does not. Every value that names a file (an
+option of type ``Path``, ``file_or_number`` or ``model_spec``) is taken relative to the launch file's
+folder, with ``~`` for the home folder, so a launch file means the same from any working directory.
 """
 
 from __future__ import annotations
@@ -26,6 +28,39 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 LAUNCHABLE = ("replay", "listen", "camera", "kinect")
+
+
+def file_or_number(text: str) -> str:
+    """argparse type of an option taking a number or a file (``--threshold``); the command parses it."""
+    return text
+
+
+def model_spec(text: str) -> str:
+    """argparse type of ``--model``: an artifact file, or ``raw`` (the raw-coordinates baseline)."""
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# per argparse type: whether a value of it names a file (and so is resolved against the launch file's folder)
+_NAMES_A_FILE = {
+    Path: lambda value: True,
+    file_or_number: lambda value: not _is_number(value),
+    model_spec: lambda value: value != "raw",
+}
+
+
+def _resolved(value: object, action: argparse.Action, folder: Path) -> str:
+    names_a_file = _NAMES_A_FILE.get(action.type)
+    if names_a_file is None or not isinstance(value, str) or not names_a_file(value):
+        return str(value)
+    return str(folder / Path(value).expanduser())
 
 
 def launch_argv(path: Path, parser: argparse.ArgumentParser) -> list[str]:
@@ -76,7 +111,7 @@ def _arguments(path: Path, command: str, table: dict, sub: argparse.ArgumentPars
             raise InputError(f"{where}: expected one value, got {value!r}")
         if any(isinstance(v, (bool, dict, list)) or not isinstance(v, (str, int, float)) for v in values):
             raise InputError(f"{where}: expected text or numbers, got {value!r}")
-        texts = [str(path.parent / v) if action.type is Path else str(v) for v in values]
+        texts = [_resolved(v, action, path.parent) for v in values]
         if action.option_strings:
             options += [action.option_strings[0], *texts]
         else:

@@ -81,7 +81,8 @@ class Source:
 
     frames: Iterable[Frame]
     live: bool = False
-    track_labels: dict[int, dict] = field(default_factory=dict)  # sensor track id -> labels (replays fill it)
+    # sensor track id -> labels (replays fill it); the node takes a track's labels out when the track starts
+    track_labels: dict[int, dict] = field(default_factory=dict)
 
 
 @dataclass
@@ -239,7 +240,8 @@ class Node:
         joints = self._canonical(frame)
         for key in update.started:
             sensor_track = int(frame.track_ids[update.keys.index(key)])
-            labels = self._labels.get(source, {}).get(sensor_track, {})
+            # taken, not read: a looping replay names new tracks forever, and their labels must not pile up
+            labels = self._labels.get(source, {}).pop(sensor_track, {})
             self._rings[key] = WindowRing(self.encoder.f, self.rate_hz, self.stride, self.config.max_gap_s)
             counters.tracks += 1
             self._send(("start", key, frame.sensor_id, frame.t, labels))

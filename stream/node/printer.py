@@ -1,67 +1,125 @@
-"""What ``gaitwatch replay`` prints while its node runs: tracks starting and ending, identity changes."""
+"""What ``gaitwatch replay`` prints while its node runs: tracks starting and ending, identity changes, a score.
+
+Replayed files often carry labels (KGBD person, CMU subject): each ended track is then scored as an
+open-set answer. A person the gallery holds must be named as themselves; a person it does not hold must
+be "unknown", or the anonymous identity the node enrolled from that person (``--enroll-after``).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sensors.cli import track_label
 from stream.events import IDENTITY, TRACK_END, TRACK_START
+from stream.labels import person_of
+
+
+@dataclass
+class OpenSetScore:
+    """Ended labelled tracks by what was answered: enrolled people (right, wrong, unknown) and others."""
+
+    enrolled_right: int = 0
+    enrolled_wrong: int = 0
+    enrolled_unknown: int = 0
+    stranger_unknown: int = 0  # rightly "unknown" (or recognised as the anonymous identity made of them)
+    stranger_named: int = 0  # a person the gallery does not hold, named as someone who is in it
+
+    @property
+    def scored(self) -> int:
+        return sum(vars(self).values())
+
+    def line(self) -> str:
+        enrolled = self.enrolled_right + self.enrolled_wrong + self.enrolled_unknown
+        strangers = self.stranger_unknown + self.stranger_named
+        parts = []
+        if enrolled:
+            parts.append(
+                f"enrolled people named right {self.enrolled_right} of {enrolled} tracks "
+                f"({self.enrolled_wrong} named as someone else, {self.enrolled_unknown} unknown)"
+            )
+        if strangers:
+            parts.append(
+                f"people not enrolled rightly unknown {self.stranger_unknown} of {strangers} tracks "
+                f"({self.stranger_named} named as someone)"
+            )
+        return "; ".join(parts)
 
 
 class EventPrinter:
-    """Called with every published event (in the node's encoding thread); prints the ones a person wants."""
+    """Called with every published event (in the node's encoding thread); prints the ones a person wants.
 
-    def __init__(self, quiet: bool = False) -> None:
+    ``people`` maps each gallery identity to the person it holds (``stream.labels.person_of_identity``)."""
+
+    def __init__(self, quiet: bool = False, people: dict[int, str] | None = None) -> None:
         self.quiet = quiet
+        self.people = dict(people or {})
         self._named: dict[str, str | None] = {}
+        self._labelled: dict[str, tuple[str, bool]] = {}  # open labelled track -> (person, in the gallery at start)
         self.ended = 0
-        self.expected_known = 0  # ended tracks whose labels name a person ...
-        self.named_right = 0  # ... and whose last decision named that person
+        self.score = OpenSetScore()
 
     def __call__(self, topic: str, payload: dict) -> None:
         if topic == TRACK_START:
-            self._named[payload["track"]] = None
-            where = track_label(payload["labels"])
-            self._say(f"t={payload['t_capture']:8.2f}s  {payload['track']:>14}  started  ({where})")
+            self._start(payload)
         elif topic == IDENTITY:
-            name = payload["name"] if payload["known"] else "unknown"
-            if self._named.get(payload["track"]) != name:
-                self._named[payload["track"]] = name
-                self._say(
-                    f"t={payload['t_capture']:8.2f}s  {payload['track']:>14}  -> {name}  "
-                    f"(distance {payload['distance']:.3f}, {payload['windows']} windows)"
-                )
+            self._identity(payload)
         elif topic == TRACK_END:
-            self.ended += 1
-            person = _person(payload["labels"])
-            verdict = ""
-            if person is not None:
-                self.expected_known += 1
-                right = payload["name"] is not None and person in payload["name"].split()
-                self.named_right += right
-                verdict = "  right" if right else f"  WRONG (it was {person})"
-            self._named.pop(payload["track"], None)
+            self._end(payload)
+
+    def _start(self, payload: dict) -> None:
+        track = payload["track"]
+        self._named[track] = None
+        person = person_of(payload["labels"])
+        if person is not None:
+            self._labelled[track] = (person, person in self.people.values())
+        self._say(f"t={payload['t_capture']:8.2f}s  {track:>14}  started  ({track_label(payload['labels'])})")
+
+    def _identity(self, payload: dict) -> None:
+        track = payload["track"]
+        if payload.get("enrolled") and payload["identity"] is not None and track in self._labelled:
+            self.people[payload["identity"]] = self._labelled[track][0]  # an anonymous identity made of them
+        name = payload["name"] if payload["known"] else "unknown"
+        if self._named.get(track) != name:
+            self._named[track] = name
             self._say(
-                f"{'':12}{payload['track']:>14}  ended    {payload['name'] or 'unknown'}, "
-                f"{payload['windows']} windows{verdict}"
+                f"t={payload['t_capture']:8.2f}s  {track:>14}  -> {name}  "
+                f"(distance {payload['distance']:.3f}, {payload['windows']} windows)"
             )
+
+    def _end(self, payload: dict) -> None:
+        track = payload["track"]
+        self.ended += 1
+        labelled = self._labelled.pop(track, None)
+        verdict = "" if labelled is None else self._verdict(*labelled, payload["identity"])
+        self._named.pop(track, None)
+        self._say(f"{'':12}{track:>14}  ended    {payload['name'] or 'unknown'}, {payload['windows']} windows{verdict}")
+
+    def _verdict(self, person: str, enrolled: bool, identity: int | None) -> str:
+        named = None if identity is None else self.people.get(identity)
+        score = self.score
+        if enrolled:
+            if named == person:
+                score.enrolled_right += 1
+                return "  right"
+            if identity is None:
+                score.enrolled_unknown += 1
+                return f"  MISSED (it was {person}, who is enrolled)"
+            score.enrolled_wrong += 1
+            return f"  WRONG (it was {person})"
+        if identity is None or named == person:
+            score.stranger_unknown += 1
+            return "  right (not enrolled)" if identity is None else "  right (not enrolled: enrolled now, anonymously)"
+        score.stranger_named += 1
+        return f"  WRONG (it was {person}, who is not enrolled)"
 
     def _say(self, line: str) -> None:
         if not self.quiet:
             print(line, flush=True)
 
     def summary(self, counters, publisher) -> str:
-        named = ""
-        if self.expected_known:
-            named = f"; named right {self.named_right} of {self.expected_known} labelled tracks"
+        scored = f"; {self.score.line()}" if self.score.scored else ""
         return (
             f"done: {counters.frames} frames, {counters.body_frames} body-frames, {counters.tracks} tracks, "
-            f"{counters.windows} windows, {counters.decisions} decisions, {publisher.sent} events sent{named}; "
+            f"{counters.windows} windows, {counters.decisions} decisions, {publisher.sent} events sent{scored}; "
             f"dropped {counters.dropped_frames} frames, {counters.dropped_windows} windows, {publisher.dropped} events"
         )
-
-
-def _person(labels: dict) -> str | None:
-    """The person a replayed track's labels name (CMU subject, KGBD person), if any."""
-    for key in ("subject", "person"):
-        if key in labels:
-            return str(labels[key])
-    return None

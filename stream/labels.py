@@ -1,0 +1,20 @@
+"""Which label of a recorded track names its person: the answer key for scoring replays and enrolling by label."""
+
+from __future__ import annotations
+
+PERSON_KEYS = ("person", "subject")  # KGBD walks, CMU trials
+
+
+def person_of(labels: dict, key: str | None = None) -> str | None:
+    """The person ``labels`` name (``key``, else the first of PERSON_KEYS present), as text; None if none."""
+    for k in (key,) if key else PERSON_KEYS:
+        if k in labels and labels[k] is not None:
+            return str(labels[k])
+    return None
+
+
+def person_of_identity(name: str, attributes: dict) -> str:
+    """The person a gallery identity holds: its person label where enrollment stored one, else its name.
+
+    Attributes survive a rename, so a renamed identity is still scored as the person it was enrolled from."""
+    return person_of(attributes) or name
