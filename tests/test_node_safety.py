@@ -124,6 +124,18 @@ def test_the_replay_score_counts_right_unknowns_renamed_and_anonymous_identities
     assert (score.stranger_unknown, score.stranger_named) == (2, 1)
     out = capsys.readouterr().out
     assert out.count("  right") == 5 and out.count("WRONG") == 2 and out.count("MISSED") == 1
+    printer(
+        IDENTITY,
+        {
+            "track": "z",
+            "t_capture": 0.0,
+            "known": False,
+            "identity": None,
+            "name": None,
+            "distance": None,
+            "windows": 1,
+        },
+    )  # an empty gallery: nothing to compare with
     summary = printer.summary(_Counters(), _Publisher())
     assert "enrolled people named right 3 of 5 tracks (1 named as someone else, 1 unknown)" in summary
     assert "people not enrolled rightly unknown 2 of 3 tracks (1 named as someone)" in summary

@@ -1,4 +1,5 @@
-"""``gaitwatch listen``: a live table of a node's tracks and identities (or one line per event)."""
+"""``gaitwatch listen``: a live table of a node's tracks and identities (or one line per event), then what arrived
+and what did not, per publisher and topic: lost while connected apart from sent before this listener joined."""
 
 from __future__ import annotations
 
@@ -19,13 +20,36 @@ def listen(endpoint: str, topics: list[str] | None, plain: bool, timeout: float 
                 view.show(event, events)
                 if until_finished and event.topic == STATUS and event.payload.get("finished"):
                     break
-        print(f"{view.count} events; {events.gaps} lost (sequence gaps); {events.malformed} malformed")
+        print(summary(events, endpoint))
     return 0
 
 
-class _Plain:
-    count = 0
+def summary(events: Subscriber, endpoint: str) -> str:
+    """Totals, then a line per publisher and topic; a listener that received nothing cannot tell what it missed."""
+    malformed = f"{events.malformed} malformed"
+    if events.malformed:
+        malformed += f" ({', '.join(f'{n} {kind}' for kind, n in events.malformed_kinds.most_common())})"
+    if not events.counts:
+        return f"no events received from {endpoint}; {malformed}"
+    received = sum(count.received for count in events.counts.values())
+    restarts = f"; {events.restarts} publisher restarts" if events.restarts else ""
+    lines = [
+        f"{received} events; {events.gaps} lost (sequence gaps); {events.missed_before_join} missed before joining; "
+        f"{malformed}{restarts}"
+    ]
+    for (publisher, topic), count in sorted(events.counts.items()):
+        lines.append(
+            f"  {publisher} {topic}: {count.received} received, {count.lost} lost while connected, "
+            f"{count.before_join} missed before joining"
+        )
+    return "\n".join(lines)
 
+
+def _distance(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+class _Plain:
     def __enter__(self):
         return self
 
@@ -33,28 +57,26 @@ class _Plain:
         pass
 
     def show(self, event: Event, _: Subscriber) -> None:
-        self.count += 1
         p = event.payload
+        if event.missed_before_join:
+            print(f"        {event.missed_before_join} {event.topic} events were sent before this listener joined")
+        if event.missed:
+            print(f"        {event.missed} {event.topic} events lost before this one")
         if event.topic == IDENTITY:
             who = p["name"] if p["known"] else "unknown"
-            print(f"{event.seq:>7} {p['track']:>14}  {who}  distance {p['distance']:.3f}  windows {p['windows']}")
+            print(
+                f"{event.seq:>7} {p['track']:>14}  {who}  distance {_distance(p['distance'])}  windows {p['windows']}"
+            )
         elif event.topic in (TRACK_START, TRACK_END):
             what = "start" if event.topic == TRACK_START else f"end    {p.get('name') or 'unknown'}"
             print(f"{event.seq:>7} {p['track']:>14}  {what}")
         elif event.topic == STATUS:
-            rates = p["rates"]
-            print(
-                f"{event.seq:>7} status  {rates['body_frames']:.0f} body-frames/s  {len(p['tracks'])} tracks  "
-                f"dropped {p['dropped']}"
-            )
-        if event.missed:
-            print(f"        {event.missed} events lost before this one")
+            rate = p["rates"].get("body_frames", 0)
+            print(f"{event.seq:>7} status  {rate:.0f} body-frames/s  {len(p['tracks'])} tracks  dropped {p['dropped']}")
 
 
 class _Table:
     """Tracks and their current identity, refreshed as events arrive; the status line on top."""
-
-    count = 0
 
     def __init__(self) -> None:
         self.tracks: dict[str, dict] = {}
@@ -69,14 +91,14 @@ class _Table:
         self.live.__exit__(*exc)
 
     def show(self, event: Event, subscriber: Subscriber) -> None:
-        self.count += 1
         p = event.payload
         if event.topic == STATUS:  # the full current state: a late subscriber catches up here
             self.tracks = {row["track"]: {**row, "seen": time.monotonic()} for row in p["tracks"]}
             rates = p["rates"]
             self.status = (
-                f"node {event.publisher}: {rates['body_frames']:.0f} body-frames/s, {rates['windows']:.0f} windows/s, "
-                f"queues {p['queues']}, dropped {p['dropped']}, lost here {subscriber.gaps}"
+                f"node {event.publisher}: {rates.get('body_frames', 0):.0f} body-frames/s, "
+                f"{rates.get('windows', 0):.0f} windows/s, queues {p['queues']}, dropped {p['dropped']}, "
+                f"lost here {subscriber.gaps}, missed before joining {subscriber.missed_before_join}"
             )
         elif event.topic == IDENTITY:
             self.tracks[p["track"]] = {**p, "seen": time.monotonic()}
@@ -91,7 +113,6 @@ class _Table:
         for column in ("track", "identity", "distance", "windows"):
             table.add_column(column, justify="right" if column in ("distance", "windows") else "left")
         for key, row in sorted(self.tracks.items()):
-            distance = "" if row.get("distance") is None else f"{row['distance']:.3f}"
             name = row.get("name") if row.get("identity") is not None or row.get("known") else "unknown"
-            table.add_row(key, name or "unknown", distance, str(row.get("windows", 0)))
+            table.add_row(key, name or "unknown", _distance(row.get("distance")), str(row.get("windows", 0)))
         return table

@@ -83,7 +83,7 @@ class EventPrinter:
             self._named[track] = name
             self._say(
                 f"t={payload['t_capture']:8.2f}s  {track:>14}  -> {name}  "
-                f"(distance {payload['distance']:.3f}, {payload['windows']} windows)"
+                f"(distance {_distance(payload['distance'])}, {payload['windows']} windows)"
             )
 
     def _end(self, payload: dict) -> None:
@@ -123,3 +123,8 @@ class EventPrinter:
             f"{counters.windows} windows, {counters.decisions} decisions, {publisher.sent} events sent{scored}; "
             f"dropped {counters.dropped_frames} frames, {counters.dropped_windows} windows, {publisher.dropped} events"
         )
+
+
+def _distance(distance: float | None) -> str:
+    """A decision's distance; none where there was nothing to compare with (an empty gallery)."""
+    return "-" if distance is None else f"{distance:.3f}"
