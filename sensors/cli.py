@@ -9,7 +9,9 @@ from pathlib import Path
 
 from sensors.errors import InputError
 from sensors.formats import is_dataset, read_file
+from sensors.formats.gwrec import RecordingWriter
 from sensors.formats.kgbd import KgbdDataset
+from sensors.layouts import MEDIAPIPE_POSE
 from sensors.summary import dataset_summary, recording_summary
 
 
@@ -32,28 +34,39 @@ def register_record(commands: argparse._SubParsersAction) -> None:
 
 
 def run_record(args: argparse.Namespace) -> int:
-    from sensors.formats.gwrec import RecordingWriter
-    from sensors.layouts import MEDIAPIPE_POSE
+    """Record a camera, video or stream; the file is created with the first frame, so a source that
+    fails to open leaves nothing behind to block the retry (and an existing file is never touched)."""
     from sensors.rgb import RgbPoseSource, parse_source
 
+    if args.out.exists():  # checked before the camera opens; the writer's exclusive create is the real guard
+        raise InputError(f"{args.out}: already exists; refusing to overwrite a recording")
     source = RgbPoseSource(parse_source(args.source), args.pose_model, args.people, sensor_id=str(args.source))
-    writer = RecordingWriter(args.out, MEDIAPIPE_POSE, sensor_id=str(args.source), metadata={"source": args.source})
+    writer: RecordingWriter | None = None
     began = time.monotonic()
     try:
         for frame in source:
+            if writer is None:
+                writer = _record_writer(args)
             writer.write_frame(frame)
             if args.seconds is not None and time.monotonic() - began >= args.seconds:
                 break
+        if writer is None:  # the source ended without a frame: an empty recording says so
+            writer = _record_writer(args)
     except KeyboardInterrupt:
         pass  # every frame written so far is on disk: the format is append-only
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
     stats = source.stats
     print(
         f"recorded {stats.estimated} frames ({stats.with_bodies} with a person, {stats.dropped} dropped by a "
         f"live source) into {args.out}"
     )
     return 0
+
+
+def _record_writer(args: argparse.Namespace) -> RecordingWriter:
+    return RecordingWriter(args.out, MEDIAPIPE_POSE, sensor_id=str(args.source), metadata={"source": args.source})
 
 
 def parse_speed(text: str) -> float | None:

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+MAX_JOINTS = 1024
+"""Most joints a layout may have (the largest known has 33); bounds what a file header can ask for."""
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -29,6 +32,11 @@ class Layout:
         for i, p in enumerate(self.parents):
             if not -1 <= p < len(self.joints) or p == i:
                 raise ValueError(f"layout {self.name}: joint {self.joints[i]} has invalid parent {p}")
+        cycle = _joint_in_cycle(self.parents)
+        if cycle is not None:
+            raise ValueError(
+                f"layout {self.name}: joint {self.joints[cycle]} is its own ancestor (parents form a cycle)"
+            )
 
     @property
     def num_joints(self) -> int:
@@ -45,18 +53,45 @@ class Layout:
         return {"name": self.name, "joints": list(self.joints), "parents": list(self.parents), "dims": self.dims}
 
     @staticmethod
-    def from_dict(data: dict) -> Layout:
-        """A layout from its dict form; a known name returns the registered layout if it matches."""
-        layout = Layout(
-            name=str(data["name"]),
-            joints=tuple(str(j) for j in data["joints"]),
-            parents=tuple(int(p) for p in data["parents"]),
-            dims=int(data.get("dims", 3)),
-        )
+    def from_dict(data: object) -> Layout:
+        """A layout from its dict form; a known name returns the registered layout if it matches.
+
+        The dict comes from files, so every field is type-checked: a wrong one raises ``ValueError`` naming it
+        (``int()`` would take 1.5 or ``true`` as a parent and fail on ``Infinity`` with another exception).
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"layout: expected an object, found {type(data).__name__}")
+        name, joints, parents, dims = data.get("name"), data.get("joints"), data.get("parents"), data.get("dims", 3)
+        if not isinstance(name, str) or not 0 < len(name) <= 200:
+            raise ValueError("layout name: expected a non-empty string")
+        if not isinstance(joints, list) or not all(isinstance(j, str) for j in joints):
+            raise ValueError("layout joints: expected a list of joint names")
+        if not 1 <= len(joints) <= MAX_JOINTS:
+            raise ValueError(f"layout joints: {len(joints)} joints, expected 1 to {MAX_JOINTS}")
+        if not isinstance(parents, list) or not all(type(p) is int for p in parents):
+            raise ValueError("layout parents: expected a list of integer joint indices (-1 for the root)")
+        if type(dims) is not int or dims not in (2, 3):
+            raise ValueError(f"layout dims: expected 2 or 3, found {dims!r}")
+        layout = Layout(name=name, joints=tuple(joints), parents=tuple(parents), dims=dims)
         known = LAYOUTS.get(layout.name)
         if known is not None and known.joints == layout.joints and known.parents == layout.parents:
             return known
         return layout
+
+
+def _joint_in_cycle(parents: tuple[int, ...]) -> int | None:
+    """A joint on a parent cycle, or None when following parents from any joint reaches a root."""
+    reaches_root = [False] * len(parents)
+    for start in range(len(parents)):
+        path, joint = set(), start
+        while joint != -1 and not reaches_root[joint]:
+            if joint in path:
+                return joint
+            path.add(joint)
+            joint = parents[joint]
+        for seen in path:
+            reaches_root[seen] = True
+    return None
 
 
 def _layout(name: str, spec: list[tuple[str, str | None]], dims: int = 3, description: str = "") -> Layout:

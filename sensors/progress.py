@@ -1,7 +1,15 @@
-"""Progress bars for long work, drawn on stderr so that stdout stays clean for results."""
+"""Progress for long work, on stderr so that stdout stays clean for results.
+
+On a terminal: a rich progress bar. Elsewhere (a pipe, a log file, CI) a bar draws nothing, so long
+work would look hung: there, a plain log line every few seconds and one when the work is done.
+Lines go through ``logging`` (logger ``gaitwatch.progress``): the command line shows them, a library
+user decides for themselves.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -10,9 +18,27 @@ from rich.progress import track
 
 T = TypeVar("T")
 _console = Console(stderr=True)
+log = logging.getLogger("gaitwatch.progress")
+PLAIN_EVERY_S = 10.0
 
 
 def progress(items: Iterable[T], description: str, total: int | None = None, enabled: bool = True) -> Iterator[T]:
-    return iter(
-        track(items, description=description, total=total, transient=True, console=_console, disable=not enabled)
-    )
+    if not enabled:
+        return iter(items)
+    if _console.is_terminal:
+        return iter(track(items, description=description, total=total, transient=True, console=_console))
+    return _plain(items, description, total)
+
+
+def _plain(items: Iterable[T], description: str, total: int | None) -> Iterator[T]:
+    began = last = time.monotonic()
+    done = 0
+    for item in items:
+        yield item
+        done += 1
+        now = time.monotonic()
+        if now - last >= PLAIN_EVERY_S:
+            last = now
+            of = f"/{total} ({100 * done / total:.0f}%)" if total else ""
+            log.info("%s: %d%s, %.0f s", description, done, of, now - began)
+    log.info("%s: %d done in %.1f s", description, done, time.monotonic() - began)

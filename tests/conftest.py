@@ -45,3 +45,19 @@ def pytest_report_header(config) -> str | None:
     if HAVE_TORCH:
         return None
     return f"torch/matplotlib not installed (the 'train' extra): not collecting {', '.join(TORCH_TESTS)}"
+
+
+def _hypothesis_writes_outside_the_checkout() -> None:
+    """No example database, and Hypothesis's own caches in the temp folder: nothing lands in ``.hypothesis/`` here
+    (fuzz seeds are ``@example``s, so no database is needed to replay them)."""
+    import tempfile
+
+    from hypothesis import settings
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "gaitwatch-hypothesis")
+    settings.register_profile("gaitwatch", database=None)
+    settings.load_profile("gaitwatch")
+
+
+_hypothesis_writes_outside_the_checkout()

@@ -316,6 +316,28 @@ def test_malformed_asf_names_file_and_line(case: str, cmu_dir: Path, tmp_path: P
     assert str(path) in str(err.value) and f"line {line}" in str(err.value) and words in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("asf_edit", "amc_edit", "where", "words"),
+    [
+        (None, ("root", "root 1e300 0 0 0 0 0"), "frame 2", "joint root at (5.64444e+298, 0, 0) m"),
+        (None, ("root", "root 0 0 1e6 0 0 0"), "frame 2", "joint root at (0, 0, 56444.4) m"),
+        (("length 0.45", "length 1e-320"), None, "frame 1", "expected finite coordinates within ±10000 m"),
+    ],
+)
+def test_joints_beyond_the_bound_are_refused(cmu_dir: Path, tmp_path: Path, asf_edit, amc_edit, where: str, words: str):
+    asf = (cmu_dir / "07" / "07.asf").read_text()
+    lines = (cmu_dir / "07" / "07_01.amc").read_text().splitlines()
+    if asf_edit:
+        asf = asf.replace(*asf_edit)
+    if amc_edit:
+        lines = _edit(lines, _line_index(lines, 2, amc_edit[0]), amc_edit[1])
+    (tmp_path / "07.asf").write_text(asf)
+    (tmp_path / "07_01.amc").write_text("\n".join(lines) + "\n")
+    with pytest.raises(FormatError) as err:
+        read_amc(tmp_path / "07_01.amc")
+    assert err.value.where == where and words in err.value.problem, str(err.value)
+
+
 def test_missing_asf_names_the_path_looked_for(cmu_dir: Path, tmp_path: Path):
     shutil.copy(cmu_dir / "07" / "07_01.amc", tmp_path / "07_01.amc")
     with pytest.raises(FormatError) as err:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sensors import atomic
 from sensors.errors import FormatError, InputError
 from sensors.formats.gwrec import RecordingWriter, read_gwrec, record_dtype, write_recording
 from sensors.layouts import KINECT_V1, KINECT_V2, LAYOUTS
 from sensors.recording import Recording
+from tests.test_cli import assert_one_line_error, gaitwatch
 
 
 def random_recording(rng: np.random.Generator, layout=KINECT_V2, frames: int = 20, max_bodies: int = 3) -> Recording:
@@ -166,7 +171,7 @@ def test_writer_refuses_to_overwrite_and_checks_shapes(tmp_path: Path):
         writer.write_arrays(
             np.array([0]), np.array([0.0]), np.array([0, 1]), [1], np.zeros((1, 25, 3)), np.ones((1, 25))
         )
-    with pytest.raises(InputError, match="confidence outside"):
+    with pytest.raises(InputError, match=r"joint 0 \(HipCenter\): confidence 2 outside \[0, 1\]"):
         writer.write_arrays(
             np.array([0]), np.array([0.0]), np.array([0, 1]), [1], np.zeros((1, 20, 3)), np.full((1, 20), 2)
         )
@@ -214,3 +219,83 @@ def test_killed_writer_leaves_every_acknowledged_frame(tmp_path: Path, run: int)
     np.testing.assert_array_equal(back.seq, np.arange(back.num_frames))
     frame_of_body = back.frame_index_of_body
     np.testing.assert_array_equal(back.joints[:, 0, 0], back.seq[frame_of_body].astype(np.float32))
+
+
+# --- hostile and invalid values: refused at the reader, never written by the writer ---------------------------
+
+
+def test_header_is_read_from_the_first_bytes(tmp_path: Path):
+    """A wrong file is refused from its first bytes: a 1 GiB file is not read to learn that."""
+    path = tmp_path / "big.gwrec"
+    rec = random_recording(np.random.default_rng(6), frames=2)
+    write_recording(path, rec)
+    data = bytearray(path.read_bytes())
+    data[12:16] = (2**31).to_bytes(4, "little")  # a header length of 2 GiB, with every check word intact after it
+    path.write_bytes(bytes(data))
+    os.truncate(path, 2**30)
+    tracemalloc.start()
+    try:
+        with pytest.raises(FormatError, match="header of 2,147,483,648 bytes, more than"):
+            read_gwrec(path)
+        assert tracemalloc.get_traced_memory()[1] < 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def test_lost_joints_stay_nan_and_every_value_is_checked(tmp_path: Path):
+    rec = random_recording(np.random.default_rng(7), KINECT_V1, frames=4, max_bodies=1)
+    rec.joints[:, 3] = np.nan  # a joint the sensor lost: kept, as the node expects
+    path = tmp_path / "lost.gwrec"
+    write_recording(path, rec)
+    assert_same(read_gwrec(path), rec)
+    cases = [
+        ({"t": np.array([0.0, np.nan, 1.0, 2.0])}, "time nan s"),
+        ({"t": np.array([0.0, 1.0, 0.5, 2.0])}, "time 0.5 s is before the previous frame's 1 s"),
+        ({"t": np.array([0.0, 1.0, 2.0, 1e300])}, "time 1e+300 s"),
+        ({"joints": np.full_like(rec.joints, np.inf)}, "coordinates (inf, inf, inf) m"),
+        ({"joints": np.full_like(rec.joints, 2e4)}, "within ±10000 m"),
+        ({"confidence": np.full_like(rec.confidence, np.nan)}, "confidence nan outside [0, 1]"),
+        ({"rate_hz": "fast"}, "nominal rate 'fast'"),
+        ({"rate_hz": float("inf")}, "nominal rate inf"),
+        ({"metadata": [1, 2]}, "metadata: expected an object"),
+        ({"metadata": {"tracks": 5}}, "metadata tracks"),
+    ]
+    for k, (change, message) in enumerate(cases):
+        bad = Recording(**{**vars(rec), **change})
+        out = tmp_path / f"bad{k}.gwrec"
+        with pytest.raises(InputError, match=re.escape(message)):
+            write_recording(out, bad)  # the writer refuses what the reader would refuse
+        assert not out.exists() and not atomic.partial_path(out).exists()
+
+
+def test_refused_header_creates_no_file(tmp_path: Path):
+    path = tmp_path / "never.gwrec"
+    with pytest.raises(InputError, match="nominal rate"):
+        RecordingWriter(path, KINECT_V1, rate_hz=float("nan"))
+    assert not path.exists()
+
+
+def test_recordings_are_private_whatever_the_umask(tmp_path: Path):
+    rec = random_recording(np.random.default_rng(8), frames=3)
+    old = os.umask(0o022)
+    try:
+        write_recording(tmp_path / "whole.gwrec", rec)
+        with RecordingWriter(tmp_path / "streamed.gwrec", rec.layout) as writer:
+            writer.write_recording(rec)
+        gaitwatch("convert", tmp_path / "whole.gwrec", tmp_path / "converted.gwrec")
+    finally:
+        os.umask(old)
+    for name in ("whole.gwrec", "streamed.gwrec", "converted.gwrec"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+
+
+def test_record_from_a_source_that_fails_leaves_no_file(tmp_path: Path):
+    pytest.importorskip("cv2")
+    clip = tmp_path / "broken.avi"
+    clip.write_text("not a video")
+    out = tmp_path / "walk.gwrec"
+    assert_one_line_error(gaitwatch("record", "--source", clip, "--out", out, ok=False), "broken.avi")
+    assert not out.exists()  # so the retry is not blocked
+    out.write_bytes(b"someone else's file")
+    assert_one_line_error(gaitwatch("record", "--source", clip, "--out", out, ok=False), "already exists")
+    assert out.read_bytes() == b"someone else's file"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import zipfile
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from sensors.errors import FormatError
+from sensors.formats import is_dataset
 from sensors.formats.kgbd import FILE_JOINTS, KgbdDataset, parse_kgbd_text, read_kgbd_walk
 from sensors.layouts import KINECT_V1
 
@@ -67,6 +69,8 @@ def walk_text(frames: int = 2) -> list[str]:
         (lambda lines: [*lines[:21], "Head;1;2;3", *lines[22:]], 22, "expected joint 'Shoulder-Center' \\(frame 2\\)"),
         (lambda lines: [*lines[:7], "Wrist-Left;1;abc;3", *lines[8:]], 8, "expected three numbers"),
         (lambda lines: [*lines[:30], "Spine;1;nan;3", *lines[31:]], 31, "non-finite"),
+        (lambda lines: [*lines[:30], "Spine;1;1e300;3", *lines[31:]], 31, "coordinate 1e\\+300 m, expected a number"),
+        (lambda lines: [*lines[:2], "Shoulder-Right;-2e4;0;0", *lines[3:]], 3, "within ±10000 m"),
         (lambda lines: [*lines[:10], "", *lines[10:]], 11, "expected 'Spine;x;y;z'"),
     ],
 )
@@ -90,3 +94,27 @@ def test_not_a_dataset(tmp_path: Path):
         KgbdDataset(tmp_path / "x.zip")
     with pytest.raises(FormatError, match="no KGBD walks"):
         KgbdDataset(tmp_path)
+
+
+def test_zip_that_passes_the_zip_check_but_does_not_open(tmp_path: Path):
+    path = tmp_path / "kgbd.zip"
+    path.write_bytes(b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 1, 1, 46, 0, 0))  # directory before the file
+    assert zipfile.is_zipfile(path) and is_dataset(path)
+    with pytest.raises(FormatError, match=r"kgbd\.zip: not a readable zip"):
+        KgbdDataset(path)
+
+
+def test_member_names_are_walks_only_with_a_plain_walk_number(tmp_path: Path):
+    path = tmp_path / "kgbd.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"Data/Person001/{'9' * 5000}.txt", "\r\n".join(walk_text()))
+    with pytest.raises(FormatError, match="no KGBD walks found"):
+        KgbdDataset(path)
+
+
+def test_a_walk_that_unpacks_beyond_the_limit_is_refused_unread(tmp_path: Path):
+    path = tmp_path / "kgbd.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("Data/Person001/1.txt", bytes(3 * 2**20))  # 3 MiB of zeros pack into 3 kB
+    with pytest.raises(FormatError, match=r"kgbd.zip!Data/Person001/1.txt: packed \d+ to 1, beyond 200 to 1"):
+        list(KgbdDataset(path))

@@ -330,6 +330,10 @@ MALFORMED = [
     ("joint position nan", set_field(6, 0, "nan"), 6, "not finite"),
     ("joint position inf", set_field(50, 2, "inf"), 50, "not finite"),
     ("joint position beyond float32", set_field(55, 1, "1e39"), 55, "not finite"),
+    ("joint position beyond 10 km", set_field(45, 2, "-2e4"), 45, "beyond ±10000 m"),
+    ("frame count of 5000 digits", set_line(1, "9" * 5000), 1, "a 5000-digit number, expected at most 19"),
+    ("body count of 5000 digits", set_line(30, "9" * 5000), 30, "body count of frame 1: a 5000-digit number"),
+    ("bodyID of 5000 digits", set_field(3, 0, "7" * 5000), 3, "64-bit"),
     ("tracking state 3", set_field(20, 11, "3"), 20, "tracking state 3"),
     ("tracking state -1", set_field(33, 11, "-1"), 33, "tracking state -1"),
     ("tracking state 1.5", set_field(57, 11, "1.5"), 57, "tracking state 1.5"),
@@ -394,7 +398,7 @@ bodies = st.builds(
 
 
 @settings(max_examples=60, deadline=None)
-@given(frames=st.lists(st.lists(bodies, max_size=3), max_size=5), crlf=st.booleans())
+@given(frames=st.lists(st.lists(bodies, max_size=3, unique_by=lambda b: b.body_id), max_size=5), crlf=st.booleans())
 def test_random_frames_read_back_exactly(frames, crlf):
     with tempfile.TemporaryDirectory() as tmp:
         path = write_ntu(Path(tmp) / NTU_NAME, frames, fmt=fmt_exact, newline="\r\n" if crlf else "\n")
@@ -402,3 +406,10 @@ def test_random_frames_read_back_exactly(frames, crlf):
     assert_bodies(rec, frames, exact=True)
     np.testing.assert_array_equal(rec.seq, np.arange(len(frames)))
     np.testing.assert_allclose(rec.t, np.arange(len(frames)) / 30)
+
+
+def test_one_body_id_twice_in_a_frame_is_refused(tmp_path):
+    rng = np.random.default_rng(9)
+    path = write_ntu(tmp_path / NTU_NAME, [[random_body(rng, 7)], [random_body(rng, 7), random_body(rng, 7)]])
+    with pytest.raises(FormatError, match=r"frame 1: track id 7 appears twice"):
+        read_ntu_skeleton(path)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sensors.errors import InputError
+from sensors.formats._io import require_regular
 from sensors.recording import Recording
 
 
@@ -37,10 +38,13 @@ def is_dataset(path: str | Path) -> bool:
 
 
 def read_file(path: str | Path) -> Recording:
-    """Read one recorded file of any known format."""
+    """Read one recorded file of any known format; anything but a regular file is refused before it is opened."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: a folder that holds no KGBD walks (PersonNNN/K.txt); expected a recorded file")
+    require_regular(path)
     reader = _readers().get(path.suffix.lower())
     if reader is None:
         known = ", ".join(sorted(_readers()))

@@ -21,6 +21,12 @@ every frame whose write returned; the reader drops an incomplete tail and report
 it in ``Recording.truncation`` instead of failing. A corrupt record inside the file
 (a bad sector, a power cut before an fsync) ends the readable part there: everything
 before it is returned and the truncation report says what was skipped.
+
+The reader trusts nothing: the header is read from the first bytes and refused over
+``MAX_HEADER_BYTES`` (so a wrong file is refused without reading it all), its fields are
+type-checked, records are read in chunks and reading stops at the first bad one (memory
+follows the intact records, not the file size), and the values pass ``Recording.problem``.
+NaN joints are kept: a sensor reports a joint it lost that way. Files are created 0600.
 """
 
 from __future__ import annotations
@@ -31,15 +37,24 @@ import struct
 import time
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from sensors import atomic
 from sensors.errors import FormatError, InputError
-from sensors.formats._io import read_bytes
+from sensors.formats._io import checked, open_regular
 from sensors.frame import Frame
 from sensors.layouts import Layout
-from sensors.recording import Recording, Truncation
+from sensors.recording import (
+    Recording,
+    Truncation,
+    confidence_problem,
+    joint_problem,
+    metadata_problem,
+    rate_problem,
+    time_problem,
+)
 
 MAGIC = b"\x89GWREC\r\n"
 VERSION = 1
@@ -47,6 +62,11 @@ SUFFIX = ".gwrec"
 _PREAMBLE = struct.Struct("<8sIII")
 _SYNC = 0x31524257  # b"WBR1"
 _CHECK_SEED = 0x9E3779B9
+MAX_HEADER_BYTES = 2**20
+"""Largest JSON header read (a layout and labels take a few kB)."""
+_CHUNK_BYTES = 64 * 2**20
+_BODY_FIELDS = ("track_id", "joints", "confidence")
+_FIELDS = ("n_bodies", "body_index", "seq", "t", *_BODY_FIELDS)
 
 
 def record_dtype(num_joints: int) -> np.dtype:
@@ -80,16 +100,27 @@ def _header_bytes(header: dict) -> bytes:
     return _PREAMBLE.pack(MAGIC, VERSION, len(text), zlib.crc32(text)) + text
 
 
-def _validate_body_data(layout: Layout, track_ids: np.ndarray, joints: np.ndarray, confidence: np.ndarray, where: str):
+def _validate_body_data(
+    layout: Layout, units: str, track_ids: np.ndarray, joints: np.ndarray, confidence: np.ndarray, where: str
+) -> None:
     j = layout.num_joints
     if joints.ndim != 3 or joints.shape[1:] != (j, 3):
         raise InputError(f"{where}: joints of shape {joints.shape}, expected [bodies, {j}, 3] for layout {layout.name}")
     if confidence.shape != joints.shape[:2] or track_ids.shape != joints.shape[:1]:
         raise InputError(f"{where}: {len(track_ids)} track ids, confidence {confidence.shape}, joints {joints.shape}")
-    if confidence.size and not (np.all(confidence >= 0) and np.all(confidence <= 1)):
-        raise InputError(f"{where}: confidence outside [0, 1]")
+    for problem in (joint_problem(joints, units), confidence_problem(confidence)):
+        if problem is not None:
+            row, joint, what = problem
+            raise InputError(f"{where}, body {row}, joint {joint} ({layout.joints[joint]}): {what}")
     if len(track_ids) > 0xFFFF:
         raise InputError(f"{where}: {len(track_ids)} bodies in one frame, at most 65535")
+
+
+def _header_problem(sensor_id: object, rate_hz: object, units: object, metadata: object) -> str | None:
+    """What the reader refuses in a header's fields; the writer refuses the same before it creates a file."""
+    fields = (("sensor id", sensor_id), ("units", units))
+    text = [f"{name} {value!r:.40}: expected text" for name, value in fields if not isinstance(value, str)]
+    return next((p for p in (rate_problem(rate_hz), metadata_problem(metadata), *text) if p), None)
 
 
 def _records(
@@ -126,7 +157,8 @@ class RecordingWriter:
     """Appends frames to a new ``.gwrec`` file as they come; safe to kill at any moment.
 
     ``fsync_every_s`` bounds what a power cut (not a process kill) can lose.
-    An existing file is never overwritten unless ``overwrite`` is set.
+    An existing file is never overwritten unless ``overwrite`` is set. The file is created 0600
+    (recordings are biometric data), and nothing the reader would refuse is written.
     """
 
     def __init__(
@@ -144,13 +176,11 @@ class RecordingWriter:
         self.path = Path(path)
         self.layout = layout
         self.sensor_id = sensor_id
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
-        try:
-            self._fd: int | None = os.open(self.path, flags, 0o644)
-        except FileExistsError:
-            raise InputError(f"{self.path}: already exists; refusing to overwrite a recording") from None
-        except OSError as err:
-            raise InputError(f"{self.path}: cannot create ({err.strerror})") from None
+        self.units = units
+        metadata = {} if metadata is None else metadata
+        problem = _header_problem(sensor_id, rate_hz, units, metadata)
+        if problem:
+            raise InputError(f"{self.path}: {problem}")
         header = {
             "format": "gaitwatch-recording",
             "layout": layout.to_dict(),
@@ -158,13 +188,32 @@ class RecordingWriter:
             "sensor_id": sensor_id,
             "nominal_rate_hz": rate_hz,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "metadata": metadata or {},
+            "metadata": metadata,
         }
-        self._write(_header_bytes(header))
-        os.fsync(self._fd)
+        data = _header_bytes(header)
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+        try:
+            self._fd: int | None = atomic.open_private(self.path, flags)
+        except FileExistsError:
+            raise InputError(f"{self.path}: already exists; refusing to overwrite a recording") from None
+        except OSError as err:
+            raise InputError(f"{self.path}: cannot create ({err.strerror})") from None
+        try:
+            self._write(data)
+            os.fsync(self._fd)
+        except OSError as err:
+            self._abandon()
+            raise InputError(f"{self.path}: cannot write ({err.strerror})") from None
         self._fsync_every_s = fsync_every_s
         self._last_sync = time.monotonic()
+        self._last_t = -np.inf
         self.frames_written = 0
+
+    def _abandon(self) -> None:
+        """Close and remove the file this writer created (a header alone is no recording)."""
+        os.close(self._fd)
+        self._fd = None
+        self.path.unlink(missing_ok=True)
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -213,12 +262,17 @@ class RecordingWriter:
         track_ids = np.asarray(track_ids, np.int64)
         joints = np.asarray(joints, np.float32)
         confidence = np.asarray(confidence, np.float32)
-        _validate_body_data(self.layout, track_ids, joints, confidence, f"{self.path}, frame seq {int(seq[0])}")
+        where = f"{self.path}, frame seq {int(seq[0])}"
+        _validate_body_data(self.layout, self.units, track_ids, joints, confidence, where)
+        problem = time_problem(t.astype(np.float64), self._last_t)
+        if problem is not None:
+            raise InputError(f"{self.path}, frame seq {int(seq[problem[0]])}: {problem[1]}")
         recs = _records(
             self.layout, np.asarray(seq), np.asarray(t), np.asarray(body_offsets), track_ids, joints, confidence
         )
         self._write(recs.tobytes())
         self.frames_written += len(seq)
+        self._last_t = float(t[-1])
         if self._fsync_every_s is not None and time.monotonic() - self._last_sync >= self._fsync_every_s:
             os.fsync(self._fd)
             self._last_sync = time.monotonic()
@@ -252,102 +306,185 @@ def write_recording(path: str | Path, recording: Recording, *, overwrite: bool =
         overwrite=True,
         fsync_every_s=None,
     ) as writer:
-        writer.write_recording(recording)
+        try:
+            writer.write_recording(recording)
+        except BaseException:
+            writer._abandon()
+            raise
     atomic.commit(partial, path)
-
-
-def read_header(data: bytes, path: str | Path) -> tuple[dict, int]:
-    """The JSON header and the byte offset where records start."""
-    if len(data) < _PREAMBLE.size:
-        raise FormatError(path, "header", f"file is {len(data)} bytes, shorter than the {_PREAMBLE.size}-byte preamble")
-    magic, version, length, crc = _PREAMBLE.unpack_from(data)
-    if magic != MAGIC:
-        raise FormatError(path, "byte 0", f"not a gaitwatch recording (magic {magic!r}, expected {MAGIC!r})")
-    if version != VERSION:
-        raise FormatError(path, "header", f"format version {version}, this gaitwatch reads version {VERSION}")
-    end = _PREAMBLE.size + length
-    if len(data) < end:
-        raise FormatError(path, "header", f"truncated inside the header ({len(data)} of {end} bytes)")
-    text = data[_PREAMBLE.size : end]
-    if zlib.crc32(text) != crc:
-        raise FormatError(path, "header", "header checksum mismatch (corrupt header)")
-    try:
-        header = json.loads(text)
-        Layout.from_dict(header["layout"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise FormatError(path, "header", f"unreadable header JSON ({err})") from None
-    return header, end
 
 
 def read_gwrec(path: str | Path) -> Recording:
     """Read a ``.gwrec`` file; a torn or incomplete tail is dropped and reported in ``truncation``."""
     path = Path(path)
-    data = read_bytes(path)
-    header, start = read_header(data, path)
-    layout = Layout.from_dict(header["layout"])
-    dtype = record_dtype(layout.num_joints)
-    n = (len(data) - start) // dtype.itemsize
-    recs = np.frombuffer(data, dtype, count=n, offset=start)
-    dropped = len(data) - start - n * dtype.itemsize
-    reasons = [f"{dropped} bytes of a partly written record"] if dropped else []
-
-    valid = (recs["sync"] == _SYNC) & (recs["check"] == _checksums(recs))
-    bad = np.flatnonzero(~valid)
-    if len(bad):
-        first_bad = int(bad[0])
-        if valid[first_bad:].any():
-            skipped = int(valid[first_bad:].sum())
-            reasons.append(
-                f"corrupt record {first_bad} (byte {start + first_bad * dtype.itemsize}); "
-                f"{skipped} intact records after it not read"
-            )
-        else:
-            reasons.append(f"{n - first_bad} torn or unwritten records at the end")
-        dropped += (n - first_bad) * dtype.itemsize
-        recs = recs[:first_bad]
+    with open_regular(path) as stream:
+        header, layout, start = _read_header(stream, path)
+        dtype = record_dtype(layout.num_joints)
+        chunks, dropped, reasons = _read_records(stream, path, start, dtype)
+    recs = {name: np.concatenate([chunk[name] for chunk in chunks]) for name in _FIELDS}
+    del chunks  # the columns are copies: the file's bytes need not stay in memory beside them
 
     starts, complete = _frame_starts(recs, path, start, dtype.itemsize)
-    if complete < len(recs):
-        dropped += (len(recs) - complete) * dtype.itemsize
+    if complete < len(recs["seq"]):
+        dropped += (len(recs["seq"]) - complete) * dtype.itemsize
         reasons.append("the last frame has only some of its bodies")
-        recs = recs[:complete]
+        recs = {name: column[:complete] for name, column in recs.items()}
         starts = starts[starts < complete]
 
     counts = recs["n_bodies"][starts].astype(np.int64)
     body_rows = recs["n_bodies"] > 0
-    bodies = recs[body_rows] if not body_rows.all() else recs
-    return Recording(
+    bodies = recs if body_rows.all() else {name: recs[name][body_rows] for name in _BODY_FIELDS}
+    recording = Recording(
         layout=layout,
-        t=recs["t"][starts].copy(),
-        seq=recs["seq"][starts].copy(),
+        t=recs["t"][starts],
+        seq=recs["seq"][starts],
         body_offsets=np.concatenate([[0], np.cumsum(counts)]),
-        track_ids=bodies["track_id"].copy(),
-        joints=bodies["joints"].copy(),
-        confidence=bodies["confidence"].copy(),
-        sensor_id=str(header.get("sensor_id", "unknown")),
+        track_ids=bodies["track_id"],
+        joints=bodies["joints"],
+        confidence=bodies["confidence"],
+        sensor_id=header.get("sensor_id", "unknown"),
         rate_hz=header.get("nominal_rate_hz"),
-        units=str(header.get("units", "m")),
-        metadata=dict(header.get("metadata") or {}),
+        units=header.get("units", "m"),
+        metadata=header.get("metadata", {}),
         truncation=Truncation(len(starts), dropped, "; ".join(reasons)) if dropped else None,
     )
+    return checked(recording, path)
 
 
-def _frame_starts(recs: np.ndarray, path: Path, start: int, size: int) -> tuple[np.ndarray, int]:
+def _read_header(stream: BinaryIO, path: Path) -> tuple[dict, Layout, int]:
+    """The JSON header, its layout and the byte offset where records start; read from the first bytes only."""
+    preamble = _read_exactly(stream, path, _PREAMBLE.size)
+    if len(preamble) < _PREAMBLE.size:
+        raise FormatError(
+            path, "header", f"file is {len(preamble)} bytes, shorter than the {_PREAMBLE.size}-byte preamble"
+        )
+    magic, version, length, crc = _PREAMBLE.unpack(preamble)
+    if magic != MAGIC:
+        raise FormatError(path, "byte 0", f"not a gaitwatch recording (magic {magic!r}, expected {MAGIC!r})")
+    if version != VERSION:
+        raise FormatError(path, "header", f"format version {version}, this gaitwatch reads version {VERSION}")
+    if length > MAX_HEADER_BYTES:
+        raise FormatError(path, "header", f"header of {length:,} bytes, more than the {MAX_HEADER_BYTES:,} read")
+    end = _PREAMBLE.size + length
+    text = _read_exactly(stream, path, length)
+    if len(text) < length:
+        raise FormatError(path, "header", f"truncated inside the header ({_PREAMBLE.size + len(text)} of {end} bytes)")
+    if zlib.crc32(text) != crc:
+        raise FormatError(path, "header", "header checksum mismatch (corrupt header)")
+    header = _decode_header(text, path)
+    try:
+        layout = Layout.from_dict(header.get("layout"))
+    except ValueError as err:
+        raise FormatError(path, "header", str(err)) from None
+    return header, layout, end
+
+
+def _decode_header(text: bytes, path: Path) -> dict:
+    """The header's JSON object, its fields type-checked before any record is read."""
+    try:
+        header = json.loads(text)
+    except RecursionError:
+        raise FormatError(path, "header", "JSON nested too deeply") from None
+    except ValueError as err:
+        raise FormatError(path, "header", f"unreadable header JSON ({err})") from None
+    if not isinstance(header, dict):
+        raise FormatError(path, "header", f"expected a JSON object, found {type(header).__name__}")
+    problem = _header_problem(
+        header.get("sensor_id", ""), header.get("nominal_rate_hz"), header.get("units", ""), header.get("metadata", {})
+    )
+    if problem:
+        raise FormatError(path, "header", problem)
+    return header
+
+
+def _read_exactly(stream: BinaryIO, path: Path, size: int) -> bytes:
+    try:
+        return stream.read(size)
+    except OSError as err:
+        raise FormatError(path, "", f"cannot read ({err.strerror})") from None
+
+
+def _read_records(stream: BinaryIO, path: Path, start: int, dtype: np.dtype) -> tuple[list[np.ndarray], int, list[str]]:
+    """The intact records before the first bad one (in chunks), the bytes dropped after them, and why.
+
+    Read in chunks: a bad record stops what is kept, and what follows is only counted, so memory
+    follows the intact records however large (or sparse) the file is.
+    """
+    size = dtype.itemsize
+    kept: list[np.ndarray] = []
+    n, first_bad, intact_after, partial = 0, None, 0, 0
+    expected = os.fstat(stream.fileno()).st_size - start  # a hint: the file may grow while it is read
+    chunk = np.empty(max(1, min(_CHUNK_BYTES, max(expected + size, 2**20)) // size), dtype)
+    while True:
+        got = _fill(stream, path, chunk.view(np.uint8))
+        recs = chunk[: got // size]
+        valid = _intact(recs)
+        if first_bad is not None:
+            intact_after += int(valid.sum())
+        elif valid.all():
+            kept.append(recs)
+            chunk = np.empty_like(chunk)
+        else:  # keep a copy of the good part; the chunk is reused to count what follows
+            k = int(np.argmin(valid))
+            kept.append(recs[:k].copy())
+            first_bad, intact_after = n + k, int(valid[k:].sum())
+        n += len(recs)
+        if got < chunk.nbytes:
+            partial = got % size
+            break
+    reasons = [f"{partial} bytes of a partly written record"] if partial else []
+    if first_bad is not None:
+        if intact_after:
+            reasons.append(
+                f"corrupt record {first_bad} (byte {start + first_bad * size}); "
+                f"{intact_after} intact records after it not read"
+            )
+        else:
+            reasons.append(f"{n - first_bad} torn or unwritten records at the end")
+    return kept, partial + (n - sum(map(len, kept))) * size, reasons
+
+
+def _fill(stream: BinaryIO, path: Path, buffer: np.ndarray) -> int:
+    """Read into ``buffer`` until it is full or the file ends; the number of bytes read."""
+    view, got = memoryview(buffer), 0
+    while got < len(view):
+        try:
+            n = stream.readinto(view[got:])
+        except OSError as err:
+            raise FormatError(path, "", f"cannot read ({err.strerror})") from None
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _intact(recs: np.ndarray) -> np.ndarray:
+    """Whether each record has the sync word and a matching check word (checksums only where the sync matches)."""
+    valid = recs["sync"] == _SYNC
+    if valid.all():
+        return recs["check"] == _checksums(recs)
+    rows = np.flatnonzero(valid)
+    valid[rows] = recs["check"][rows] == _checksums(recs[rows])
+    return valid
+
+
+def _frame_starts(recs: dict[str, np.ndarray], path: Path, start: int, size: int) -> tuple[np.ndarray, int]:
     """Indices of each frame's first record, and how many records form complete frames.
 
     A frame is ``max(n_bodies, 1)`` consecutive records numbered 0.. with one seq.
     Only the last frame may be incomplete (cut off by a crash); anything else is corruption.
     """
-    if len(recs) == 0:
+    total = len(recs["seq"])
+    if total == 0:
         return np.zeros(0, np.int64), 0
     body_index = recs["body_index"].astype(np.int64)
     starts = np.flatnonzero(body_index == 0)
     if len(starts) == 0 or starts[0] != 0:
         raise FormatError(path, f"record 0 (byte {start})", "first record does not start a frame")
     expected = np.maximum(recs["n_bodies"][starts].astype(np.int64), 1)
-    lengths = np.diff(np.append(starts, len(recs)))
+    lengths = np.diff(np.append(starts, total))
     frame_of = np.repeat(np.arange(len(starts)), lengths)
-    position = np.arange(len(recs)) - starts[frame_of]
+    position = np.arange(total) - starts[frame_of]
     consistent = (
         (body_index == position)
         & (recs["n_bodies"] == recs["n_bodies"][starts][frame_of])
@@ -355,7 +492,7 @@ def _frame_starts(recs: np.ndarray, path: Path, start: int, size: int) -> tuple[
     )
     wrong = np.flatnonzero((lengths != expected) | ~np.logical_and.reduceat(consistent, starts))
     if len(wrong) == 0:
-        return starts, len(recs)
+        return starts, total
     if wrong[0] == len(starts) - 1 and lengths[-1] < expected[-1] and consistent[starts[-1] :].all():
         return starts[:-1], int(starts[-1])
     k = int(wrong[0])

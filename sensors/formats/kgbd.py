@@ -3,14 +3,14 @@
 Files carry no frame separator and no timestamps: a frame starts at every ``Head``
 line and times are synthesised at 30 Hz. Joints are reordered from the file's
 order into the Kinect v1 SDK order (the canonical skeleton). The dataset is read
-from its folder or straight from the zip as its author publishes it.
+from its folder or straight from the zip as its author publishes it; zip members are
+read with their size and packing ratio bounded (``_io.read_member``), so a bomb is refused.
 """
 
 from __future__ import annotations
 
 import re
 import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from sensors.errors import FormatError, InputError
-from sensors.formats._io import read_bytes
+from sensors.formats._io import ZIP_ERRORS, checked, is_regular, open_zip, read_bytes, read_member
 from sensors.layouts import KINECT_V1
-from sensors.recording import Recording
+from sensors.recording import MAX_ABS_METRES, Recording
 
 KGBD_RATE_HZ = 30.0
 FILE_JOINTS = (
@@ -71,7 +71,7 @@ _TO_KINECT_V1 = {
 FILE_ORDER = np.array(
     [FILE_JOINTS.index(next(f for f, k in _TO_KINECT_V1.items() if k == name)) for name in KINECT_V1.joints]
 )
-_WALK_PATH = re.compile(r"(?:^|/)(Person\d+)/(\d+)\.txt$")
+_WALK_PATH = re.compile(r"(?:^|/)(Person\d+)/(\d{1,9})\.txt$")
 
 
 def parse_kgbd_text(data: bytes, source: str) -> np.ndarray:
@@ -100,9 +100,13 @@ def parse_kgbd_text(data: bytes, source: str) -> np.ndarray:
         values = np.array(list(map(float, fields)), dtype=np.float64)
     except ValueError:
         _raise_first_bad_line(lines, source)
-    bad = np.flatnonzero(~np.isfinite(values))
+    bad = np.flatnonzero(~(np.abs(values) <= MAX_ABS_METRES))  # also beyond float32, which would become inf
     if len(bad):
-        raise FormatError(source, f"line {bad[0] // 3 + 1}", "non-finite coordinate, expected a number")
+        value = values[bad[0]]
+        problem = "non-finite coordinate" if not np.isfinite(value) else f"coordinate {value:g} m"
+        raise FormatError(
+            source, f"line {bad[0] // 3 + 1}", f"{problem}, expected a number within ±{MAX_ABS_METRES:g} m"
+        )
     return values.reshape(frames, 20, 3)[:, FILE_ORDER].astype(np.float32)
 
 
@@ -143,7 +147,7 @@ def read_kgbd_walk(path: str | Path) -> Recording:
     data = read_bytes(path)
     match = _WALK_PATH.search(path.as_posix())
     person, walk = (match.group(1), int(match.group(2))) if match else (path.parent.name, 0)
-    return walk_recording(parse_kgbd_text(data, str(path)), person, walk, str(path))
+    return checked(walk_recording(parse_kgbd_text(data, str(path)), person, walk, str(path)), path)
 
 
 @dataclass(frozen=True)
@@ -163,14 +167,11 @@ class KgbdDataset:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._zip: zipfile.ZipFile | None = None
-        if self.path.is_file():
-            try:
-                self._zip = zipfile.ZipFile(self.path)
-            except (zipfile.BadZipFile, OSError) as err:
-                raise FormatError(self.path, "", f"not a readable zip ({err})") from None
-            members = self._zip.namelist()
-        elif self.path.is_dir():
+        if self.path.is_dir():
             members = [p.as_posix() for p in self.path.rglob("*.txt")]
+        elif self.path.exists():
+            self._zip = open_zip(self.path)
+            members = self._zip.namelist()
         else:
             raise InputError(f"{self.path}: no such file or folder")
         walks = []
@@ -188,10 +189,13 @@ class KgbdDataset:
         path = Path(path)
         if path.is_dir():
             return next(path.rglob("Person*/*.txt"), None) is not None
-        if path.suffix.lower() == ".zip" and zipfile.is_zipfile(path):
+        if path.suffix.lower() != ".zip" or not is_regular(path) or not zipfile.is_zipfile(path):
+            return False  # checked in this order: is_zipfile would open (and wait on) a FIFO
+        try:
             with zipfile.ZipFile(path) as zf:
                 return any(_WALK_PATH.search(n) for n in zf.namelist())
-        return False
+        except ZIP_ERRORS:
+            return True  # a damaged zip: reading it as the dataset says what is wrong in one line
 
     @property
     def people(self) -> list[str]:
@@ -205,11 +209,9 @@ class KgbdDataset:
 
     def read(self, walk: KgbdWalk) -> Recording:
         source = self.source_of(walk)
-        try:
-            data = self._zip.read(walk.member) if self._zip is not None else Path(walk.member).read_bytes()
-        except (OSError, zipfile.BadZipFile, zlib.error) as err:
-            raise FormatError(source, "", f"cannot read ({err})") from None
-        return walk_recording(parse_kgbd_text(data, source), walk.person, walk.walk, source)
+        archive = self._zip
+        data = read_bytes(Path(walk.member)) if archive is None else read_member(archive, walk.member, source)
+        return checked(walk_recording(parse_kgbd_text(data, source), walk.person, walk.walk, source), source)
 
     def __iter__(self) -> Iterator[Recording]:
         for walk in self.walks:

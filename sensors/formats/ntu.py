@@ -30,7 +30,9 @@ wrong and why. Every malformed input raises ``FormatError`` naming the file, the
 Non-finite values are refused in x, y, z only; the other columns (image
 coordinates, orientation) are not used here and need only be numbers, since
 the Kinect SDK's coordinate mapper may mark points it cannot map with a
-non-finite sentinel. A tracking state is read as a number, so "2.0" counts as 2.
+non-finite sentinel; x, y, z must also lie within ``MAX_ABS_METRES``. A tracking
+state is read as a number, so "2.0" counts as 2. Counts and body ids longer than
+``_MAX_DIGITS`` are refused before ``int()`` (which refuses over 4,300 digits itself).
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ from pathlib import Path
 import numpy as np
 
 from sensors.errors import FormatError
+from sensors.formats._io import checked, read_bytes
 from sensors.layouts import KINECT_V2
-from sensors.recording import Recording
+from sensors.recording import MAX_ABS_METRES, Recording
 
 SUFFIX = ".skeleton"
 RATE_HZ = 30.0
@@ -87,6 +90,7 @@ _NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)
 _BODY_INT_FIELDS = (1, 2, 3, 4, 5, 6, 9)
 _BODY_FLOAT_FIELDS = (7, 8)
 _MAX_TRACK_ID = 2**63 - 1
+_MAX_DIGITS = 19  # 2**63 - 1 has 19 digits
 
 
 class _Malformed(Exception):
@@ -135,15 +139,12 @@ def read_ntu_skeleton(path: str | Path) -> Recording:
             raise structural
     except _Malformed as err:
         raise FormatError(path, f"line {err.index + 1}", err.problem) from None
-    return _recording(path, structure, joints, confidence)
+    return checked(_recording(path, structure, joints, confidence), path)
 
 
 def _read_lines(path: Path) -> list[str]:
     """The file's lines without line ends, trailing blank lines dropped; an empty file is an error."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise FormatError(path, "", f"cannot read ({err.strerror})") from None
+    data = read_bytes(path)
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError as err:
@@ -201,6 +202,8 @@ def _count(lines: list[str], i: int, what: str) -> int:
     tokens = lines[i].split()
     if len(tokens) != 1 or not _UINT.fullmatch(tokens[0]):
         raise _Malformed(i, f"expected {what} (one non-negative integer), found {_preview(lines[i])}")
+    if len(tokens[0]) > _MAX_DIGITS:
+        raise _Malformed(i, f"{what}: a {len(tokens[0])}-digit number, expected at most {_MAX_DIGITS} digits")
     return int(tokens[0])
 
 
@@ -213,7 +216,7 @@ def _body_line(lines: list[str], i: int) -> int:
         )
     if not _UINT.fullmatch(tokens[0]):
         raise _Malformed(i, f"bodyID {_preview(tokens[0])} is not a non-negative integer")
-    body_id = int(tokens[0])
+    body_id = int(tokens[0]) if len(tokens[0]) <= _MAX_DIGITS else _MAX_TRACK_ID + 1
     if body_id > _MAX_TRACK_ID:
         raise _Malformed(i, f"bodyID {body_id} does not fit a signed 64-bit track id")
     for k in _BODY_INT_FIELDS:
@@ -238,19 +241,18 @@ def _parse_joints(lines: list[str], starts: list[int]) -> tuple[np.ndarray, np.n
         _check_joint_lines(lines, starts)
         raise _Malformed(starts[0], "joint lines could not be read as numbers")  # not reached for known problems
     values = values.reshape(len(starts), NUM_JOINTS, len(JOINT_FIELDS))
-    with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused below
-        xyz = values[..., :3].astype(np.float32)
+    xyz = values[..., :3]
     state = values[..., 11]
-    bad_position = ~np.isfinite(xyz).all(axis=-1)
+    bad_position = ~(np.abs(xyz) <= MAX_ABS_METRES).all(axis=-1)  # NaN, inf and what float32 would make inf
     bad_state = ~np.isin(state, (0, 1, 2))
     if bad_position.any() or bad_state.any():
         b, j = (int(v) for v in np.argwhere(bad_position | bad_state)[0])
         if bad_position[b, j]:
-            problem = f"position {values[b, j, :3]} is not finite in float32"
+            problem = f"position {values[b, j, :3]} is not finite or beyond ±{MAX_ABS_METRES:g} m"
         else:
             problem = f"tracking state {state[b, j]:g}, expected 0 (not tracked), 1 (inferred) or 2 (tracked)"
         raise _Malformed(starts[b] + j, f"{_joint_name(j)}: {problem}")
-    return xyz, STATE_CONFIDENCE[state.astype(np.int64)]
+    return xyz.astype(np.float32), STATE_CONFIDENCE[state.astype(np.int64)]
 
 
 def _check_joint_lines(lines: list[str], starts: list[int]) -> None:

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sensors.formats._io import checked
 from sensors.layouts import MEDIAPIPE_POSE
-from sensors.recording import Recording
+from sensors.recording import Recording, rate_problem
 
 if TYPE_CHECKING:
     from sensors.rgb import Placer
@@ -31,7 +32,7 @@ def read_video(path: Path, place: Placer | None = None) -> Recording:
     joints = np.stack([f.joints[0] for f in frames]) if frames else np.zeros((0, 33, 3), np.float32)
     confidence = np.stack([f.confidence[0] for f in frames]) if frames else np.zeros((0, 33), np.float32)
     n = len(frames)
-    return Recording(
+    recording = Recording(
         layout=MEDIAPIPE_POSE,
         t=np.array([f.t for f in frames], np.float64),
         seq=np.array([f.seq for f in frames], np.int64),
@@ -40,6 +41,7 @@ def read_video(path: Path, place: Placer | None = None) -> Recording:
         joints=joints,
         confidence=confidence,
         sensor_id=path.name,
-        rate_hz=source.fps,
+        rate_hz=source.fps if rate_problem(source.fps) is None else None,  # containers may claim any rate
         metadata={"source": str(path), "images": source.stats.estimated, "images_with_person": n},
     )
+    return checked(recording, path)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sensors.errors import FormatError
+from sensors.formats._io import checked
 from sensors.formats.cmu.amc import AmcMotion, parse_amc
 from sensors.formats.cmu.asf import BONE_DOFS, INCH_M, ROOT, ROOT_CHANNELS, AsfBone, AsfSkeleton, parse_asf
 from sensors.formats.cmu.kinematics import check_cmu_layout, cmu_joints, forward_kinematics, rotation_matrices
@@ -69,7 +70,7 @@ def read_amc(amc_path: str | Path, asf_path: str | Path | None = None) -> Record
     amc_path = Path(amc_path)
     if asf_path is None:
         asf_path = default_asf_path(amc_path)
-        if not asf_path.is_file():
+        if not asf_path.exists():
             raise FormatError(asf_path, "", f"no such file; the skeleton of {amc_path.name} is looked for here")
     asf_path = Path(asf_path)
     skeleton = parse_asf(asf_path)
@@ -84,4 +85,5 @@ def read_amc(amc_path: str | Path, asf_path: str | Path | None = None) -> Record
         "skeleton": str(asf_path),
         "acknowledgement": ACKNOWLEDGEMENT,
     }
-    return Recording.single_body(CMU_ASF, joints, rate_hz=CMU_RATE_HZ, sensor_id="cmu-mocap", metadata=metadata)
+    recording = Recording.single_body(CMU_ASF, joints, rate_hz=CMU_RATE_HZ, sensor_id="cmu-mocap", metadata=metadata)
+    return checked(recording, amc_path)

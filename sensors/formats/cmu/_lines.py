@@ -6,15 +6,14 @@ import math
 from pathlib import Path
 
 from sensors.errors import FormatError
+from sensors.formats._io import read_bytes
 
 _Line = tuple[int, list[str]]  # 1-based line number, whitespace-separated tokens
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="latin-1").splitlines()
-    except OSError as err:
-        raise FormatError(path, "", f"cannot read ({err.strerror})") from None
+    """A regular file's lines, read up to ``MAX_TEXT_BYTES`` (latin-1: any byte is a character)."""
+    return read_bytes(path).decode("latin-1").splitlines()
 
 
 def _floats(path: Path, line: _Line, what: str, count: int, first: int = 1) -> tuple[float, ...]:

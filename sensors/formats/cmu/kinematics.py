@@ -23,6 +23,7 @@ from sensors.errors import FormatError
 from sensors.formats.cmu.amc import AmcMotion
 from sensors.formats.cmu.asf import ROOT, AsfSkeleton
 from sensors.layouts import CMU_ASF
+from sensors.recording import MAX_ABS_METRES
 
 
 def rotation_matrices(angles: np.ndarray, order: str) -> np.ndarray:
@@ -95,7 +96,19 @@ def check_cmu_layout(skeleton: AsfSkeleton) -> None:
 
 
 def cmu_joints(skeleton: AsfSkeleton, motion: AmcMotion) -> np.ndarray:
-    """Joints float32 [T, 31, 3] in metres in ``CMU_ASF`` order (y up, as the capture)."""
+    """Joints float32 [T, 31, 3] in metres in ``CMU_ASF`` order (y up, as the capture).
+
+    Finite values can still go far (a tiny length unit, a huge root translation): a joint beyond
+    ``MAX_ABS_METRES``, or one that overflowed, is refused here, in float64, naming the AMC frame.
+    """
     check_cmu_layout(skeleton)
-    position = forward_kinematics(skeleton, motion)
-    return np.stack([position[name] for name in CMU_ASF.joints], axis=1).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        position = forward_kinematics(skeleton, motion)
+        joints = np.stack([position[name] for name in CMU_ASF.joints], axis=1)
+        far = ~(np.abs(joints) <= MAX_ABS_METRES).all(axis=-1)
+    if far.any():
+        t, j = (int(v) for v in np.argwhere(far)[0])
+        found = ", ".join(f"{v:g}" for v in joints[t, j])
+        problem = f"joint {CMU_ASF.joints[j]} at ({found}) m: expected finite coordinates within ±{MAX_ABS_METRES:g} m"
+        raise FormatError(motion.path, f"frame {motion.frames[t]}", problem)
+    return joints.astype(np.float32)
