@@ -9,13 +9,15 @@ its z axis is the sensor's viewing direction laid flat on the floor.
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from calibration.floor import FloorFit
+
+log = logging.getLogger("gaitwatch.calibration")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class SensorPose:
 
 
 class PoseLookup:
-    """Sensor id -> its pose. Where some sensors are calibrated, one that is not is warned about once (stderr)
+    """Sensor id -> its pose. Where some sensors are calibrated, one that is not is warned about once (logged)
     and its frames are used as sensed; shared by the node and ``gallery enroll`` so both treat it alike."""
 
     def __init__(self, poses: dict[str, SensorPose]) -> None:
@@ -93,5 +95,5 @@ class PoseLookup:
         pose = self.poses.get(sensor_id)
         if pose is None and self.poses and sensor_id not in self._warned:
             self._warned.add(sensor_id)
-            print(f"warning: sensor {sensor_id!r} has no calibration; its frames stay as sensed", file=sys.stderr)
+            log.warning("sensor %r has no calibration; its frames stay as sensed", sensor_id)
         return pose

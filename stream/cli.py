@@ -15,6 +15,7 @@ import sensors.cli
 import stream.gallery.cli
 import stream.node.cli
 from sensors.errors import GaitwatchError
+from stream.logs import configure as configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +43,7 @@ def _raise_terminated(signum: int, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if _in_main_thread() else None
     try:
         return args.func(args)

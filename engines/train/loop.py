@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from engines.checkpoint import atomic_save, load
 from engines.plotting import pyplot
 from engines.train.methods import get_method
 from sensors.errors import InputError
+
+log = logging.getLogger("gaitwatch.train")
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
@@ -68,9 +71,7 @@ def train(
         stats = method.train_epoch(model, optimizer, data, generator, config, show_progress)
         seconds += time.perf_counter() - began
         log.append({"epoch": epoch + 1, "seconds": round(seconds, 2), **stats})
-        print(
-            f"epoch {epoch + 1}/{config['epochs']}  " + "  ".join(f"{k} {v:.4g}" for k, v in stats.items()), flush=True
-        )
+        log.info("epoch %d/%d  %s", epoch + 1, config["epochs"], "  ".join(f"{k} {v:.4g}" for k, v in stats.items()))
         state = {
             "method": method_name,
             "config": config,
