@@ -1,7 +1,8 @@
 """Progress for long work, on stderr so that stdout stays clean for results.
 
 On a terminal: a rich progress bar. Elsewhere (a pipe, a log file, CI) a bar draws nothing, so long
-work would look hung: there, a plain log line every few seconds and one when the work is done.
+work would look hung: there, a plain log line every few seconds, and one when work that took that
+long is done (short work says nothing, so a command's error stays its only line on stderr).
 Lines go through ``logging`` (logger ``gaitwatch.progress``): the command line shows them, a library
 user decides for themselves.
 """
@@ -32,13 +33,14 @@ def progress(items: Iterable[T], description: str, total: int | None = None, ena
 
 def _plain(items: Iterable[T], description: str, total: int | None) -> Iterator[T]:
     began = last = time.monotonic()
-    done = 0
+    done, said = 0, False
     for item in items:
         yield item
         done += 1
         now = time.monotonic()
         if now - last >= PLAIN_EVERY_S:
-            last = now
+            last, said = now, True
             of = f"/{total} ({100 * done / total:.0f}%)" if total else ""
             log.info("%s: %d%s, %.0f s", description, done, of, now - began)
-    log.info("%s: %d done in %.1f s", description, done, time.monotonic() - began)
+    if said:
+        log.info("%s: %d done in %.1f s", description, done, time.monotonic() - began)

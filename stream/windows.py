@@ -43,7 +43,7 @@ def track_windows(
         starts = _window_starts(t, f, stride, rate_hz)
         frames = starts[:, None] + np.arange(f)[None, :]
         windows = joints[frames.reshape(-1)].reshape(len(starts), f, *joints.shape[1:]).astype(np.float32)
-        finite = np.isfinite(windows).reshape(len(windows), -1).all(axis=1)
+        finite = np.isfinite(windows).all(axis=(1, 2, 3))  # a track shorter than f has no window at all
         yield TrackWindows(
             track=track,
             labels=canonical.track_labels(track),

@@ -163,13 +163,19 @@ def test_saved_index_is_loaded_caught_up_or_rebuilt(tmp_path: Path):
     assert g.index_source == "caught up" and len(g.index) == 1205
     g.remove(ids[1])
     g.store.close()
+    g = Gallery.open(path, exact_limit=100)  # the saved graph still holds the removed identity: marked deleted
+    assert g.index_source == "caught up" and len(g.index) == 1165
+    assert ids[1] not in {m.identity for r in g.search(vectors[40:80], k=3) for m in r}
+    for who in list(ids.values())[2:20]:
+        g.remove(who)
+    g.close()  # the graph now holds more deleted labels than live ones
     g = Gallery.open(path, exact_limit=100)
-    assert g.index_source == "built" and len(g.index) == 1165
+    assert g.index_source == "built" and len(g.index) == 445
     g.close()
     graph = path.with_name(__import__("json").loads(pointer_path(path).read_text())["graph"])
     graph.write_bytes(graph.read_bytes()[:100])  # a torn graph file
     g = Gallery.open(path, exact_limit=100)
-    assert g.index_source == "built" and len(g.index) == 1165
+    assert g.index_source == "built" and len(g.index) == 445
 
 
 def test_many_readers_and_one_writer(tmp_path: Path):
@@ -308,3 +314,43 @@ def test_the_projection_keeps_few_components_only_where_the_variance_lies_in_few
     np.testing.assert_array_equal(restored(low_rank[:5]), projection(low_rank[:5]))
     with pytest.raises(ValueError, match="expected"):
         Projection.from_bytes(projection.to_bytes(), 64)
+
+
+def test_identity_references_never_pick_the_wrong_identity(tmp_path: Path):
+    """``id:N`` is an id, ``name:TEXT`` a name; plain text that could name one identity and be the id of another
+    is refused, as is a name several identities share."""
+    gallery = Gallery.create(tmp_path / "g.db", card())
+    ids = [gallery.add_identity(name) for name in ("02", "Ana", "Ana", "Bo", "1", "x")]
+    store = gallery.store
+    assert store.identity("02").id == ids[0]  # a CMU subject's name, never identity 2
+    assert store.identity("Bo").id == ids[3] and store.identity("6").id == ids[5] and store.identity(4).id == ids[3]
+    assert store.identity("id:1").id == ids[0] and store.identity("name:1").id == ids[4]
+    with pytest.raises(InputError, match=r"'1' is the name of identity 5 and the id of identity 1 \('02'\); say name:"):
+        store.identity("1")
+    with pytest.raises(InputError, match=r"2 identities are named 'Ana' \(id:2, id:3\)"):
+        store.identity("Ana")
+    for missing in ("7", "id:7", "name:7", "nobody"):
+        with pytest.raises(InputError, match=f"no identity '{missing}'"):
+            store.identity(missing)
+    with pytest.raises(InputError, match="not an identity id"):
+        store.identity("id:02")
+
+
+def test_gallery_and_index_files_are_private_under_the_usual_umask(tmp_path: Path):
+    previous = os.umask(0o022)
+    try:
+        path = tmp_path / "g.db"
+        vectors, labels = people(30, 40)
+        gallery = Gallery.create(path, card())
+        fill(gallery, vectors, labels)
+        gallery.close()
+        gallery = Gallery.open(path, exact_limit=100)  # builds the graph; its close saves it
+        gallery.add_identity("late")  # a write: the -wal and -shm files exist while the gallery is open
+        files = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+        gallery.close()
+        files.update({p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()})
+    finally:
+        os.umask(previous)
+    assert {"g.db", "g.db-wal", "g.db-shm", "g.db.hnsw.json", "g.db.hnsw.lock"} <= files.keys()
+    assert len([name for name in files if name.endswith((".projection.npy", ".ids.npy"))]) == 2
+    assert files == dict.fromkeys(files, 0o600)

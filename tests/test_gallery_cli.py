@@ -80,3 +80,82 @@ def test_reembed_moves_a_gallery_to_another_model(tmp_path: Path):
     gaitwatch("gallery", "create", bare)
     gaitwatch("gallery", "enroll", bare, demo_recording_path())  # windows not kept
     assert_one_line_error(gaitwatch("gallery", "reembed", bare, "--model", raw, ok=False), "--keep-windows")
+
+
+def _fake_gallery(path: Path, names: list[str]) -> Path:
+    """A small gallery (a stand-in model, D = 16) for the commands that need no encoder."""
+    from stream.gallery.gallery import Gallery
+    from tests.test_gallery import card, fill, people
+
+    gallery = Gallery.create(path, card())
+    vectors, labels = people(len(names), 4)
+    fill(gallery, vectors, labels)
+    for identity, name in enumerate(names, start=1):
+        gallery.rename(identity, name)
+    gallery.close()
+    return path
+
+
+def test_importing_an_export_again_adds_nothing(tmp_path: Path):
+    source = _fake_gallery(tmp_path / "a.db", ["Ana", "Bo", "Cy"])
+    export = tmp_path / "a.npz"
+    gaitwatch("gallery", "export", source, export)
+    target = _fake_gallery(tmp_path / "b.db", ["Di"])
+    assert "imported 3 identities, 12 embeddings" in gaitwatch("gallery", "import", target, export).stdout
+    again = gaitwatch("gallery", "import", target, export).stdout
+    assert "imported 0 identities" in again and "skipped 3 already here (Ana, Bo, Cy)" in again
+    assert [p["name"] for p in listing(target)] == ["Di", "Ana", "Bo", "Cy"]
+    # through another gallery: b's copies keep their origin in a, so a's export brings nothing new to c
+    gaitwatch("gallery", "export", target, tmp_path / "b.npz")
+    third = _fake_gallery(tmp_path / "c.db", ["Ed"])
+    gaitwatch("gallery", "import", third, tmp_path / "b.npz")
+    assert "skipped 3 already here" in gaitwatch("gallery", "import", third, export).stdout
+    assert "skipped 3 already here" in gaitwatch("gallery", "import", source, export).stdout  # into itself
+    assert sorted(p["name"] for p in listing(third)) == ["Ana", "Bo", "Cy", "Di", "Ed"]
+
+
+def test_identity_references_are_unambiguous_on_the_command_line(tmp_path: Path):
+    path = _fake_gallery(tmp_path / "g.db", ["02", "1", "Bo"])
+    assert json.loads(gaitwatch("gallery", "show", path, "02").stdout)["id"] == 1
+    proc = gaitwatch("gallery", "remove", path, "1", ok=False)
+    assert_one_line_error(proc, "'1' is the name of identity 2 and the id of identity 1", "name:1 or id:1")
+    gaitwatch("gallery", "rename", path, "name:1", "Cy")
+    gaitwatch("gallery", "remove", path, "id:1")
+    assert [p["name"] for p in listing(path)] == ["Cy", "Bo"]
+
+
+def test_enrolling_nothing_is_an_error_and_writes_nothing(tmp_path: Path):
+    import numpy as np
+
+    from sensors.formats.gwrec import write_recording
+    from sensors.layouts import KINECT_V1
+    from sensors.recording import Recording
+
+    path = tmp_path / "g.db"
+    proc = gaitwatch("gallery", "enroll", path, demo_recording_path(), ok=False)
+    assert_one_line_error(proc, "no gallery here", "gaitwatch gallery create")
+    assert not list(tmp_path.iterdir())  # a mistyped gallery is never made
+    gaitwatch("gallery", "create", path)
+    unseen = tmp_path / "unseen.gwrec"  # a person whose joints are never all seen
+    write_recording(unseen, Recording.single_body(KINECT_V1, np.full((12, 20, 3), np.nan, np.float32), 30.0))
+    empty = tmp_path / "empty.gwrec"  # frames, nobody in them
+    frames = np.arange(30)
+    nobody = (np.zeros(31, np.int64), np.zeros(0, np.int64), np.zeros((0, 20, 3), np.float32), np.zeros((0, 20)))
+    write_recording(empty, Recording(KINECT_V1, frames / 30.0, frames, *nobody, rate_hz=30.0))
+    before = path.read_bytes()
+    for clip in (unseen, empty):
+        proc = gaitwatch("gallery", "enroll", path, demo_recording_path(), clip, "--name", "x", ok=False)
+        assert_one_line_error(proc, f"{clip.name}: nothing to enroll", "nothing was written")
+    assert listing(path) == [] and path.read_bytes() == before
+
+
+def test_exports_are_private_under_the_usual_umask(tmp_path: Path):
+    import os
+
+    path = _fake_gallery(tmp_path / "g.db", ["Ana"])
+    previous = os.umask(0o022)
+    try:
+        gaitwatch("gallery", "export", path, tmp_path / "g.npz")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "g.npz").stat().st_mode & 0o777 == 0o600

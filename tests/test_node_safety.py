@@ -249,3 +249,29 @@ def test_shipped_launch_files_write_nothing_into_the_source_tree():
             value = getattr(args, option, None)
             if value is not None:
                 assert not Path(value).resolve().is_relative_to(ROOT), f"{path.name}: {option} = {value}"
+
+
+def test_enrolling_by_label_keeps_the_label_so_a_renamed_identity_is_still_that_person(tmp_path):
+    from sensors.demo import demo_recording_path
+    from stream.gallery.gallery import Gallery
+
+    gallery = tmp_path / "g.db"
+    assert gaitwatch_main(["gallery", "create", str(gallery)]) == 0
+    assert gaitwatch_main(["gallery", "enroll", str(gallery), str(demo_recording_path())]) == 0
+    assert gaitwatch_main(["gallery", "rename", str(gallery), "name:07", "Alice"]) == 0
+    opened = Gallery.open(gallery)
+    people = {person_of_identity(i.name, i.attributes) for i in opened.identities()}
+    opened.close()
+    assert "07" in people and all(i.isdigit() for i in people)
+
+
+def test_a_track_shorter_than_a_window_gives_no_window_and_no_error():
+    import numpy as np
+
+    from sensors.layouts import KINECT_V1
+    from sensors.recording import Recording
+    from stream.windows import track_windows
+
+    short = Recording.single_body(KINECT_V1, np.zeros((4, 20, 3), np.float32), 30.0)
+    [part] = track_windows(short, 6, 30.0)
+    assert part.windows.shape == (0, 6, 20, 3) and part.skipped == 0

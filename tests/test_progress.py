@@ -18,9 +18,10 @@ def test_without_a_terminal_progress_is_plain_lines_and_a_final_one(monkeypatch,
     assert lines[2].startswith("Encoding windows: 3/3 (100%)") and lines[-1].startswith("Encoding windows: 3 done in")
 
 
-def test_disabled_progress_says_nothing(capfd):
+def test_short_or_disabled_progress_says_nothing(capfd):
     configure()
     assert list(progress(range(3), "quiet", enabled=False)) == [0, 1, 2]
+    assert list(progress(range(3), "short")) == [0, 1, 2]  # done before the first line is due
     assert capfd.readouterr().err == ""
 
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sensors.errors import InputError
+from sensors.errors import FormatError, InputError
+from stream.labels import PERSON_KEYS, person_of
 
-LABEL_KEYS = ("person", "subject")  # KGBD walks, CMU trials
+IDENTITY_HELP = "id:N, name:TEXT, or a name (or an id) when that names one identity only"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -29,7 +34,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     enroll = add("enroll", "encode recorded files or a dataset's walks and enroll them by their labels", run_enroll)
     enroll.add_argument("inputs", nargs="+", help="recorded files (.gwrec, .skeleton, ...) or a KGBD zip/folder")
     enroll.add_argument("--name", help="enroll everything as this one identity (instead of by labels)")
-    enroll.add_argument("--label", help=f"label naming the person (default: the first of {', '.join(LABEL_KEYS)})")
+    enroll.add_argument("--label", help=f"label naming the person (default: the first of {', '.join(PERSON_KEYS)})")
     enroll.add_argument("--stride", type=int, help="frames between windows (default: f, no overlap)")
     enroll.add_argument("--keep-windows", action="store_true", help="store each window too, for re-embedding")
     enroll.add_argument(
@@ -47,25 +52,27 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add("list", "identities with their number of embeddings", run_list).add_argument("--json", action="store_true")
     show = add("show", "one identity: attributes and where its embeddings came from", run_show)
-    show.add_argument("identity", help="id or unique name")
+    show.add_argument("identity", help=IDENTITY_HELP)
     rename = add("rename", "give an identity a new name", run_rename)
-    rename.add_argument("identity")
+    rename.add_argument("identity", help=IDENTITY_HELP)
     rename.add_argument("name")
     remove = add("remove", "delete an identity and its embeddings", run_remove)
-    remove.add_argument("identity")
+    remove.add_argument("identity", help=IDENTITY_HELP)
     export = add("export", "write identities and embeddings to a portable .npz", run_export)
     export.add_argument("out", type=Path)
-    imp = add("import", "add the identities of an exported .npz (same model only)", run_import)
+    imp = add("import", "add an export's identities not already here (same model only)", run_import)
     imp.add_argument("source", type=Path)
     add("stats", "sizes, model, index", run_stats).add_argument("--json", action="store_true")
     reembed = add("reembed", "re-encode the stored windows with another model and bind the gallery to it", run_reembed)
     reembed.add_argument("--model", type=Path, required=True, help="the new encoder artifact")
 
 
-def _open(path: Path, model_card: dict | None = None):
-    from stream.gallery.gallery import Gallery
+def _store(path: Path, writable: bool):
+    """The store alone: what every command but ``stats`` needs (the search index is rebuilt or caught up by
+    whoever next searches, so no command here pays for it)."""
+    from stream.gallery.store import GalleryStore
 
-    return Gallery.open(path, model_card)
+    return GalleryStore(path, writable=writable)
 
 
 def _encoder(model: Path | None):
@@ -83,43 +90,97 @@ def run_create(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class _Track:
+    """One encoded track, ready to enroll."""
+
+    name: str
+    source: str
+    vectors: np.ndarray
+    origins: list  # of Origin, one per vector
+    label: dict  # the person label it was named by ({"person": "12"}), kept so a renamed identity is still known
+
+
 def run_enroll(args: argparse.Namespace) -> int:
     from calibration.sensor_file import SensorCalibrations
     from calibration.sensor_pose import PoseLookup
-    from sensors.formats import iter_recordings
-    from sensors.progress import progress
-    from stream.windows import track_windows
 
     attributes = _attributes(args.attribute)
     pose_of = PoseLookup(SensorCalibrations.load(args.calibration).poses() if args.calibration else {})
     encoder = _encoder(args.model)
-    gallery = _open(args.gallery, encoder.card)
-    by_name = {i.name: i.id for i in gallery.identities()}
-    touched: set[int] = set()
-    enrolled, skipped, tracks = 0, 0, 0
-    for recording in progress(iter_recordings(args.inputs), "Enrolling", total=None):
-        pose = pose_of(recording.sensor_id)
-        for part in track_windows(recording, encoder.f, float(encoder.card["rate_hz"]), args.stride, pose):
-            skipped += part.skipped
+    store = _store(args.gallery, writable=True)
+    store.check_model(encoder.card)
+    tracks, skipped = _encode_inputs(args, encoder, pose_of)
+    with store.transaction():  # all of it or nothing; names looked up under the write lock
+        by_name = _identities_named(store, {track.name for track in tracks})
+        fresh = len({track.name for track in tracks} - by_name.keys())
+        for track in tracks:
+            if track.name not in by_name:
+                by_name[track.name] = store.add_identity(track.name, {"enrolled_from": track.source, **track.label})
+            store.add_embeddings(by_name[track.name], track.vectors, track.origins)
+        if attributes:
+            for name in sorted({track.name for track in tracks}):
+                store.update_attributes(by_name[name], attributes)
+    store.close()
+    print(
+        f"enrolled {sum(len(t.vectors) for t in tracks)} windows of {len(tracks)} tracks into {args.gallery} "
+        f"({fresh} new identities)" + (f"; skipped {skipped} windows with missing joints" if skipped else "")
+    )
+    return 0
+
+
+def _encode_inputs(args: argparse.Namespace, encoder, pose_of) -> tuple[list[_Track], int]:
+    """Every track of every input, encoded; nothing is written yet. InputError naming an input that gives no
+    whole window (no person in it, or none seen long enough): enrolling nothing is never a success."""
+    from sensors.formats import iter_recordings
+    from sensors.progress import progress
+    from stream.gallery.gallery import track_origins
+    from stream.windows import track_windows
+
+    tracks: list[_Track] = []
+    found = dict.fromkeys(map(str, args.inputs), 0)
+    skipped = dict.fromkeys(found, 0)
+    rate = float(encoder.card["rate_hz"])
+
+    def recordings() -> Iterator[tuple[str, object]]:
+        for path in found:
+            for recording in iter_recordings([path]):
+                yield path, recording
+            if not found[path]:  # raised inside the progress: no "done" line before the error
+                why = f"; {skipped[path]} windows had missing joints" if skipped[path] else ""
+                raise InputError(
+                    f"{path}: nothing to enroll: no person in it is seen for a whole window "
+                    f"({encoder.f} frames at {rate:g} Hz){why}; nothing was written"
+                )
+
+    for path, recording in progress(recordings(), "Enrolling", total=None):
+        for part in track_windows(recording, encoder.f, rate, args.stride, pose_of(recording.sensor_id)):
+            skipped[path] += part.skipped
             if len(part.windows) == 0:
                 continue
             source = str(part.labels.get("source", recording.sensor_id))
             name = args.name or _person(part.labels, args.label, source, part.track)
-            if name not in by_name:
-                by_name[name] = gallery.add_identity(name, {"enrolled_from": source})
-            gallery.enroll_track(by_name[name], part, encoder.encode, source, args.keep_windows)
-            touched.add(by_name[name])
-            enrolled += len(part.windows)
-            tracks += 1
-    if attributes:
-        for identity in sorted(touched):
-            gallery.store.update_attributes(identity, attributes)
-    gallery.close()
-    print(
-        f"enrolled {enrolled} windows of {tracks} tracks into {args.gallery}"
-        + (f"; skipped {skipped} windows with missing joints" if skipped else "")
-    )
-    return 0
+            label = {} if args.name else {key: name for key in [args.label or _label_key(part.labels)] if key}
+            origins = track_origins(part, source, args.keep_windows)
+            tracks.append(_Track(name, source, encoder.encode(part.windows), origins, label))
+            found[path] += 1
+    return tracks, sum(skipped.values())
+
+
+def _identities_named(store, names: set[str]) -> dict[str, int]:
+    """The identity of each name already in the gallery; InputError where several share one (which to add to?)."""
+    found: dict[str, list[int]] = {}
+    for identity in store.identities():
+        if identity.name in names:
+            found.setdefault(identity.name, []).append(identity.id)
+    for name, ids in found.items():
+        if len(ids) > 1:
+            listed = ", ".join(f"id:{i}" for i in ids)
+            raise InputError(
+                f"{store.path}: {len(ids)} identities are named {name!r} ({listed}); rename them apart "
+                "(gaitwatch gallery rename) before enrolling more of them; nothing was written"
+            )
+    return {name: ids[0] for name, ids in found.items()}
 
 
 def _attributes(pairs: list[str]) -> dict[str, str]:
@@ -133,17 +194,20 @@ def _attributes(pairs: list[str]) -> dict[str, str]:
     return attributes
 
 
+def _label_key(labels: dict) -> str | None:
+    return next((key for key in PERSON_KEYS if key in labels), None)
+
+
 def _person(labels: dict, key: str | None, source: str, track: int) -> str:
-    keys = (key,) if key else LABEL_KEYS
-    for k in keys:
-        if k in labels:
-            return str(labels[k])
+    person = person_of(labels, key)
+    if person is not None:
+        return person
+    keys = (key,) if key else PERSON_KEYS
     raise InputError(f"{source}, track {track}: no label {' or '.join(keys)} to name the person; use --name")
 
 
 def run_list(args: argparse.Namespace) -> int:
-    gallery = _open(args.gallery)
-    rows = gallery.identities()
+    rows = _store(args.gallery, writable=False).identities()
     if args.json:
         print(
             json.dumps(
@@ -169,13 +233,9 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    gallery = _open(args.gallery)
-    identity = gallery.store.identity(args.identity)
-    sources = gallery.store.db.execute(
-        "SELECT source, track, COUNT(*), MIN(t_start), MAX(t_end) FROM embeddings WHERE identity = ? "
-        "GROUP BY source, track ORDER BY source, track",
-        (identity.id,),
-    ).fetchall()
+    store = _store(args.gallery, writable=False)
+    identity = store.identity(args.identity)
+    sources = store.sources(identity.id)
     print(
         json.dumps(
             {
@@ -196,72 +256,130 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_rename(args: argparse.Namespace) -> int:
-    gallery = _open(args.gallery)
-    identity = gallery.store.identity(args.identity)
-    gallery.rename(identity.id, args.name)
-    gallery.close()
+    store = _store(args.gallery, writable=True)
+    identity = store.identity(args.identity)
+    store.rename(identity.id, args.name)
+    store.close()
     print(f"identity {identity.id}: {identity.name!r} -> {args.name!r}")
     return 0
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    gallery = _open(args.gallery)
-    identity = gallery.store.identity(args.identity)
-    removed = gallery.remove(identity.id)
-    gallery.close()
+    store = _store(args.gallery, writable=True)
+    identity = store.identity(args.identity)
+    removed = store.remove_identity(identity.id)
+    store.close()
     print(f"removed identity {identity.id} ({identity.name}) and its {removed} embeddings")
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
+    """Identities (each with its origin, so that importing it twice anywhere is noticed) and embeddings, 0600."""
     from sensors import atomic
 
-    gallery = _open(args.gallery)
-    ids, owners = gallery.store.ids_and_owners()
-    vectors = np.concatenate([v for _, _, v in gallery.store.embeddings()]) if len(ids) else np.zeros((0, 0))
+    store = _store(args.gallery, writable=False)
+    _, owners = store.ids_and_owners()
+    chunks = [v for _, _, v in store.embeddings()]
+    vectors = np.concatenate(chunks) if chunks else np.zeros((0, store.dim), np.float32)
+    origins = store.origins()
     identities = [
-        {"id": i.id, "name": i.name, "attributes": i.attributes, "created": i.created, "anonymous": i.anonymous}
-        for i in gallery.identities()
+        {
+            "id": i.id,
+            "name": i.name,
+            "attributes": i.attributes,
+            "created": i.created,
+            "anonymous": i.anonymous,
+            "origin": origins[i.id],
+        }
+        for i in store.identities()
     ]
     meta = {
-        "model": {k: gallery.store.meta[k] for k in ("model_sha256", "model_name", "dim", "metric", "f")},
+        "model": {k: store.meta[k] for k in ("model_sha256", "model_name", "dim", "metric", "f")},
+        "gallery": store.key(),
         "identities": identities,
     }
     partial = atomic.partial_path(args.out)
-    with open(partial, "wb") as stream:
+    with atomic.create_private(partial) as stream:
         np.savez(stream, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), owners=owners, vectors=vectors)
     atomic.commit(partial, args.out)
-    print(f"exported {len(identities)} identities, {len(ids)} embeddings to {args.out}")
+    print(f"exported {len(identities)} identities, {len(vectors)} embeddings to {args.out}")
     return 0
 
 
 def run_import(args: argparse.Namespace) -> int:
+    """Add an export's identities, except those already here (imported before, or exported from here)."""
     from stream.gallery.store import Origin
 
-    gallery = _open(args.gallery)
-    try:
-        data = np.load(args.source)
-        meta = json.loads(data["meta"].tobytes())
-        owners, vectors = data["owners"], data["vectors"]
-    except (OSError, ValueError, KeyError) as err:
-        raise InputError(f"{args.source}: not a gallery export ({err})") from None
-    if meta["model"]["model_sha256"] != gallery.store.meta["model_sha256"]:
+    store = _store(args.gallery, writable=True)
+    meta, owners, vectors = _read_export(args.source)
+    if meta["model"]["model_sha256"] != store.meta["model_sha256"] or vectors.shape[1] != store.dim:
         raise InputError(
             f"{args.source}: exported from a gallery of {meta['model']['model_name']}, "
-            f"not of {gallery.store.meta['model_name']}; re-embed instead"
+            f"not of {store.meta['model_name']}; re-embed instead"
         )
-    for entry in meta["identities"]:
-        new = gallery.add_identity(entry["name"], entry["attributes"], entry["anonymous"])
-        rows = vectors[owners == entry["id"]]
-        if len(rows):
-            gallery.enroll(new, rows, [Origin(f"import:{args.source.name}")] * len(rows))
-    gallery.close()
-    print(f"imported {len(meta['identities'])} identities, {len(vectors)} embeddings into {args.gallery}")
+    fallback = hashlib.sha256(args.source.read_bytes()).hexdigest()[:16]  # an export made before origins
+    added, embeddings, skipped = 0, 0, []
+    with store.transaction():  # all of it or nothing; who is here looked up under the write lock
+        here = set(store.origins().values())
+        for entry in meta["identities"]:
+            origin = entry.get("origin") or f"{fallback}/{entry['id']}"
+            if origin in here:
+                skipped.append(entry["name"])
+                continue
+            here.add(origin)
+            new = store.add_identity(entry["name"], entry["attributes"], entry["anonymous"], origin)
+            rows = vectors[owners == entry["id"]]
+            if len(rows):
+                store.add_embeddings(new, rows, [Origin(f"import:{args.source.name}")] * len(rows))
+            added, embeddings = added + 1, embeddings + len(rows)
+    store.close()
+    print(
+        f"imported {added} identities, {embeddings} embeddings into {args.gallery}"
+        + (f"; skipped {len(skipped)} already here ({_few(skipped)})" if skipped else "")
+    )
     return 0
 
 
+def _few(names: list[str], shown: int = 5) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _read_export(path: Path) -> tuple[dict, np.ndarray, np.ndarray]:
+    """An export's meta, owners [n] and vectors [n, D]; FormatError naming what is wrong in it."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(data["meta"].tobytes())
+            owners, vectors = data["owners"], data["vectors"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise FormatError(path, "", f"not a gallery export ({err})") from None
+    model = meta.get("model") if isinstance(meta, dict) else None
+    if not isinstance(model, dict) or not all(isinstance(model.get(k), str) for k in ("model_sha256", "model_name")):
+        raise FormatError(path, "meta", "not a gallery export (no model named)")
+    entries = meta.get("identities")
+    if not isinstance(entries, list) or not all(_is_entry(e) for e in entries):
+        raise FormatError(path, "meta identities", "expected a list of {id, name, attributes, anonymous}")
+    if owners.ndim != 1 or owners.dtype.kind not in "iu" or vectors.ndim != 2 or len(vectors) != len(owners):
+        raise FormatError(path, "owners, vectors", f"shapes {owners.shape} and {vectors.shape}, expected [n], [n, D]")
+    if vectors.dtype != np.float32 or not np.isfinite(vectors).all():
+        raise FormatError(path, "vectors", "expected finite float32 values")
+    return meta, owners, vectors
+
+
+def _is_entry(entry) -> bool:
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("id"), int)
+        and isinstance(entry.get("name"), str)
+        and isinstance(entry.get("attributes"), dict)
+        and isinstance(entry.get("anonymous"), bool)
+        and isinstance(entry.get("origin", ""), str)
+    )
+
+
 def run_stats(args: argparse.Namespace) -> int:
-    gallery = _open(args.gallery)
+    from stream.gallery.gallery import Gallery
+
+    gallery = Gallery.open(args.gallery, writable=False)
     store = gallery.store
     stats = {
         "gallery": str(args.gallery),
@@ -277,14 +395,14 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_reembed(args: argparse.Namespace) -> int:
-    from stream.gallery.store import GalleryStore
+    from stream.gallery.gallery import Gallery
 
     encoder = _encoder(args.model)
-    store = GalleryStore(args.gallery)
+    store = _store(args.gallery, writable=True)
     if store.meta["f"] != encoder.f:
         raise InputError(f"{args.gallery}: holds windows of {store.meta['f']} frames; {args.model} takes {encoder.f}")
     count = store.rebind(encoder.card, encoder.encode)
     store.close()
-    _open(args.gallery, encoder.card).close()  # rebuild and save the index for the new vectors
+    Gallery.open(args.gallery, encoder.card, writable=True).close()  # rebuild and save the index for the new vectors
     print(f"re-embedded {count} windows of {args.gallery} with {encoder.card['file']['name']}")
     return 0

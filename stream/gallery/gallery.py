@@ -1,8 +1,9 @@
 """The gallery a user works with: the durable store, its index, enrollment and identity search in one place.
 
-One process writes (enroll, remove, rename); any number of threads search. Every change is committed
-to SQLite first and only then applied to the in-memory index, so what a search can see is always
-committed, and a crash never loses a returned enroll.
+One thread of a process writes (enroll, remove, rename); any number of threads search; other processes
+may write the same gallery meanwhile (their changes reach this process's index when it next opens).
+Every change is committed to SQLite first and only then applied to the in-memory index, so what a search
+can see is always committed, and a crash never loses a returned enroll.
 """
 
 from __future__ import annotations
@@ -45,19 +46,29 @@ class Gallery:
         return cls(store, *open_index(store))
 
     @classmethod
-    def open(cls, path: str | Path, model_card: dict | None = None, exact_limit: int = EXACT_LIMIT) -> Gallery:
-        """Open a gallery; with ``model_card``, refuse it unless that model filled it."""
-        store = GalleryStore(path)
-        if model_card is not None:
-            store.check_model(model_card)
-        return cls(store, *open_index(store, exact_limit))
+    def open(
+        cls,
+        path: str | Path,
+        model_card: dict | None = None,
+        exact_limit: int = EXACT_LIMIT,
+        writable: bool | None = None,
+    ) -> Gallery:
+        """Open a gallery; with ``model_card``, refuse it unless that model filled it. ``writable``: as for
+        ``GalleryStore`` (by default read-only where this process may not write it)."""
+        store = GalleryStore(path, writable=writable)
+        try:
+            if model_card is not None:
+                store.check_model(model_card)
+            return cls(store, *open_index(store, exact_limit))
+        except BaseException:
+            store.close()
+            raise
 
     # --- changes (one writer) -----------------------------------------------------------------------
 
     def add_identity(self, name: str, attributes: dict | None = None, anonymous: bool = False) -> int:
         identity = self.store.add_identity(name, attributes, anonymous)
         self._names[identity] = name
-        self._sync_counters()
         return identity
 
     def enroll(self, identity: int, vectors: np.ndarray, origins: list[Origin]) -> list[int]:
@@ -69,7 +80,6 @@ class Gallery:
         with self._templates_lock:
             if self._templates is not None:
                 self._templates.add(identity, [(origin.source, origin.track) for origin in origins], vectors)
-        self._sync_counters()
         return ids
 
     def enroll_track(
@@ -79,11 +89,7 @@ class Gallery:
 
         Each origin names the source, the track and the window's time span; ``keep_windows`` stores the
         window too, so that ``reembed`` can encode it again with another model."""
-        origins = [
-            Origin(source, str(part.track), float(a), float(b), w if keep_windows else None)
-            for a, b, w in zip(part.t_start, part.t_end, part.windows, strict=True)
-        ]
-        return self.enroll(identity, encode(part.windows), origins)
+        return self.enroll(identity, encode(part.windows), track_origins(part, source, keep_windows))
 
     def remove(self, identity: int) -> int:
         removed = self.store.remove_identity(identity)
@@ -92,16 +98,11 @@ class Gallery:
             if self._templates is not None:
                 self._templates.remove_identity(identity)
         self._names.pop(identity, None)
-        self._sync_counters()
         return removed
 
     def rename(self, identity: int, name: str) -> None:
         self.store.rename(identity, name)
         self._names[identity] = name
-        self._sync_counters()
-
-    def _sync_counters(self) -> None:
-        self.index.generation, self.index.deletions = self.store.counters()
 
     # --- reading (any thread) -------------------------------------------------------------------------
 
@@ -151,11 +152,21 @@ class Gallery:
         ]
 
     def save_index(self) -> None:
-        self.index.save(self.store.path)
+        self.index.save(self.store.path, self.store.meta["model_sha256"])
 
     def close(self) -> None:
-        self.save_index()
+        """Save the index (where the gallery may be written) and close the store."""
+        if not self.store.readonly:
+            self.save_index()
         self.store.close()
+
+
+def track_origins(part: TrackWindows, source: str, keep_windows: bool = False) -> list[Origin]:
+    """The origin of each window of a track: the source, the track, its time span (and the window itself)."""
+    return [
+        Origin(source, str(part.track), float(a), float(b), w if keep_windows else None)
+        for a, b, w in zip(part.t_start, part.t_end, part.windows, strict=True)
+    ]
 
 
 def _per_identity(neighbours, k: int) -> list[Match]:

@@ -1,11 +1,14 @@
 """The derived half of the gallery: nearest-embedding search, exact when small, HNSW (hnswlib) when large.
 
 Why derived: the SQLite store is the truth; this index can be thrown away and rebuilt from it at any
-time. Saved beside the store as ``<gallery>.hnsw.<generation>`` plus a small JSON pointer
-``<gallery>.hnsw.json`` that is replaced last, so a crash while saving leaves the previous
-(complete) index or the new one, never a pointer to a half-written file. On open, an index whose
-generation matches the store is used as is; one that only lacks appended embeddings catches up;
-anything else (missing, corrupt, older than a deletion) is rebuilt.
+time. Saved beside the store as ``<gallery>.hnsw.<token>`` (the graph, its projection and the ids it
+holds, each under a name no other save uses) plus a small JSON pointer ``<gallery>.hnsw.json`` with
+their checksums, replaced last, so a crash while saving leaves the previous (complete) index or the new
+one. Saves and their clean-ups take turns under a lock file (``<gallery>.hnsw.lock``): several processes
+may write one gallery, each saving its own view of it. So on open a saved graph is reconciled with the
+store by id: ids the store has and the graph lacks are added, ids the graph has and the store lacks are
+marked deleted, and the index equals the store whichever process saved last. A missing, damaged or
+other model's graph is rebuilt.
 
 Why the graph holds a reduced copy: at a million 256-D embeddings a graph search is bound by memory
 traffic (each distance reads 1 KB from a random place), not arithmetic. Learned embeddings keep most of
@@ -21,12 +24,16 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import secrets
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from sensors import atomic
+from stream.gallery.filelock import locked
 from stream.gallery.rwlock import ReadWriteLock
 from stream.gallery.store import GalleryStore
 
@@ -71,9 +78,6 @@ class EmbeddingIndex:
         self._vectors = _Rows(np.float32, dim)  # full vectors: exact search, and re-ranking HNSW's candidates
         self.hnsw = None
         self.projection: Projection | None = None  # what the graph holds, once HNSW
-        self._graph_holds_up_to = 0  # ids up to this were in a loaded graph already
-        self.generation = 0
-        self.deletions = 0
 
     @property
     def ids(self) -> np.ndarray:
@@ -89,26 +93,38 @@ class EmbeddingIndex:
 
     # --- building ---------------------------------------------------------------------------
 
-    def add(self, ids: np.ndarray, owners: np.ndarray, vectors: np.ndarray) -> None:
-        """Append embeddings whose ids are larger than every id already here."""
+    def add(self, ids: np.ndarray, owners: np.ndarray, vectors: np.ndarray, graph: bool = True) -> None:
+        """Append embeddings whose ids are larger than every id already here; ``graph=False`` defers the graph
+        (opening: a saved one may be adopted, else ``build`` makes it)."""
         with self.lock.writing():
             self._ids.append(ids)
             self._owners.append(owners)
             self._vectors.append(vectors)
+            if not graph:
+                return
             if self.hnsw is None:
-                if len(self._ids) > self.exact_limit:
-                    self._switch_to_hnsw()
+                self._build_if_large()
             else:
-                fresh = np.asarray(ids) > self._graph_holds_up_to
-                if fresh.any():
-                    self._hnsw_add(np.asarray(ids)[fresh], np.asarray(vectors)[fresh])
+                self._hnsw_add(np.asarray(ids), np.asarray(vectors))
 
-    def adopt(self, graph, projection: Projection, holds_up_to: int) -> None:
-        """Take over a loaded HNSW graph (over ``projection``) holding every id up to ``holds_up_to``; the rows
-        (ids, owners, full vectors) follow through ``add``, which adds only later ids to the graph."""
+    def build(self) -> None:
+        """Make the graph over the rows held, where they are too many for exact search."""
         with self.lock.writing():
-            self.hnsw, self.projection, self._graph_holds_up_to = graph, projection, holds_up_to
-            self._ids, self._owners, self._vectors = _Rows(np.int64), _Rows(np.int64), _Rows(np.float32, self.dim)
+            self._build_if_large()
+
+    def adopt(self, graph, projection: Projection, graph_ids: np.ndarray) -> bool:
+        """Take over a loaded HNSW graph (over ``projection``) whose live labels are ``graph_ids``, made to hold
+        exactly the rows here: rows it lacks are added, labels without a row marked deleted. Returns whether it
+        had to change."""
+        with self.lock.writing():
+            self.hnsw, self.projection = graph, projection
+            missing = ~np.isin(self.ids, graph_ids)
+            stale = graph_ids[~np.isin(graph_ids, self.ids)]
+            for label in stale:
+                graph.mark_deleted(int(label))
+            if missing.any():
+                self._hnsw_add(self.ids[missing], self.vectors[missing])
+            return bool(missing.any() or len(stale))
 
     def remove_identity(self, identity: int) -> None:
         with self.lock.writing():
@@ -119,6 +135,10 @@ class EmbeddingIndex:
             self._vectors.keep(kept)
             self._ids.keep(kept)
             self._owners.keep(kept)
+
+    def _build_if_large(self) -> None:
+        if len(self._ids) > self.exact_limit:
+            self._switch_to_hnsw()
 
     def _switch_to_hnsw(self) -> None:
         import hnswlib
@@ -188,32 +208,65 @@ class EmbeddingIndex:
 
     # --- persistence --------------------------------------------------------------------------
 
-    def save(self, store_path: Path) -> None:
-        """Write the HNSW graph aside under its generation, then replace the pointer, then drop older graphs.
+    def save(self, store_path: Path, model_sha256: str) -> None:
+        """Write the HNSW graph, its projection and its ids aside under fresh names, then replace the pointer,
+        then drop every other saved file; all under the gallery's lock file, so that the saves of several
+        processes take turns and none deletes a file another is writing.
 
         An exact index has nothing to save: it is rebuilt from the store in moments."""
-        pointer = pointer_path(store_path)
         with self.lock.reading():
             if self.hnsw is None:
                 return
-            graph = store_path.with_name(f"{store_path.name}.hnsw.{self.generation}")
-            projection = graph.with_name(graph.name + ".projection.npy")
-            partial = atomic.partial_path(graph)
-            self.hnsw.save_index(str(partial))
-            atomic.commit(partial, graph)
-            atomic.write_bytes(projection, self.projection.to_bytes())
-            state = {
-                "generation": self.generation,
-                "deletions": self.deletions,
-                "graph": graph.name,
-                "projection": projection.name,
-                "max_id": int(self.ids.max()) if len(self.ids) else 0,
-                "dim": self.dim,
-            }
-        atomic.write_bytes(pointer, json.dumps(state).encode())
-        for old in store_path.parent.glob(f"{store_path.name}.hnsw.*"):
-            if old not in (pointer, graph, projection):
-                old.unlink(missing_ok=True)
+            with locked(lock_path(store_path)):
+                graph = store_path.with_name(f"{store_path.name}.hnsw.{secrets.token_hex(6)}")
+                files = {
+                    "graph": _save_graph(self.hnsw, graph),
+                    "projection": _save_private(graph.with_name(graph.name + ".projection.npy"), self.projection),
+                    "ids": _save_private(graph.with_name(graph.name + ".ids.npy"), self.ids),
+                }
+                state = {
+                    **{key: path.name for key, (path, _) in files.items()},
+                    "crc32": {path.name: crc for path, crc in files.values()},
+                    "model_sha256": model_sha256,
+                    "dim": self.dim,
+                }
+                pointer = pointer_path(store_path)
+                atomic.write_bytes(pointer, json.dumps(state).encode(), private=True)
+                kept = {pointer, lock_path(store_path), *(path for path, _ in files.values())}
+                for old in store_path.parent.glob(f"{store_path.name}.hnsw.*"):
+                    if old not in kept:
+                        old.unlink(missing_ok=True)
+
+
+def _save_graph(hnsw, path: Path) -> tuple[Path, int]:
+    """hnswlib writes the graph into a private partial file (it keeps an existing file's mode), then it is
+    committed; returns its path and CRC-32."""
+    partial = atomic.partial_path(path)
+    os.close(atomic.open_private(partial))
+    hnsw.save_index(str(partial))
+    crc = _crc32(partial)
+    atomic.commit(partial, path)
+    return path, crc
+
+
+def _save_private(path: Path, value: Projection | np.ndarray) -> tuple[Path, int]:
+    data = value.to_bytes() if isinstance(value, Projection) else _npy(value)
+    atomic.write_bytes(path, data, private=True)
+    return path, zlib.crc32(data)
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _crc32(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 24):
+            crc = zlib.crc32(chunk, crc)
+    return crc
 
 
 @dataclass(frozen=True)
@@ -291,50 +344,60 @@ def pointer_path(store_path: Path) -> Path:
     return store_path.with_name(store_path.name + ".hnsw.json")
 
 
+def lock_path(store_path: Path) -> Path:
+    return store_path.with_name(store_path.name + ".hnsw.lock")
+
+
 def open_index(store: GalleryStore, exact_limit: int = EXACT_LIMIT) -> tuple[EmbeddingIndex, str]:
-    """The index of ``store``'s committed state, and how it was obtained ("built", "loaded", "caught up")."""
-    generation, deletions = store.counters()
+    """The index of ``store``'s committed state, and how it was obtained: "built", "loaded" (a saved graph
+    that held exactly the store) or "caught up" (a saved graph reconciled with the store by id)."""
     index = EmbeddingIndex(store.dim, exact_limit)
-    how = "built"
-    saved = _saved_state(store.path)
-    if saved and store.count() > exact_limit and saved["deletions"] == deletions and saved["dim"] == store.dim:
-        loaded = _load_graph(store.path, saved, store.dim)
-        if loaded is not None:
-            index.adopt(*loaded, holds_up_to=saved["max_id"])
-            how = "loaded"
-            for ids, owners, vectors in store.embeddings():
-                index.add(ids, owners, vectors)
-                how = "caught up" if ids[-1] > saved["max_id"] else how
-    if how == "built":
-        for ids, owners, vectors in store.embeddings():
-            index.add(ids, owners, vectors)
-    index.generation, index.deletions = generation, deletions
-    return index, how
+    for ids, owners, vectors in store.embeddings():
+        index.add(ids, owners, vectors, graph=False)
+    saved = _saved_graph(store, len(index)) if len(index) > exact_limit else None
+    if saved is None:
+        index.build()
+        return index, "built"
+    return index, "caught up" if index.adopt(*saved) else "loaded"
+
+
+def _saved_graph(store: GalleryStore, rows: int) -> tuple[object, Projection, np.ndarray] | None:
+    """The saved graph of this store's model, its projection and live ids; None when there is none, or it is
+    damaged, or it is mostly deleted labels (then a fresh build is smaller and faster)."""
+    with locked(lock_path(store.path), shared=True):  # no save's clean-up deletes these files while read
+        state = _saved_state(store.path)
+        if state is None or state["model_sha256"] != store.meta["model_sha256"] or state["dim"] != store.dim:
+            return None
+        loaded = _load_graph(store.path, state)
+    if loaded is None or loaded[0].get_current_count() > 2 * rows:
+        return None
+    return loaded
 
 
 def _saved_state(store_path: Path) -> dict | None:
     try:
         state = json.loads(pointer_path(store_path).read_text())
-        return state if {"generation", "deletions", "graph", "projection", "max_id", "dim"} <= state.keys() else None
+        keys = {"graph", "projection", "ids", "crc32", "model_sha256", "dim"}
+        return state if isinstance(state, dict) and keys <= state.keys() else None
     except (OSError, ValueError):
         return None
 
 
-def _load_graph(store_path: Path, saved: dict, dim: int) -> tuple[object, Projection] | None:
-    """A saved hnswlib graph and its projection, or None when either is missing or unreadable (then the index
-    is rebuilt)."""
+def _load_graph(store_path: Path, state: dict) -> tuple[object, Projection, np.ndarray] | None:
+    """A saved hnswlib graph, its projection and ids, or None when any is missing or differs from the checksum
+    the pointer gives for it (then the index is rebuilt)."""
     import hnswlib
 
-    path = store_path.with_name(saved["graph"])
     try:
-        projection = Projection.from_bytes(store_path.with_name(saved["projection"]).read_bytes(), dim)
-    except (OSError, ValueError, EOFError):
+        files = {key: store_path.with_name(state[key]) for key in ("graph", "projection", "ids")}
+        data = {key: files[key].read_bytes() for key in ("projection", "ids")}
+        crcs = {"graph": _crc32(files["graph"]), **{key: zlib.crc32(value) for key, value in data.items()}}
+        if any(state["crc32"].get(files[key].name) != crc for key, crc in crcs.items()):
+            return None
+        projection = Projection.from_bytes(data["projection"], state["dim"])
+        ids = np.load(io.BytesIO(data["ids"]), allow_pickle=False)
+        graph = hnswlib.Index(space="l2", dim=projection.dim)
+        graph.load_index(str(files["graph"]), allow_replace_deleted=False)
+    except (OSError, ValueError, TypeError, AttributeError, RuntimeError, EOFError):
         return None
-    if not path.is_file():
-        return None
-    graph = hnswlib.Index(space="l2", dim=projection.dim)
-    try:
-        graph.load_index(str(path), allow_replace_deleted=False)
-    except (RuntimeError, ValueError, OSError):
-        return None
-    return graph, projection
+    return graph, projection, ids.astype(np.int64)

@@ -2,16 +2,25 @@
 
 Why SQLite in WAL mode with ``synchronous=FULL``: an enroll returns only after its transaction is
 on disk, so a crash (power cut, SIGKILL) at any later moment keeps it, and a crash before the commit
-leaves the previous state; readers in other processes see committed data while one writer works.
-The search index is derived from this store and can always be rebuilt from it.
+leaves the previous state; readers in other processes see committed data while one writer works, and
+writers in several processes take turns (``BEGIN IMMEDIATE``). The search index is derived from this
+store and can always be rebuilt from it. Every write bumps ``generation`` in the same transaction.
 
-Every write bumps ``generation`` in the same transaction, so an index saved beside the store knows
-exactly which state it reflects (``deletions`` says whether it can catch up by appending alone).
+Why every read is checked: a damaged page, a bad meta value or a vector of the wrong length must be one
+clear error naming the gallery (``FormatError``), never a traceback; so must a gallery that cannot be
+written (``InputError`` saying it is read-only). A gallery that this process may not write is opened
+read-only: ``mode=ro`` where its write-ahead log exists (reading the log needs its ``-shm``, which SQLite
+makes or finds beside it), else ``immutable=1``, which makes no file at all (a read-only folder allows
+none) at the price of no locking: a writer starting meanwhile is not seen.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -21,10 +30,18 @@ from pathlib import Path
 import numpy as np
 
 from sensors import atomic
-from sensors.errors import FormatError, InputError
+from sensors.errors import FormatError, GaitwatchError, InputError
 
 SCHEMA_VERSION = 1
-SCHEMA = """
+BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's transaction to end
+ORIGINS = """
+CREATE TABLE IF NOT EXISTS origins (
+    origin TEXT PRIMARY KEY,
+    identity INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE
+);
+"""  # where imported identities came from (a later table: galleries made before it lack it until an import)
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS identities (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -46,6 +63,20 @@ CREATE TABLE IF NOT EXISTS embeddings (
 );
 CREATE INDEX IF NOT EXISTS embeddings_by_identity ON embeddings(identity);
 """
+    + ORIGINS
+)
+META_TYPES = {
+    "schema_version": int,
+    "model_sha256": str,
+    "model_method": str,
+    "model_name": str,
+    "dim": int,
+    "metric": str,
+    "f": int,
+    "created": float,
+    "generation": int,
+    "deletions": int,
+}
 
 
 @dataclass(frozen=True)
@@ -69,11 +100,39 @@ class Origin:
     window: np.ndarray | None = None  # float32 [f, 20, 3], kept so the gallery can be re-embedded
 
 
+def _guarded(method):
+    """SQLite's errors inside ``method`` (a generator's too, while it is iterated) become one clear error."""
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def generator(self, *args, **kwargs):
+            try:
+                yield from method(self, *args, **kwargs)
+            except (sqlite3.Error, UnicodeDecodeError) as err:
+                raise self.failure(err) from None
+
+        return generator
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, UnicodeDecodeError) as err:
+            raise self.failure(err) from None
+
+    return wrapper
+
+
 class GalleryStore:
     """Identities and embeddings of one model (its card's sha256, D and metric), durable in SQLite."""
 
-    def __init__(self, path: str | Path, model: dict | None = None, create: bool = False) -> None:
-        """Open ``path``; with ``create``, make it for ``model`` (a model card) if it does not exist."""
+    def __init__(
+        self, path: str | Path, model: dict | None = None, create: bool = False, writable: bool | None = None
+    ) -> None:
+        """Open ``path``; with ``create``, make it for ``model`` (a model card) if it does not exist.
+
+        ``writable``: True refuses a gallery this process may not write (file or folder read-only), False
+        opens it for reading only, None (the default) writes where it may and reads elsewhere."""
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise InputError(f"{self.path}: no gallery here (make one with: gaitwatch gallery create {self.path})")
@@ -81,40 +140,101 @@ class GalleryStore:
             raise InputError(f"{self.path}: already exists; open it instead of creating it")
         if create:
             _create(self.path, model)
+        may_write = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+        if writable and not may_write:
+            raise self.read_only_error()
+        self.readonly = not may_write if writable is None else not writable
+        self.db = self._connect(may_write)
         try:
-            self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA foreign_keys=ON")
             self.meta = self._read_meta()
-        except sqlite3.DatabaseError as err:
-            raise FormatError(self.path, "database", f"not a readable gallery ({err})") from None
+        except GaitwatchError:
+            self.db.close()
+            raise
         self.dim = int(self.meta["dim"])
 
+    @_guarded
+    def _connect(self, may_write: bool) -> sqlite3.Connection:
+        uri = self.path.resolve().as_uri()
+        if may_write:
+            db = _sqlite(uri + "?mode=rw")  # never creates a file: a mistyped name stays an error
+            if self.readonly:
+                db.execute("PRAGMA query_only=ON")
+            else:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            return db
+        if not Path(f"{self.path}-wal").exists():
+            return _sqlite(uri + "?immutable=1")
+        db = _sqlite(uri + "?mode=ro")  # a log to read: SQLite needs its -shm beside it (found or made)
+        try:
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        except sqlite3.OperationalError:
+            db.close()
+            raise InputError(
+                f"{self.path}: cannot be read here: its write-ahead log {self.path.name}-wal needs write access "
+                f"to {self.path.parent} (open it once where it can be written, which folds the log in)"
+            ) from None
+        return db
+
+    def failure(self, err: sqlite3.Error | UnicodeDecodeError) -> GaitwatchError:
+        """An SQLite error as one line naming the gallery: read-only, busy, or damaged (or the disk failed)."""
+        if isinstance(err, UnicodeDecodeError):
+            return FormatError(self.path, "", f"damaged: stored text that is not UTF-8 ({err})")
+        code, text = getattr(err, "sqlite_errorname", "") or "", str(err)
+        if code.startswith("SQLITE_READONLY") or "readonly" in text:
+            return self.read_only_error()
+        if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in text:
+            return InputError(f"{self.path}: busy: another process held it for {BUSY_TIMEOUT_S:.0f} s; try again")
+        if code.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
+            return FormatError(self.path, "", f"damaged or not a gallery (SQLite: {text})")
+        return FormatError(self.path, "", f"not readable as a gallery (SQLite: {text})")
+
+    def read_only_error(self) -> InputError:
+        return InputError(
+            f"{self.path}: the gallery is read-only here (no write permission for it or its folder "
+            f"{self.path.parent}); nothing was changed"
+        )
+
+    @_guarded
     def _read_meta(self) -> dict:
         try:
             rows = self.db.execute("SELECT key, value FROM meta").fetchall()
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as err:
+            if "no such table" not in str(err):
+                raise
             raise FormatError(self.path, "meta table", "missing: this SQLite file is not a gaitwatch gallery") from None
-        meta = {key: json.loads(value) for key, value in rows}
+        meta = {key: self._json(value, f"meta {key}") for key, value in rows}
         if meta.get("schema_version") != SCHEMA_VERSION:
             raise FormatError(self.path, "schema_version", f"{meta.get('schema_version')}, expected {SCHEMA_VERSION}")
+        for key, kind in META_TYPES.items():
+            value = meta.get(key)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (number if kind is float else isinstance(value, kind) and not isinstance(value, bool)):
+                raise FormatError(self.path, f"meta {key}", f"{value!r}, expected a {kind.__name__}")
+        for key in ("dim", "f"):
+            if meta[key] < 1:
+                raise FormatError(self.path, f"meta {key}", f"{meta[key]}, expected a positive count")
         return meta
+
+    def _json(self, value, where: str):
+        try:
+            return json.loads(value)
+        except (TypeError, ValueError):
+            raise FormatError(self.path, where, f"{value!r} is not JSON") from None
 
     # --- transactions -------------------------------------------------------------------------
 
     def transaction(self) -> _Transaction:
-        return _Transaction(self.db)
+        """All or nothing, one writer at a time; InputError at once where the gallery is read-only."""
+        if self.readonly:
+            raise self.read_only_error()
+        return _Transaction(self)
 
     def _bump(self, deletion: bool = False) -> None:
         self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
         if deletion:
             self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'deletions'")
-
-    def counters(self) -> tuple[int, int]:
-        """(generation, deletions) as committed now: what an index must have seen to be current."""
-        rows = dict(self.db.execute("SELECT key, value FROM meta WHERE key IN ('generation', 'deletions')"))
-        return int(rows["generation"]), int(rows["deletions"])
 
     # --- model binding ------------------------------------------------------------------------
 
@@ -130,28 +250,54 @@ class GalleryStore:
 
     # --- identities -----------------------------------------------------------------------------
 
-    def add_identity(self, name: str, attributes: dict | None = None, anonymous: bool = False) -> int:
+    @_guarded
+    def add_identity(
+        self, name: str, attributes: dict | None = None, anonymous: bool = False, origin: str | None = None
+    ) -> int:
+        """A new identity; ``origin`` records where an imported one came from (see ``origins``)."""
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO identities (name, attributes, created, anonymous) VALUES (?, ?, ?, ?)",
                 (name, json.dumps(attributes or {}), time.time(), int(anonymous)),
             )
+            if origin is not None:
+                self.db.execute(ORIGINS)
+                self.db.execute("INSERT INTO origins VALUES (?, ?)", (origin, cursor.lastrowid))
             self._bump()
         return int(cursor.lastrowid)
 
+    @_guarded
     def identity(self, ref: int | str) -> Identity:
-        """An identity by unique name, else by id; InputError naming what was not found.
+        """The one identity ``ref`` names; InputError when none, or when it could name two.
 
-        Names win over ids, so a person named "02" (a CMU subject) is found by that name."""
-        rows = [] if isinstance(ref, int) else self._identities("WHERE i.name = ?", (str(ref),))
-        if not rows and str(ref).isdigit():
-            rows = self._identities("WHERE i.id = ?", (int(ref),))
+        An int or ``id:N`` is an id, ``name:TEXT`` a name. Other text is a name, and also an id where it is
+        written as one ("5", not "05"): where it names one identity and is the id of another, it is refused
+        with how to say which, so a person named "02" (a CMU subject) is never taken for identity 2."""
+        text = str(ref)
+        if isinstance(ref, int) or text.startswith("id:"):
+            number = text.removeprefix("id:")
+            if not _is_id(number):
+                raise InputError(f"{self.path}: {text!r} is not an identity id (id:N, N a whole number)")
+            return self._one(self._identities("WHERE i.id = ?", (int(number),)), text)
+        name = text.removeprefix("name:")
+        named = self._identities("WHERE i.name = ?", (name,))
+        if len(named) > 1:
+            ids = ", ".join(f"id:{i.id}" for i in named)
+            raise InputError(f"{self.path}: {len(named)} identities are named {name!r} ({ids}); pick one by its id")
+        numbered = self._identities("WHERE i.id = ?", (int(text),)) if _is_id(text) else []
+        if named and numbered and named[0].id != numbered[0].id:
+            raise InputError(
+                f"{self.path}: {text!r} is the name of identity {named[0].id} and the id of identity "
+                f"{numbered[0].id} ({numbered[0].name!r}); say name:{text} or id:{text}"
+            )
+        return self._one(named or numbered, text)
+
+    def _one(self, rows: list[Identity], ref: str) -> Identity:
         if not rows:
             raise InputError(f"{self.path}: no identity {ref!r}")
-        if len(rows) > 1:
-            raise InputError(f"{self.path}: {len(rows)} identities are named {ref!r}; use the id")
         return rows[0]
 
+    @_guarded
     def identities(self) -> list[Identity]:
         return self._identities("", ())
 
@@ -161,27 +307,71 @@ class GalleryStore:
             "(SELECT COUNT(*) FROM embeddings e WHERE e.identity = i.id) FROM identities i "
             f"{where} ORDER BY i.id"
         )
-        return [
-            Identity(row[0], row[1], json.loads(row[2]), row[3], bool(row[4]), row[5])
-            for row in self.db.execute(query, args)
-        ]
+        return [self._identity_row(row) for row in self.db.execute(query, args)]
 
+    def _identity_row(self, row: tuple) -> Identity:
+        number, name, attributes, created, anonymous, count = row
+        where = f"identity {number}"
+        parsed = self._json(attributes, f"{where} attributes")
+        if not isinstance(parsed, dict):
+            raise FormatError(self.path, f"{where} attributes", f"{attributes!r}, expected a JSON object")
+        if not isinstance(name, str):
+            raise FormatError(self.path, f"{where} name", f"{name!r}, expected text")
+        if not isinstance(created, (int, float)) or not 0 <= created < 1e11 or not isinstance(anonymous, int):
+            raise FormatError(self.path, where, f"created {created!r}, anonymous {anonymous!r}: bad values")
+        return Identity(number, name, parsed, float(created), bool(anonymous), count)
+
+    @_guarded
+    def sources(self, identity: int) -> list[tuple]:
+        """Per (source, track) of an identity's embeddings: source, track, count, first start, last end."""
+        rows = self.db.execute(
+            "SELECT source, track, COUNT(*), MIN(t_start), MAX(t_end) FROM embeddings WHERE identity = ? "
+            "GROUP BY source, track ORDER BY source, track",
+            (identity,),
+        ).fetchall()
+        for source, track, _, start, end in rows:
+            texts = isinstance(source, str) and (track is None or isinstance(track, str))
+            if not texts or not all(t is None or isinstance(t, (int, float)) for t in (start, end)):
+                raise FormatError(self.path, f"identity {identity} embeddings", "a source, track or time of bad type")
+        return rows
+
+    def key(self) -> str:
+        """This gallery's own mark in the origins of the identities it exports (from its creation time)."""
+        return hashlib.sha256(json.dumps(self.meta["created"]).encode()).hexdigest()[:16]
+
+    @_guarded
+    def origins(self) -> dict[int, str]:
+        """Per identity, where it came from: the origin recorded when it was imported, else this gallery's
+        key and its id. An identity exported, imported and exported again keeps its first origin, so an
+        import can tell who is here already however the export reached it."""
+        recorded: dict[int, str] = {}
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'origins'").fetchone():
+            recorded = {who: origin for origin, who in self.db.execute("SELECT origin, identity FROM origins")}
+        key = self.key()
+        return {
+            identity: str(recorded.get(identity, f"{key}/{identity}"))
+            for (identity,) in self.db.execute("SELECT id FROM identities")
+        }
+
+    @_guarded
     def update_attributes(self, identity: int, attributes: dict) -> None:
         """Merge ``attributes`` into an identity's (a key given again takes the new value)."""
         with self.transaction():
-            row = self.db.execute("SELECT attributes FROM identities WHERE id = ?", (identity,)).fetchone()
-            if row is None:
+            rows = self._identities("WHERE i.id = ?", (identity,))
+            if not rows:
                 raise InputError(f"{self.path}: no identity {identity}")
-            merged = {**json.loads(row[0]), **attributes}
+            merged = {**rows[0].attributes, **attributes}
             self.db.execute("UPDATE identities SET attributes = ? WHERE id = ?", (json.dumps(merged), identity))
             self._bump()
 
+    @_guarded
     def rename(self, identity: int, name: str) -> None:
         with self.transaction():
             if self.db.execute("UPDATE identities SET name = ? WHERE id = ?", (name, identity)).rowcount != 1:
                 raise InputError(f"{self.path}: no identity {identity}")
             self._bump()
 
+    @_guarded
     def remove_identity(self, identity: int) -> int:
         """Delete an identity and its embeddings; returns how many embeddings went with it."""
         with self.transaction():
@@ -193,6 +383,7 @@ class GalleryStore:
 
     # --- embeddings -------------------------------------------------------------------------------
 
+    @_guarded
     def add_embeddings(self, identity: int, vectors: np.ndarray, origins: list[Origin]) -> list[int]:
         """Append embeddings [n, D] of one identity in one transaction; returns their ids once committed."""
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -227,6 +418,7 @@ class GalleryStore:
             self._bump()
         return ids
 
+    @_guarded
     def embeddings(
         self, after_id: int = 0, chunk: int = 100_000
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -238,33 +430,56 @@ class GalleryStore:
             ).fetchall()
             if not rows:
                 return
-            ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-            owners = np.fromiter((r[1] for r in rows), np.int64, len(rows))
-            vectors = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), self.dim)
-            yield ids, owners, vectors
+            ids = self._integers([r[0] for r in rows], "embedding ids")
+            owners = self._integers([r[1] for r in rows], "embedding identities")
+            yield ids, owners, self._vectors(ids, [r[2] for r in rows])
             last = int(ids[-1])
 
-    def ids_and_owners(self, up_to: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _integers(self, values: list, what: str) -> np.ndarray:
+        if not all(isinstance(v, int) for v in values):
+            raise FormatError(self.path, what, "a value that is not an integer")
+        return np.asarray(values, np.int64).reshape(len(values))
+
+    def _vectors(self, ids: np.ndarray, blobs: list) -> np.ndarray:
+        """Stored vectors as [n, D] float32; FormatError naming the first of the wrong length or not finite."""
+        size = 4 * self.dim
+        for number, blob in zip(ids.tolist(), blobs, strict=True):
+            if not isinstance(blob, bytes) or len(blob) != size:
+                got = f"{len(blob)} bytes" if isinstance(blob, (bytes, str)) else type(blob).__name__
+                raise FormatError(self.path, f"embedding {number}", f"vector of {got}, expected {size} bytes")
+        vectors = np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), self.dim)
+        finite = np.isfinite(vectors).all(axis=1)
+        if not finite.all():
+            raise FormatError(self.path, f"embedding {ids[~finite][0]}", "vector holds NaN or infinite values")
+        return vectors
+
+    @_guarded
+    def ids_and_owners(self) -> tuple[np.ndarray, np.ndarray]:
         """Every embedding id (sorted) and its identity, without the vectors."""
-        limit = up_to if up_to is not None else 2**62
-        rows = self.db.execute("SELECT id, identity FROM embeddings WHERE id <= ? ORDER BY id", (limit,)).fetchall()
-        table = np.array(rows, np.int64).reshape(-1, 2)
-        return table[:, 0].copy(), table[:, 1].copy()
-
-    def track_sums(self) -> tuple[list[tuple[int, str, str | None]], np.ndarray, np.ndarray]:
-        """Per enrolled track: its key (identity, source, track), the float64 sum of its embeddings, their count."""
-        keys, sums, counts = [], [], []
-        rows = self.db.execute(
-            "SELECT identity, source, track, vector FROM embeddings ORDER BY identity, source, track, id"
+        rows = self.db.execute("SELECT id, identity FROM embeddings ORDER BY id").fetchall()
+        return self._integers([r[0] for r in rows], "embedding ids"), self._integers(
+            [r[1] for r in rows], "embedding identities"
         )
-        for identity, source, track, blob in rows:
-            key = (identity, source, track)
-            if not keys or keys[-1] != key:
-                keys.append(key), sums.append(np.zeros(self.dim)), counts.append(0)
-            sums[-1] += np.frombuffer(blob, np.float32)
-            counts[-1] += 1
-        return keys, np.asarray(sums, np.float64).reshape(len(keys), self.dim), np.asarray(counts, np.int64)
 
+    @_guarded
+    def track_sums(self) -> tuple[list[tuple[int, str, str | None]], np.ndarray, np.ndarray]:
+        """Per enrolled track: its key (identity, source, track), the float64 sum of its embeddings, their count.
+
+        Read in id order, the pages ``embeddings`` reads, so that a gallery that opened reads here too."""
+        keys: dict[tuple, int] = {}
+        sums, counts = np.zeros((0, self.dim)), np.zeros(0, np.int64)
+        cursor = self.db.execute("SELECT id, identity, source, track, vector FROM embeddings ORDER BY id")
+        while chunk := cursor.fetchmany(65536):
+            vectors = self._vectors(self._integers([r[0] for r in chunk], "embedding ids"), [r[4] for r in chunk])
+            self._integers([r[1] for r in chunk], "embedding identities")
+            rows = np.fromiter((keys.setdefault(r[1:4], len(keys)) for r in chunk), np.int64, len(chunk))
+            sums = np.concatenate([sums, np.zeros((len(keys) - len(sums), self.dim))])
+            counts = np.concatenate([counts, np.zeros(len(keys) - len(counts), np.int64)])
+            np.add.at(sums, rows, vectors)  # in id order within each track, as the matcher adds them
+            np.add.at(counts, rows, 1)
+        return list(keys), sums, counts
+
+    @_guarded
     def rebind(self, model: dict, encode) -> int:
         """Re-embed every stored window with another model (``encode``: windows -> embeddings) and bind to it.
 
@@ -282,8 +497,8 @@ class GalleryStore:
             rows = self.db.execute("SELECT id, window FROM embeddings ORDER BY id").fetchall()
             for start in range(0, len(rows), 4096):
                 part = rows[start : start + 4096]
-                windows = np.frombuffer(b"".join(r[1] for r in part), np.float32).reshape(len(part), f, 20, 3)
-                vectors = np.asarray(encode(windows), np.float32)
+                windows = np.frombuffer(b"".join(self._window(*r, f) for r in part), np.float32)
+                vectors = np.asarray(encode(windows.reshape(len(part), f, 20, 3)), np.float32)
                 self.db.executemany(
                     "UPDATE embeddings SET vector = ? WHERE id = ?",
                     [(v.tobytes(), r[0]) for v, r in zip(vectors, part, strict=True)],
@@ -299,16 +514,32 @@ class GalleryStore:
             self.db.executemany(
                 "UPDATE meta SET value = ? WHERE key = ?", [(json.dumps(v), k) for k, v in binding.items()]
             )
-            self._bump(deletion=True)  # every vector changed: a saved index must be rebuilt
+            self._bump(deletion=True)
         self.meta = self._read_meta()
         self.dim = dim
         return len(rows)
 
+    def _window(self, number: int, blob, f: int) -> bytes:
+        size = f * 20 * 3 * 4
+        if not isinstance(blob, bytes) or len(blob) != size:
+            raise FormatError(self.path, f"embedding {number}", f"stored window is not {f} frames of 20 joints")
+        return blob
+
+    @_guarded
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
 
     def close(self) -> None:
         self.db.close()
+
+
+def _is_id(text: str) -> bool:
+    """Written as an id: digits without a leading zero."""
+    return text.isascii() and text.isdigit() and text == str(int(text))
+
+
+def _sqlite(uri: str) -> sqlite3.Connection:
+    return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
 
 
 def _create(path: Path, model: dict | None) -> None:
@@ -330,7 +561,7 @@ def _create(path: Path, model: dict | None) -> None:
     if not path.parent.is_dir():
         raise InputError(f"{path}: cannot create a gallery there, folder {path.parent} does not exist")
     partial = atomic.partial_path(path)
-    partial.unlink(missing_ok=True)
+    os.close(atomic.open_private(partial))  # empty and 0600: SQLite keeps the mode, and gives it to -wal and -shm
     db = sqlite3.connect(partial)
     try:
         db.executescript(SCHEMA)
@@ -342,18 +573,26 @@ def _create(path: Path, model: dict | None) -> None:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): one writer at a time, all or nothing."""
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): one writer at a time, all or nothing; nested ones join
+    the outermost."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+    def __init__(self, store: GalleryStore) -> None:
+        self.store = store
+        self.db = store.db
         self.depth = 0
 
     def __enter__(self) -> _Transaction:
         if not self.db.in_transaction:
-            self.db.execute("BEGIN IMMEDIATE")
+            self._run("BEGIN IMMEDIATE")
             self.depth = 1
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
         if self.depth:
-            self.db.execute("ROLLBACK" if kind else "COMMIT")
+            self._run("ROLLBACK" if kind else "COMMIT")
+
+    def _run(self, statement: str) -> None:
+        try:
+            self.db.execute(statement)
+        except sqlite3.Error as err:
+            raise self.store.failure(err) from None
