@@ -21,7 +21,7 @@ from engines.plotting import pyplot
 from engines.train.methods import get_method
 from sensors.errors import InputError
 
-log = logging.getLogger("gaitwatch.train")
+logger = logging.getLogger("gaitwatch.train")
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
@@ -71,7 +71,7 @@ def train(
         stats = method.train_epoch(model, optimizer, data, generator, config, show_progress)
         seconds += time.perf_counter() - began
         log.append({"epoch": epoch + 1, "seconds": round(seconds, 2), **stats})
-        log.info("epoch %d/%d  %s", epoch + 1, config["epochs"], "  ".join(f"{k} {v:.4g}" for k, v in stats.items()))
+        logger.info("epoch %d/%d  %s", epoch + 1, config["epochs"], "  ".join(f"{k} {v:.4g}" for k, v in stats.items()))
         state = {
             "method": method_name,
             "config": config,
