@@ -19,6 +19,7 @@ A message that is not a well-formed event (each known topic's fields and their t
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -253,8 +254,8 @@ class Subscriber:
 
     def receive(self, timeout_s: float | None = None) -> Event | None:
         """The next well-formed event, or None after ``timeout_s`` without one; malformed ones are counted, skipped."""
-        wait = None if timeout_s is None else int(timeout_s * 1000)
-        while self.socket.poll(wait):
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s  # malformed ones do not extend it
+        while self.socket.poll(None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))):
             try:
                 event = parse(self.socket.recv_multipart(), self._seen)
             except MalformedEvent as err:

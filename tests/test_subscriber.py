@@ -216,3 +216,26 @@ def test_listen_plain_survives_malformed_events_and_reports_what_it_missed():
     assert f"{len(MALFORMED)} malformed" in out
     assert f"rogue {IDENTITY}: 2 received, 1 lost while connected, 2 missed before joining" in out
     assert f"rogue {STATUS}: 1 received, 0 lost while connected, 3 missed before joining" in out
+
+
+def test_a_stream_of_malformed_messages_does_not_hold_off_the_timeout():
+    """--timeout counts from the last well-formed event: a rogue publisher's junk must not keep a listener waiting."""
+    with rogue_publisher() as (sock, endpoint), Subscriber(endpoint) as subscriber:
+        connected(sock, subscriber)
+        stop = threading.Event()
+
+        def spam() -> None:
+            end = time.monotonic() + 30  # a bounded loop: without the fix, the wait ends only with the junk
+            while not stop.is_set() and time.monotonic() < end:
+                sock.send_multipart([b"gaitwatch.identity", b"not json"])
+                time.sleep(0.01)
+
+        spammer = threading.Thread(target=spam)
+        spammer.start()
+        try:
+            assert subscriber.receive(timeout_s=0.5) is None
+            still_spamming = spammer.is_alive()  # the junk had not stopped: the timeout ended the wait
+        finally:
+            stop.set()
+            spammer.join()
+        assert still_spamming and subscriber.malformed > 0

@@ -4,9 +4,12 @@ and what did not, per publisher and topic: lost while connected apart from sent 
 from __future__ import annotations
 
 import time
+from collections import deque
 
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from stream.events import IDENTITY, STATUS, TRACK_END, TRACK_START
 from stream.subscriber import Event, Subscriber
@@ -14,7 +17,7 @@ from stream.subscriber import Event, Subscriber
 
 def listen(endpoint: str, topics: list[str] | None, plain: bool, timeout: float | None, until_finished: bool) -> int:
     with Subscriber(endpoint, topics, timeout_s=timeout) as events:
-        view = _Plain() if plain else _Table()
+        view = _Plain() if plain else _Table(endpoint)
         with view:
             for event in events:
                 view.show(event, events)
@@ -76,12 +79,19 @@ class _Plain:
 
 
 class _Table:
-    """Tracks and their current identity, refreshed as events arrive; the status line on top."""
+    """What a person watching a site wants on one screen: the node's health in words, the people tracked
+    now with their identity, and the tracks that ended last; cut to the terminal's height, never scrolling."""
 
-    def __init__(self) -> None:
+    HISTORY = 8  # ended tracks kept on screen
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
         self.tracks: dict[str, dict] = {}
-        self.status = "waiting for the node's first event ..."
-        self.live = Live(self._render(), refresh_per_second=8, transient=False)
+        self.ended: deque[dict] = deque(maxlen=self.HISTORY)
+        self.node = "waiting for the node's first event ..."
+        self.finished: str | None = None
+        self.console = Console()
+        self.live = Live(self._render(None), console=self.console, refresh_per_second=8, transient=False)
 
     def __enter__(self):
         self.live.__enter__()
@@ -93,26 +103,77 @@ class _Table:
     def show(self, event: Event, subscriber: Subscriber) -> None:
         p = event.payload
         if event.topic == STATUS:  # the full current state: a late subscriber catches up here
-            self.tracks = {row["track"]: {**row, "seen": time.monotonic()} for row in p["tracks"]}
-            rates = p["rates"]
-            self.status = (
-                f"node {event.publisher}: {rates.get('body_frames', 0):.0f} body-frames/s, "
-                f"{rates.get('windows', 0):.0f} windows/s, queues {p['queues']}, dropped {p['dropped']}, "
-                f"lost here {subscriber.gaps}, missed before joining {subscriber.missed_before_join}"
-            )
+            self.tracks = {row["track"]: {**self.tracks.get(row["track"], {}), **row} for row in p["tracks"]}
+            self.node = _node_line(event.publisher, p)
+            if p.get("finished"):
+                self.finished = f"node {event.publisher} finished: its sources ended"
         elif event.topic == IDENTITY:
-            self.tracks[p["track"]] = {**p, "seen": time.monotonic()}
+            self.tracks[p["track"]] = {**self.tracks.get(p["track"], {}), **p}
         elif event.topic == TRACK_START:
-            self.tracks[p["track"]] = {"track": p["track"], "name": None, "distance": None, "windows": 0}
+            self.tracks[p["track"]] = {"track": p["track"], "sensor": p.get("sensor"), "windows": 0}
         elif event.topic == TRACK_END:
             self.tracks.pop(p["track"], None)
-        self.live.update(self._render())
+            self.ended.appendleft({**p, "ended": time.strftime("%H:%M:%S")})
+        self.live.update(self._render(subscriber))
 
-    def _render(self) -> Table:
-        table = Table(title=self.status, title_justify="left")
-        for column in ("track", "identity", "distance", "windows"):
-            table.add_column(column, justify="right" if column in ("distance", "windows") else "left")
-        for key, row in sorted(self.tracks.items()):
-            name = row.get("name") if row.get("identity") is not None or row.get("known") else "unknown"
-            table.add_row(key, name or "unknown", _distance(row.get("distance")), str(row.get("windows", 0)))
+    def _render(self, subscriber: Subscriber | None) -> Group:
+        height = self.console.size.height
+        received = "" if subscriber is None else _received_line(subscriber)
+        header = [Text(f"gaitwatch listen {self.endpoint}", style="bold"), Text(self.node), Text(received)]
+        lines = sum(len(str(text).splitlines()) or 1 for text in header)
+        if self.finished:
+            header.append(Text(self.finished, style="bold yellow"))
+            lines += 1
+        history_rows = min(len(self.ended), self.HISTORY)
+        room = max(1, height - lines - history_rows - 10)  # titles, rules and borders of two tables
+        return Group(*header, self._now(room), self._history())
+
+    def _now(self, room: int) -> Table:
+        table = Table(title=f"tracked now: {len(self.tracks)}", title_justify="left", expand=True)
+        for column in ("track", "sensor", "identity", "distance", "windows"):
+            table.add_column(column, justify="right" if column in ("distance", "windows") else "left", no_wrap=True)
+        rows = sorted(self.tracks.items())
+        shown = rows if len(rows) <= room else rows[: room - 1]
+        for key, row in shown:
+            table.add_row(
+                key, str(row.get("sensor") or ""), _who(row), _distance(row.get("distance")), str(row.get("windows", 0))
+            )
+        if len(shown) < len(rows):
+            table.add_row(f"... and {len(rows) - len(shown)} more", "", "", "", "")
         return table
+
+    def _history(self) -> Table:
+        table = Table(title="ended", title_justify="left", expand=True)
+        for column in ("ended", "track", "identity", "distance", "windows"):
+            table.add_column(column, justify="right" if column in ("distance", "windows") else "left", no_wrap=True)
+        for row in self.ended:
+            table.add_row(
+                row["ended"], row["track"], _who(row), _distance(row.get("distance")), str(row.get("windows", 0))
+            )
+        return table
+
+
+def _who(row: dict) -> str:
+    """A track's identity in words: its name, "unknown" after a decision, "deciding" before the first."""
+    if row.get("identity") is not None:
+        return str(row.get("name"))
+    return "unknown" if row.get("distance") is not None or row.get("known") is False else "deciding ..."
+
+
+def _node_line(publisher: str, status: dict) -> str:
+    rates, queues, dropped = status.get("rates", {}), status.get("queues", {}), status.get("dropped", {})
+    return (
+        f"node {publisher}: {rates.get('body_frames', 0):.0f} body-frames/s, {rates.get('windows', 0):.0f} windows/s, "
+        f"{rates.get('decisions', 0):.0f} decisions/s\n"
+        f"  queued {queues.get('frames', 0)} frames, {queues.get('work', 0)} windows; "
+        f"dropped {dropped.get('frames', 0)} frames, {dropped.get('windows', 0)} windows, "
+        f"{dropped.get('events', 0)} events"
+    )
+
+
+def _received_line(subscriber: Subscriber) -> str:
+    received = sum(count.received for count in subscriber.counts.values())
+    return (
+        f"here: {received} events received, {subscriber.gaps} lost, "
+        f"{subscriber.missed_before_join} sent before this listener joined, {subscriber.malformed} malformed"
+    )
