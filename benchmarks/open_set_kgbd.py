@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.kgbd_scores import scores_for
-from calibration.threshold import open_set_thresholds, threshold_for_far
 from engines.plotting import pyplot
 from engines.protocol import load_protocol, load_split, validation_split
 from engines.report import mean_std
 from engines.runtime.load import open_encoder
+from stream.kgbd_scores import scores_for
+from stream.threshold import open_set_thresholds, threshold_for_far
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = (0.01, 0.1)

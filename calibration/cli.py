@@ -1,12 +1,16 @@
-"""``gaitwatch convert``: any readable recording into gaitwatch's own format, optionally canonical and resampled."""
+"""The calibration package's commands: ``gaitwatch convert`` (any readable recording into gaitwatch's own format,
+optionally canonical and resampled, here) and ``gaitwatch calibrate floor | place | intrinsics | show``
+(``sensor_cli``)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from calibration import sensor_cli
 from calibration.mapping import to_canonical
 from calibration.resample import resample
+from sensors.cli_helpers import Commands, Groups
 from sensors.errors import InputError
 from sensors.formats import iter_recordings
 from sensors.formats.gwrec import SUFFIX, write_recording
@@ -15,17 +19,19 @@ from sensors.recording import Recording
 from sensors.summary import recording_summary
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands, groups: Groups) -> None:
+    """``convert``, and each sensor's geometry under the shared ``calibrate`` group."""
     convert = commands.add_parser(
         "convert", help="convert recordings into gaitwatch's own format (many inputs become one file, a track each)"
     )
     convert.add_argument("inputs", type=Path, nargs="+", help="files or datasets to read")
     convert.add_argument("output", type=Path, help=f"the {SUFFIX} file to write")
     convert.add_argument("--canonical", action="store_true", help="map to the canonical 20-joint skeleton")
-    convert.add_argument("--rate", type=float, help="resample to this frame rate (Hz)")
-    convert.add_argument("--sensor-id", help="sensor id to record in the output")
+    convert.add_argument("--rate", type=float, help="resample to this frame rate, Hz (default: keep the inputs' rate)")
+    convert.add_argument("--sensor-id", help="sensor id to record in the output (default: the input's)")
     convert.add_argument("--force", action="store_true", help="overwrite an existing output file")
     convert.set_defaults(func=run_convert)
+    sensor_cli.add_commands(groups["calibrate"])
 
 
 def convert(inputs: list[Path], *, canonical: bool, rate: float | None, progress: bool = True) -> Recording:

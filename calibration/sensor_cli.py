@@ -6,7 +6,6 @@ The node's ``--calibration FILE`` then turns every calibrated sensor's frames in
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -16,31 +15,39 @@ from calibration.mapping import to_canonical
 from calibration.placement import Intrinsics, placer_for
 from calibration.sensor_file import SensorCalibrations
 from calibration.sensor_pose import Placement, SensorPose
+from sensors.cli_helpers import require_extra
 from sensors.errors import InputError
 from sensors.recording import Recording
 
+CALIBRATION_HELP = "the sensor calibration file to update (JSON; made on first use)"
+
 
 def add_commands(what: argparse._SubParsersAction) -> None:
+    """``floor``, ``place``, ``intrinsics`` and ``show`` under ``gaitwatch calibrate``."""
     floor = what.add_parser("floor", help="fit a sensor's floor plane from the feet of people walking in a recording")
     floor.add_argument("recordings", type=Path, nargs="+", help="recordings of one sensor (gwrec, video, ...)")
-    floor.add_argument("--calibration", type=Path, required=True, help="sensor calibration file to update (JSON)")
+    floor.add_argument("--calibration", type=Path, required=True, help=CALIBRATION_HELP)
     floor.add_argument("--sensor-id", help="the sensor's id (default: the recording's)")
-    floor.add_argument("--intrinsics", type=Path, help="videos: JSON with fx, fy, cx, cy in pixels")
+    floor.add_argument(
+        "--intrinsics",
+        type=Path,
+        help="videos: JSON with fx, fy, cx, cy in pixels (default: those stored for the sensor)",
+    )
     floor.add_argument("--fov", type=float, help="videos: horizontal field of view in degrees")
-    floor.add_argument("--plot", type=Path, help="PNG: the footsteps seen from above and from the side")
+    floor.add_argument("--plot", type=Path, help="PNG: the footsteps seen from above and from the side (default: none)")
     floor.set_defaults(func=run_floor)
 
     place = what.add_parser("place", help="where a sensor stands on the floor and which way it faces")
-    place.add_argument("--calibration", type=Path, required=True)
-    place.add_argument("--sensor-id", required=True)
+    place.add_argument("--calibration", type=Path, required=True, help=CALIBRATION_HELP)
+    place.add_argument("--sensor-id", required=True, help="the sensor's id, as its frames carry it")
     place.add_argument("--x", type=float, default=0.0, help="world x of the sensor's floor point, metres")
     place.add_argument("--z", type=float, default=0.0, help="world z of the sensor's floor point, metres")
     place.add_argument("--yaw", type=float, default=0.0, help="heading, degrees from world z towards world x")
     place.set_defaults(func=run_place)
 
     intrinsics = what.add_parser("intrinsics", help="a camera's intrinsics, from a JSON file or a field of view")
-    intrinsics.add_argument("--calibration", type=Path, required=True)
-    intrinsics.add_argument("--sensor-id", required=True)
+    intrinsics.add_argument("--calibration", type=Path, required=True, help=CALIBRATION_HELP)
+    intrinsics.add_argument("--sensor-id", required=True, help="the camera's sensor id, as its frames carry it")
     given = intrinsics.add_mutually_exclusive_group(required=True)
     given.add_argument("--file", type=Path, help="JSON with fx, fy, cx, cy in pixels")
     given.add_argument("--fov", type=float, help="horizontal field of view in degrees (needs --size)")
@@ -48,7 +55,7 @@ def add_commands(what: argparse._SubParsersAction) -> None:
     intrinsics.set_defaults(func=run_intrinsics)
 
     show = what.add_parser("show", help="print a sensor calibration file")
-    show.add_argument("calibration", type=Path)
+    show.add_argument("calibration", type=Path, help="a sensor calibration file (JSON)")
     show.set_defaults(func=run_show)
 
 
@@ -105,8 +112,7 @@ def _read(args: argparse.Namespace, calibrations: SensorCalibrations) -> list[Re
 
 
 def _plot(recordings: list[Recording], pose: SensorPose, sensor_id: str, out: Path) -> None:
-    if importlib.util.find_spec("matplotlib") is None:
-        raise InputError("--plot needs matplotlib: pip install -c constraints.txt 'gaitwatch[train]'")
+    require_extra("train", ("matplotlib",), "--plot")
     import matplotlib
 
     matplotlib.use("Agg")

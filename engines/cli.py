@@ -1,4 +1,5 @@
-"""``gaitwatch train`` and ``gaitwatch eval``: self-supervised training and the KGBD re-identification protocol."""
+"""The engines package's commands: ``train`` and ``eval`` (self-supervised training and the KGBD
+re-identification protocol, here), ``export`` (``export/cli.py``) and ``bench encoder`` (``runtime/cli.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engines.export import cli as export_cli
+from engines.runtime import cli as runtime_cli
+from sensors.cli_helpers import Commands, Groups, require_extra
 from sensors.errors import InputError
 
 if TYPE_CHECKING:
@@ -15,13 +19,16 @@ if TYPE_CHECKING:
 RAW = "raw"
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands, groups: Groups) -> None:
+    """``train``, ``eval``, ``export``, and ``encoder`` under the shared ``bench`` group."""
     train = commands.add_parser("train", help="train a gait encoder on the unlabeled training walks of a split")
-    train.add_argument("method", choices=["simmc", "age"])
+    train.add_argument(
+        "method", choices=["simmc", "age"], help="SimMC (Rao & Miao 2022) or AGE/SGE-LA (Rao et al. 2020)"
+    )
     train.add_argument("--data", type=Path, required=True, help="the KGBD zip or folder")
     train.add_argument("--split", required=True, help="kgbd:SEED (a committed split manifest, seeds 0-4)")
     train.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, loss log, loss plot")
-    train.add_argument("--epochs", type=int, help="override the method's number of epochs")
+    train.add_argument("--epochs", type=int, help="number of epochs (default: the method's own)")
     train.add_argument("--seed", type=int, help="training seed (default: the split's seed)")
     train.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out instead of resuming")
     train.set_defaults(func=run_train)
@@ -42,21 +49,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="test: the split's probe and gallery walks; validation: a probe/gallery split of its training walks, "
         "for choosing settings without touching the test",
     )
-    ev.add_argument("--out", type=Path, help="folder for results.json and cmc.png")
+    ev.add_argument("--out", type=Path, help="folder for results.json and cmc.png (default: print only)")
     ev.set_defaults(func=run_eval)
 
-
-def _require_training_extras() -> None:
-    """torch and matplotlib come with the 'train' extra; say how to get them instead of a traceback."""
-    import importlib.util
-
-    missing = [name for name in ("torch", "matplotlib") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise InputError(f"{' and '.join(missing)} not installed: pip install -c constraints.txt 'gaitwatch[train]'")
+    export_cli.add_commands(commands)
+    runtime_cli.add_commands(groups["bench"])
 
 
 def run_train(args: argparse.Namespace) -> int:
-    _require_training_extras()
+    require_extra("train", ("torch", "matplotlib"), "training")
     from engines.protocol import load_protocol, load_split, parse_split_spec
     from engines.train.loop import train
 
@@ -113,7 +114,7 @@ def _jobs(models: list[str], splits: list[str]) -> list[tuple[str, Encoder, str]
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    _require_training_extras()
+    require_extra("train", ("torch", "matplotlib"), "evaluation")
     from engines.evaluate import evaluate
     from engines.protocol import load_protocol, load_split, validation_split
     from engines.report import summarise, write_cmc_plot

@@ -1,4 +1,4 @@
-"""``gaitwatch info``: look into recorded files; helpers the replay node's command shares."""
+"""``gaitwatch info`` and ``gaitwatch record``: look into recorded files, record a camera, video or stream."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from sensors.cli_helpers import Commands, Groups
 from sensors.errors import InputError
 from sensors.formats import is_dataset, read_file
 from sensors.formats.gwrec import RecordingWriter
@@ -15,15 +16,18 @@ from sensors.layouts import MEDIAPIPE_POSE
 from sensors.summary import dataset_summary, recording_summary
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Commands, groups: Groups) -> None:
+    """The sensors package's commands: ``info`` and ``record``."""
     info = commands.add_parser("info", help="describe a recorded file or a dataset")
-    info.add_argument("path", type=Path, help="a recording (.gwrec, .skeleton, .amc, KGBD .txt) or a KGBD zip/folder")
+    info.add_argument(
+        "path",
+        type=Path,
+        help="a recording (.gwrec, .skeleton, .amc, .csv, KGBD .txt, a video) or a dataset (KGBD zip or folder, "
+        "a folder of CMU trials)",
+    )
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(func=run_info)
-    register_record(commands)
 
-
-def register_record(commands: argparse._SubParsersAction) -> None:
     record = commands.add_parser("record", help="record skeletons from a camera, video or stream (.gwrec)")
     record.add_argument("--source", required=True, help="device index (0), video file or stream URL")
     record.add_argument("--out", type=Path, required=True, help="the recording to write (never overwritten)")
@@ -38,6 +42,8 @@ def run_record(args: argparse.Namespace) -> int:
     fails to open leaves nothing behind to block the retry (and an existing file is never touched)."""
     from sensors.rgb import RgbPoseSource, parse_source
 
+    if args.people < 1:
+        raise InputError(f"--people: must be at least 1, got {args.people}")
     if args.out.exists():  # checked before the camera opens; the writer's exclusive create is the real guard
         raise InputError(f"{args.out}: already exists; refusing to overwrite a recording")
     source = RgbPoseSource(parse_source(args.source), args.pose_model, args.people, sensor_id=str(args.source))
@@ -67,18 +73,6 @@ def run_record(args: argparse.Namespace) -> int:
 
 def _record_writer(args: argparse.Namespace) -> RecordingWriter:
     return RecordingWriter(args.out, MEDIAPIPE_POSE, sensor_id=str(args.source), metadata={"source": args.source})
-
-
-def parse_speed(text: str) -> float | None:
-    if text == "max":
-        return None
-    try:
-        speed = float(text)
-    except ValueError:
-        speed = -1.0
-    if not speed > 0:
-        raise InputError(f"--speed: expected a positive number or 'max', got {text!r}")
-    return speed
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -127,14 +121,3 @@ def format_summary(path: Path, summary: dict) -> str:
             f"  truncated    {cut['reason']}; {cut['dropped_bytes']} bytes dropped after the last complete frame"
         )
     return "\n".join(lines)
-
-
-def track_label(labels: dict) -> str:
-    """A short name for where a track came from: KGBD person/walk, CMU trial, NTU sample, or the file."""
-    if "person" in labels and "walk" in labels:
-        return f"{labels['person']}/{labels['walk']}"
-    if "trial" in labels:
-        return f"subject {labels.get('subject', '?')} trial {labels['trial']}"
-    if "person" in labels:
-        return str(labels["person"])
-    return Path(str(labels.get("source", "?"))).name

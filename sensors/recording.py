@@ -198,10 +198,16 @@ class Recording:
         return labels
 
     def renumbered_tracks(self, first_id: int) -> tuple[np.ndarray, dict[int, dict]]:
-        """Track ids renumbered first_id, first_id + 1, ... (per body row) and each new id's labels."""
-        old_ids, local = np.unique(self.track_ids, return_inverse=True)
+        """Track ids renumbered first_id, first_id + 1, ... (per body row) and each new id's labels.
+
+        Bodies without an id (negative: a pose estimator's) keep -1, so the node's tracker associates them
+        as it would live; several such bodies in one frame are different people, never one track."""
+        known = self.track_ids >= 0
+        old_ids, local = np.unique(self.track_ids[known], return_inverse=True)
         labels = {first_id + k: self.track_labels(old) for k, old in enumerate(old_ids.tolist())}
-        return (first_id + local).astype(np.int64), labels
+        renumbered = np.full(len(self.track_ids), -1, np.int64)
+        renumbered[known] = first_id + local
+        return renumbered, labels
 
     def with_body_data(self, layout: Layout, joints: np.ndarray, confidence: np.ndarray, **changes) -> Recording:
         """The same frames and tracks with other per-body data (for layout mapping)."""
@@ -320,7 +326,7 @@ def _repeated_track(track_ids: np.ndarray, body_offsets: np.ndarray) -> tuple[in
     counts = np.diff(body_offsets)
     if len(counts) == 0 or counts.max() < 2:
         return None
-    rows = np.flatnonzero(np.repeat(counts > 1, counts))
+    rows = np.flatnonzero(np.repeat(counts > 1, counts) & (track_ids >= 0))  # negative: no id (associated later)
     frames = np.repeat(np.arange(len(counts)), counts)[rows]
     order = np.lexsort((track_ids[rows], frames))
     rows, frames = rows[order], frames[order]

@@ -12,14 +12,22 @@ centred on the hips in every frame) with per-joint visibility as confidence, and
 ``calibration.placement``, with the camera's intrinsics) puts it back from the image landmarks. The
 encoders centre every frame on the hips anyway, so they receive the same windows either way; the
 position serves the tracker (several people) and the walking path.
+
+A source that ends is checked: one that gave no image at all is an error, and a file whose decoding stopped
+well before the frame count its container declares (a truncated or damaged file) is warned about, naming
+the image where it stopped; the count may be an estimate, so a shortfall of 1% (and one image) is let pass.
+What OpenCV, FFmpeg and MediaPipe log from native code is kept off stderr (``sensors.native_logs``); from a live
+source MediaPipe's one warning at the first person found may still show (its own thread logs it, later).
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -29,9 +37,11 @@ import numpy as np
 from sensors.errors import InputError
 from sensors.frame import Frame
 from sensors.layouts import MEDIAPIPE_POSE
+from sensors.native_logs import dropped, quiet_environment
 
 POSE_MODEL = "pose_landmarker_full.task"
 _END = object()
+log = logging.getLogger("gaitwatch.sensors")
 
 # (world [B, 33, 3], image [B, 33, 2] in pixels, visibility [B, 33], (width, height)) -> joints [B, 33, 3]
 Placer = Callable[[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]], np.ndarray]
@@ -102,6 +112,7 @@ class RgbPoseSource:
 
     def estimates(self) -> Iterator[Estimate]:
         """Every estimated image with its frame (bodies may be none)."""
+        quiet_environment()
         import cv2
 
         capture = cv2.VideoCapture(self.source)
@@ -109,6 +120,7 @@ class RgbPoseSource:
             raise InputError(f"{self.source}: OpenCV cannot open this camera, file or stream")
         self.size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self.fps = capture.get(cv2.CAP_PROP_FPS) or None
+        declared = 0 if self.live else max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
         images: queue.Queue = queue.Queue(maxsize=1 if self.live else 8)
         stop = threading.Event()
         reader = threading.Thread(target=self._capture, args=(capture, images, stop), daemon=True)
@@ -119,32 +131,50 @@ class RgbPoseSource:
             stop.set()
             reader.join(timeout=2.0)
             capture.release()
+        self._check_ending(declared)
+
+    def _check_ending(self, declared: int) -> None:
+        """Said, never silent: a source that gave no image, and a file that ended well before its declared end."""
+        captured = self.stats.captured
+        if captured == 0:
+            what = "the camera or stream gave no image" if self.live else "no image could be decoded (a damaged video?)"
+            raise InputError(f"{self.source}: {what}")
+        if declared - captured > 1 + declared // 100:
+            log.warning(
+                "%s: decoding stopped after image %d of the %d the file declares (truncated or damaged?); "
+                "only those are used",
+                self.source,
+                captured,
+                declared,
+            )
 
     def _capture(self, capture, images: queue.Queue, stop: threading.Event) -> None:
         import cv2
 
-        while not stop.is_set():
-            began = time.perf_counter()
-            ok, image = capture.read()
-            self.stats.capture_s += time.perf_counter() - began
-            if not ok:
-                break
-            t = time.monotonic() if self.live else capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            self.stats.captured += 1
-            if not self.live:
-                images.put((t, image))
-                continue
-            while True:  # the newest image wins
-                try:
-                    images.put_nowait((t, image))
+        try:
+            while not stop.is_set():
+                began = time.perf_counter()
+                ok, image = capture.read()
+                self.stats.capture_s += time.perf_counter() - began
+                if not ok:
                     break
-                except queue.Full:
+                t = time.monotonic() if self.live else capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                self.stats.captured += 1
+                if not self.live:
+                    images.put((t, image))
+                    continue
+                while True:  # the newest image wins
                     try:
-                        images.get_nowait()
-                        self.stats.dropped += 1
-                    except queue.Empty:
-                        pass
-        images.put(_END)
+                        images.put_nowait((t, image))
+                        break
+                    except queue.Full:
+                        try:
+                            images.get_nowait()
+                            self.stats.dropped += 1
+                        except queue.Empty:
+                            pass
+        finally:  # also when OpenCV raises: the estimating side must not wait forever
+            images.put(_END)
 
     def _landmarker(self, mode: str, callback=None):
         try:
@@ -158,7 +188,8 @@ class RgbPoseSource:
             **({"result_callback": callback} if callback else {}),
         )
         try:
-            return vision.PoseLandmarker.create_from_options(options)
+            with dropped():
+                return vision.PoseLandmarker.create_from_options(options)
         except (RuntimeError, ValueError) as err:
             raise InputError(f"{self.pose_model}: MediaPipe cannot load this pose model ({err})") from None
 
@@ -171,7 +202,8 @@ class RgbPoseSource:
                 ms = max(round(t * 1000), last_ms + 1)  # VIDEO mode wants strictly increasing times
                 last_ms = ms
                 began = time.perf_counter()
-                result = landmarker.detect_for_video(_mp_image(image), ms)
+                with dropped() if not self.stats.with_bodies else nullcontext():  # it logs at the first person
+                    result = landmarker.detect_for_video(_mp_image(image), ms)
                 self.stats.pose_s += time.perf_counter() - began
                 yield self._estimate(result, t, image)
         finally:

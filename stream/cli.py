@@ -1,35 +1,87 @@
-"""The ``gaitwatch`` command: each package contributes its subcommands."""
+"""The ``gaitwatch`` command: builds the parser, creates the groups several packages add to (``bench``,
+``calibrate``), hands them to each package's one ``register``, and turns errors into one line and an exit status."""
 
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
-import calibration.calibrate_cli
 import calibration.cli
 import engines.cli
-import engines.export.cli
-import engines.runtime.cli
 import sensors.cli
 import stream.gallery.cli
 import stream.node.cli
+import stream.threshold_cli
+from sensors.cli_helpers import Commands, Groups
 from sensors.errors import GaitwatchError
 from stream.logs import configure as configure_logging
 
+SHARED_GROUPS = {
+    "bench": "measure speed (windows/s, p50/p99 latency)",
+    "calibrate": "calibrate match thresholds from labelled data, and each sensor's floor and placement",
+}
+
+
+def register(commands: Commands, groups: Groups) -> None:
+    """The stream package's commands: the gallery, the node (replay, camera, kinect, listen, launch, bench
+    pipeline) and the matcher's threshold (calibrate threshold)."""
+    stream.gallery.cli.add_commands(commands)
+    stream.node.cli.add_commands(commands, groups["bench"])
+    stream.threshold_cli.add_commands(groups["calibrate"])
+
+
+PACKAGES = (sensors.cli.register, calibration.cli.register, engines.cli.register, register)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Each option's default at the end of its help, unless the help already speaks of it or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if default is None or default is False or default == argparse.SUPPRESS or "default" in text:
+            return text
+        if not action.option_strings and action.nargs not in ("?", "*"):
+            return text  # a required positional has no default to speak of
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+class Parser(argparse.ArgumentParser):
+    """Every (sub)command's parser: subparsers are made of the parent's class, so all of them show defaults."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _version() -> str:
+    try:
+        return version("gaitwatch")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gaitwatch", description="Real-time person re-identification by gait.")
+    parser = Parser(prog="gaitwatch", description="Real-time person re-identification by gait.")
+    parser.add_argument("--version", action="version", version=f"gaitwatch {_version()}", help="print the version")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    sensors.cli.register(commands)
-    calibration.cli.register(commands)
-    calibration.calibrate_cli.register(commands)
-    engines.cli.register(commands)
-    engines.export.cli.register(commands)
-    engines.runtime.cli.register(commands)
-    stream.gallery.cli.register(commands)
-    stream.node.cli.register(commands)
+    groups = {
+        name: commands.add_parser(name, help=text).add_subparsers(dest="what", metavar="WHAT", required=True)
+        for name, text in SHARED_GROUPS.items()
+    }
+    for register_package in PACKAGES:
+        register_package(commands, groups)
     return parser
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The parsed command, with the argv it was given kept as ``args.argv`` (benchmarks record their command)."""
+    args = build_parser().parse_args(argv)
+    args.argv = list(argv)
+    return args
 
 
 class Terminated(KeyboardInterrupt):
@@ -42,7 +94,7 @@ def _raise_terminated(signum: int, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(sys.argv[1:] if argv is None else argv)
     configure_logging()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if _in_main_thread() else None
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 PERSON_KEYS = ("person", "subject")  # KGBD walks, CMU trials
 
 
@@ -18,3 +20,14 @@ def person_of_identity(name: str, attributes: dict) -> str:
 
     Attributes survive a rename, so a renamed identity is still scored as the person it was enrolled from."""
     return person_of(attributes) or name
+
+
+def track_name(labels: dict) -> str:
+    """A short name for where a track came from: KGBD person/walk, CMU trial, NTU sample, or the file."""
+    if "person" in labels and "walk" in labels:
+        return f"{labels['person']}/{labels['walk']}"
+    if "trial" in labels:
+        return f"subject {labels.get('subject', '?')} trial {labels['trial']}"
+    if "person" in labels:
+        return str(labels["person"])
+    return Path(str(labels.get("source", "?"))).name

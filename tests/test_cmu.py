@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Callable
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from sensors.errors import FormatError
+from sensors.formats import iter_recordings, open_dataset
 from sensors.formats.cmu import (
     ACKNOWLEDGEMENT,
     CMU_RATE_HZ,
@@ -22,6 +24,7 @@ from sensors.formats.cmu import (
     read_amc,
 )
 from sensors.layouts import CMU_ASF, bone_lengths
+from tests.test_cli import assert_one_line_error, gaitwatch
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cmu-mocap"
 TRIALS = sorted(DATA.glob("*/*.amc")) if DATA.is_dir() else []
@@ -373,3 +376,35 @@ def test_every_trial_reads_into_a_plausible_walk(amc: Path):
     np.testing.assert_allclose(bone_lengths(joints, CMU_ASF), np.broadcast_to(expected, (len(joints), 30)), atol=2e-5)
     assert np.all(_joint(joints, "head")[:, 1] > _joint(joints, "root")[:, 1])
     assert np.linalg.norm(joints[-1, 0, [0, 2]] - joints[0, 0, [0, 2]]) > 1.0
+
+
+# ---------------------------------------------------------------------------------------------- folders
+
+
+def test_a_folder_of_subjects_and_a_subject_folder_read_as_datasets_of_labelled_trials(cmu_dir: Path):
+    trials = [r.metadata for r in iter_recordings([cmu_dir])]
+    assert [m["trial"] for m in trials] == [p.stem for p in TRIALS]
+    assert all(m["subject"] == m["trial"].split("_")[0] and m["source"].endswith(".amc") for m in trials)
+    subject = [r.metadata["trial"] for r in iter_recordings([cmu_dir / "07"])]
+    assert subject == [p.stem for p in TRIALS if p.parent.name == "07"] and len(subject) > 5
+    assert open_dataset(cmu_dir / "07" / "07_01.amc") is None  # a trial is a file, read as one
+
+
+def test_info_convert_enroll_and_replay_take_a_cmu_folder(cmu_dir: Path, tmp_path: Path):
+    summary = json.loads(gaitwatch("info", cmu_dir, "--json").stdout)
+    assert summary["bodies"] == len(TRIALS) and summary["layout"] == "cmu_asf"
+    assert sorted(labels["trial"] for labels in summary["track_labels"].values()) == [p.stem for p in TRIALS]
+    out = tmp_path / "07.gwrec"
+    assert "9 tracks" in gaitwatch("convert", cmu_dir / "07", out, "--canonical", "--rate", "30").stdout
+    gallery = tmp_path / "g.db"
+    gaitwatch("gallery", "create", gallery)
+    enrolled = gaitwatch("gallery", "enroll", gallery, cmu_dir / "07", cmu_dir / "08").stdout
+    assert "(2 new identities)" in enrolled, enrolled
+    names = gaitwatch("gallery", "list", gallery).stdout
+    assert "07" in names and "08" in names
+    replay = gaitwatch("replay", cmu_dir / "07", "--gallery", gallery, "--speed", "max", "--pub", "tcp://127.0.0.1:0")
+    ended = [line for line in replay.stdout.splitlines() if " ended " in line]
+    assert len(ended) == 9 and all("right" in line for line in ended), replay.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(gaitwatch("info", empty, ok=False), "holds no KGBD walks", "or CMU trials")

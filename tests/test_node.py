@@ -14,7 +14,7 @@ pytest.importorskip("hnswlib", reason="hnswlib not installed")
 
 from engines.runtime.load import open_encoder
 from sensors.replay import Replay
-from stream.events import IDENTITY, STATUS, TRACK_END, Publisher, schema
+from stream.events import IDENTITY, STATUS, TRACK_END, TRACK_START, Publisher, schema
 from stream.gallery.gallery import Gallery
 from stream.node.demo import build_demo_gallery, demo_split
 from stream.node.node import Node, NodeConfig, Source
@@ -95,12 +95,39 @@ def test_a_failing_source_ends_the_node_with_its_error(tmp_path: Path, encoder):
     assert node.counters.frames > 0 and node.counters.tracks >= 1  # what came before the failure went through
 
 
+def test_a_track_too_short_for_a_window_is_never_announced(tmp_path: Path, encoder):
+    from sensors.recording import Recording
+
+    enroll, walks = demo_split()
+    gallery = build_demo_gallery(tmp_path / "demo.db", encoder, enroll)
+    walk = walks[0]
+    glimpse = Recording.single_body(walk.layout, walk.joints[:4], walk.rate_hz)  # 4 frames: less than a window
+    replay = Replay.of([glimpse, walk, glimpse], speed=None)
+    events: list[tuple[str, dict]] = []
+    publisher = Publisher("tcp://127.0.0.1:0", "glimpses")
+    node = Node(
+        [Source(replay, track_labels=replay.track_labels)],
+        encoder,
+        gallery,
+        publisher,
+        NodeConfig(),
+        on_event=lambda topic, payload: events.append((topic, payload)),
+    )
+    counters = node.run()
+    publisher.close()
+    topics = [(topic, payload.get("track")) for topic, payload in events if topic != STATUS]
+    assert topics[0] == (TRACK_START, "replay/1") and topics[-1] == (TRACK_END, "replay/1")  # the walk alone
+    assert {track for _, track in topics} == {"replay/1"} and counters.tracks == 1
+    assert all(track["track"] == "replay/1" for topic, p in events if topic == STATUS for track in p["tracks"])
+    assert [p["windows"] for topic, p in events if topic == TRACK_END] == [counters.windows]
+
+
 @pytest.mark.skipif(not KGBD.exists(), reason=f"KGBD not found at {KGBD}")
 def test_kgbd_probe_walks_at_real_time_pace_match_the_offline_walk_level_evaluation(tmp_path: Path, encoder):
-    from calibration.kgbd_scores import enroll_gallery_walks
     from engines.evaluate import evaluate
     from engines.protocol import TRIM_FRAMES, load_protocol, load_split
     from sensors.formats.kgbd import KgbdDataset, walk_recording
+    from stream.kgbd_scores import enroll_gallery_walks
 
     split = load_split("kgbd:0")
     data = load_protocol(KGBD, split, progress=False)

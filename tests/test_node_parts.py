@@ -81,6 +81,17 @@ def test_tracker_associates_bodies_without_ids_by_position():
     assert jumped.started == jumped.keys and jumped.keys[0] not in (a, b)
 
 
+def test_track_keys_are_unique_over_a_run_when_a_sensor_reuses_an_id():
+    tracker = Tracker(timeout_s=0.5)
+    assert tracker.update(frame(0.0, [0], [0.0])).started == ["s/0"]
+    again = tracker.update(frame(1.0, [0], [0.0]))  # id 0 after the timeout: the first track ended, a new one
+    assert again.ended == [("s/0", 0.0)] and again.started == again.keys == ["s/0#2"]
+    assert tracker.update(frame(2.0, [0, 1], [0.0, 3.0])).started == ["s/0#3", "s/1"]
+    assert tracker.update(frame(2.0, [0], [0.0], sensor="t")).started == ["t/0"]  # another sensor's own ids
+    anonymous = [tracker.update(frame(4.0 + k, [-1], [0.0], sensor=sensor)).started for k, sensor in enumerate("sst")]
+    assert anonymous == [["s/a1"], ["s/a2"], ["t/a3"]]
+
+
 def test_malformed_messages_are_named():
     good = {"schema": 1, "topic": "gaitwatch.status", "publisher": "n", "seq": 3, "t_emit": 1.0}
     with pytest.raises(MalformedEvent, match="2 message parts"):

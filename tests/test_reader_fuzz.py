@@ -31,7 +31,7 @@ from sensors.errors import FormatError, InputError
 from sensors.formats import gwrec as gw
 from sensors.formats import iter_recordings, read_file
 from sensors.formats.kgbd import FILE_JOINTS, KgbdDataset
-from sensors.layouts import CMU_ASF, KINECT_V1
+from sensors.layouts import CMU_ASF, KINECT_V1, KINECT_V2
 from sensors.recording import MAX_ABS_TIME_S, MAX_RATE_HZ, MIN_RATE_HZ, Recording, coordinate_limit
 from sensors.summary import recording_summary
 from tests.test_cli import assert_one_line_error, gaitwatch
@@ -401,9 +401,67 @@ def test_cmu_asf(workdir: Path, content: bytes):
     read_or_refuse(read_file, workdir / "02_01.amc")
 
 
+# --- Kinect v2 CSV exports, and their mapping file -----------------------------------------------------------
+
+
+def kinect_csv(
+    frames: int = 2, extra: tuple[str, ...] = ("time",), value: str | None = None, delimiter: str = ","
+) -> bytes:
+    """A header (the ``extra`` columns, then x, y, z of each Kinect v2 joint) and a row per frame (two bodies a
+    frame when a body column is there); ``value`` replaces the first joint's y in the second row."""
+    header = [*extra, *(f"{joint}_{axis}" for joint in KINECT_V2.joints for axis in "XYZ")]
+    bodies = 2 if "body" in extra else 1
+    rows = []
+    for k in range(frames * bodies):
+        fields = {"time": f"{k // bodies / 30:.4f}", "frame": str(k // bodies), "body": str(k % bodies)}
+        coordinates = [f"{0.01 * j + k:.3f}" for j in range(75)]
+        rows.append([fields[name] for name in extra] + coordinates)
+    if value is not None:
+        rows[1][len(extra) + 1] = value
+    return "\n".join(delimiter.join(row) for row in [header, *rows]).encode()
+
+
+CSV = kinect_csv()
+CSV_BODIES = kinect_csv(extra=("frame", "body"), delimiter=";")
+MAPPING = json.dumps({"joints": {"HandTipLeft": None}, "time": "time", "units": "mm", "rate_hz": 30}).encode()
+
+
+@FUZZ
+@given(content=mutations(CSV) | mutations(CSV_BODIES) | mutations(kinect_csv(extra=())))
+@example(content=CSV)
+@example(content=CSV_BODIES)
+@example(content=kinect_csv(value="1e300"))
+@example(content=kinect_csv(value="nan"))
+@example(content=kinect_csv(value=""))
+@example(content=kinect_csv(value="9" * 5000))
+@example(content=CSV.replace(b"0.0333", b"0.0000"))
+@example(content=CSV_BODIES.replace(b";1;", b";0;", 1))
+@example(content=CSV_BODIES.replace(b"\n1;", b"\n" + b"9" * 30 + b";", 1))
+@example(content=b"\xff\xfe" + CSV.decode().encode("utf-16-le"))
+@example(content=b"")
+def test_kinect_csv(workdir: Path, content: bytes):
+    path = workdir / "walk.csv"
+    path.write_bytes(content)
+    read_or_refuse(read_file, path, lost_joints=True)
+
+
+@FUZZ
+@given(text=mutations(MAPPING))
+@example(text=MAPPING)
+@example(text=json.dumps({"joints": {"Head": ["Head_X", "Head_Y", 7]}}).encode())
+@example(text=json.dumps({"units": ["mm"], "time_units": {"a": 1}, "sensor_id": ""}).encode())
+@example(text=json.dumps({"rate_hz": float("inf")}).encode())
+@example(text=b"[" * 100_000)
+def test_kinect_csv_mapping(workdir: Path, text: bytes):
+    path = workdir / "mapped.csv"
+    path.write_bytes(CSV)
+    (workdir / "mapped.columns.json").write_bytes(text)
+    read_or_refuse(read_file, path, lost_joints=True)
+
+
 # --- what is not a regular file, and what would take unbounded memory ---------------------------------------
 
-SUFFIXES = (".gwrec", ".txt", ".skeleton", ".amc", ".zip")
+SUFFIXES = (".gwrec", ".txt", ".skeleton", ".amc", ".zip", ".csv")
 
 
 def read_promptly(path: Path, timeout_s: float = 20.0, most_bytes: int = 2**27) -> list[Recording] | BaseException:
@@ -503,6 +561,7 @@ INFO_CASES = {
     "rate.gwrec": (gwrec_file(header={"nominal_rate_hz": "fast"}), "nominal rate 'fast'"),
     "S001C002P003R002A013.skeleton": (ntu_text(frame_count="9" * 5000), "line 1: the frame count: a 5000-digit"),
     "kgbd.zip": (BROKEN_ZIP, "not a readable zip"),
+    "walk.csv": (kinect_csv(value="1e300"), "walk.csv, line 3, column 3 ('SpineBase_Y')"),
     "pipe.gwrec": (None, "a FIFO (named pipe), not a regular file"),
     "zero.gwrec": (Path("/dev/zero"), "a character device, not a regular file"),
 }

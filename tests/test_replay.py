@@ -66,3 +66,27 @@ def test_loop_starts_over_with_new_tracks():
 def test_bad_speed():
     with pytest.raises(ValueError, match="speed"):
         Replay.of([], speed=0)
+
+
+def test_bodies_without_an_id_are_recorded_read_and_replayed_as_id_less_people(tmp_path):
+    """A pose estimator gives no ids (-1): two people in one frame are two bodies, never one track twice."""
+    from sensors.formats.gwrec import read_gwrec, write_recording
+
+    n = 4
+    joints = np.zeros((2 * n, 20, 3), np.float32)
+    joints[1::2, :, 0] = 2.0  # the second person stands 2 m to the side
+    seen = Recording(
+        layout=KINECT_V1,
+        t=np.arange(n) / 30.0,
+        seq=np.arange(n, dtype=np.int64),
+        body_offsets=np.arange(0, 2 * n + 1, 2, dtype=np.int64),
+        track_ids=np.full(2 * n, -1, np.int64),
+        joints=joints,
+        confidence=np.ones((2 * n, 20), np.float32),
+        rate_hz=30.0,
+    )
+    write_recording(tmp_path / "two.gwrec", seen)
+    back = read_gwrec(tmp_path / "two.gwrec")
+    assert back.num_body_frames == 2 * n and (back.track_ids == -1).all()
+    frames = list(Replay.of([back], speed=None))
+    assert [frame.track_ids.tolist() for frame in frames] == [[-1, -1]] * n

@@ -135,3 +135,32 @@ def test_one_camera_s_floor_fitted_from_three_walkers_agrees():
     assert max(tilts) - min(tilts) < 1.5, tilts
     assert max(heights) - min(heights) < 0.2 and min(heights) > 0.5 and max(heights) < 2.5, heights
     assert all(f.rms_m < 0.03 for f in fits)
+
+
+def test_a_truncated_video_is_warned_about_in_one_line_naming_where_it_ended(tmp_path: Path):
+    declared = int(cv2.VideoCapture(str(clip("002-nm-01"))).get(cv2.CAP_PROP_FRAME_COUNT))
+    data = clip("002-nm-01").read_bytes()
+    path = tmp_path / "cut.avi"
+    path.write_bytes(data[: len(data) // 2])  # a copy or a recording that stopped half way
+    proc = gaitwatch("info", path)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"warning: {path}: decoding stopped after image "), proc.stderr
+    decoded = int(lines[0].split("after image ")[1].split()[0])
+    assert 0.3 * declared < decoded < 0.7 * declared and f"of the {declared} the file declares" in lines[0]
+    assert f"images={decoded}" in proc.stdout  # what was decoded is read
+
+
+def test_a_video_with_no_decodable_image_is_one_clear_error(tmp_path: Path):
+    data = clip("002-nm-01").read_bytes()
+    path = tmp_path / "empty.avi"
+    path.write_bytes(data[: data.find(b"movi") + 8])  # the headers and the first image's chunk header: no image
+    assert_one_line_error(gaitwatch("info", path, ok=False), str(path), "no image could be decoded")
+
+
+def test_a_clip_runs_without_native_logging(tmp_path: Path):
+    gallery = tmp_path / "g.db"
+    gaitwatch("gallery", "create", gallery)
+    gaitwatch("gallery", "enroll", gallery, clip("001-nm-01"), "--name", "001")
+    proc = gaitwatch("camera", "--source", clip("001-nm-02"), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0")
+    assert proc.stderr == "" and "ended    001," in proc.stdout, proc.stderr
+    assert_one_line_error(gaitwatch("record", "--source", "7", "--out", tmp_path / "x.gwrec", ok=False), "7: OpenCV")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration.threshold import calibrate, rates, threshold_for_far
 from sensors.errors import InputError
+from stream.threshold import calibrate, rates, threshold_for_far
 
 
 def test_rates_by_hand():
@@ -45,7 +45,7 @@ def test_bad_scores_are_refused():
 
 
 def test_open_set_thresholds_by_hand():
-    from calibration.threshold import open_set_thresholds
+    from stream.threshold import open_set_thresholds
 
     stranger = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4])  # nearest other identity per probe
     identified = np.array([0.3, 0.55, np.inf, 0.65, 0.2, 0.4, 0.95, np.inf, 0.1, 0.35])  # own, where nearest

@@ -8,13 +8,16 @@ from pathlib import Path
 from sensors.errors import InputError
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """``gaitwatch export`` (registered by ``engines.cli``)."""
     ex = commands.add_parser("export", help="compile a trained encoder to ONNX or a TensorRT engine, with a model card")
     ex.add_argument("model", help="a checkpoint (.pt or run folder), 'raw', or an .onnx file (for --format tensorrt)")
-    ex.add_argument("--format", choices=["onnx", "tensorrt"], default="onnx")
+    ex.add_argument("--format", choices=["onnx", "tensorrt"], default="onnx", help="the artifact's kind")
     ex.add_argument("--out", type=Path, required=True, help="the artifact to write (.onnx, or .engine / .plan)")
-    ex.add_argument("--data", type=Path, help="KGBD zip or folder: score the artifact on its split for the card")
-    ex.add_argument("--f", type=int, default=6, help="window length for 'raw' (default 6)")
+    ex.add_argument(
+        "--data", type=Path, help="KGBD zip or folder: score the artifact on its split for the card (default: no score)"
+    )
+    ex.add_argument("--f", type=int, default=6, help="window length in frames, for 'raw'")
     ex.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="TensorRT precision")
     ex.add_argument("--max-batch", type=int, default=256, help="TensorRT optimisation profile: batch 1..this")
     ex.set_defaults(func=run_export)

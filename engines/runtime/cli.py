@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from sensors.cli_helpers import command_line
 from sensors.errors import InputError
 
-BENCH_TARGETS: argparse._SubParsersAction | None = None
 
-
-def register(commands: argparse._SubParsersAction) -> None:
-    bench = commands.add_parser("bench", help="measure speed (windows/s, p50/p99 latency)")
-    what = bench.add_subparsers(dest="what", metavar="WHAT", required=True)
-    global BENCH_TARGETS
-    BENCH_TARGETS = what  # other packages add their own: ``gaitwatch bench pipeline`` (stream)
-    enc = what.add_parser("encoder", help="one model through every backend available here, batch 1, 16, 64, 256")
+def add_commands(bench: argparse._SubParsersAction) -> None:
+    """``gaitwatch bench encoder`` (registered by ``engines.cli`` into the shared ``bench`` group)."""
+    enc = bench.add_parser("encoder", help="one model through every backend available here, at each --batches size")
     enc.add_argument("--model", type=Path, help="ONNX artifact (default: the shipped SimMC)")
     enc.add_argument("--checkpoint", type=Path, help="torch reference (default: the .pt shipped beside the model)")
     enc.add_argument("--engine", type=Path, help="a TensorRT engine of the same model, timed where TensorRT runs")
-    enc.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64, 256])
-    enc.add_argument("--seconds", type=float, default=2.0, help="minimum timing per cell")
-    enc.add_argument("--out", type=Path, help="JSON report")
+    enc.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64, 256], help="batch sizes to time")
+    enc.add_argument("--seconds", type=float, default=2.0, help="minimum timing per cell, seconds")
+    enc.add_argument("--out", type=Path, help="JSON report (default: print the table only)")
     enc.add_argument("--table", type=Path, help="markdown table (default: beside --out, .md)")
     enc.set_defaults(func=run_bench_encoder)
 
@@ -45,8 +40,7 @@ def run_bench_encoder(args: argparse.Namespace) -> int:
     if args.engine:
         encoders.append(open_encoder(args.engine))
     report = run_benchmark(encoders, tuple(args.batches), args.seconds)
-    command = "gaitwatch bench encoder " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "gaitwatch bench encoder"
-    table = markdown_table(report, command.strip())
+    table = markdown_table(report, command_line(args))
     print(table)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,16 +10,22 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sensors.errors import FormatError, InputError
 from stream.labels import PERSON_KEYS, person_of
 
+if TYPE_CHECKING:
+    from calibration.sensor_file import SensorCalibrations
+    from sensors.recording import Recording
+
 IDENTITY_HELP = "id:N, name:TEXT, or a name (or an id) when that names one identity only"
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """``gaitwatch gallery ACTION`` (registered by ``stream.cli``)."""
     gallery = commands.add_parser("gallery", help="the identity gallery: enroll people, list, rename, remove, ...")
     sub = gallery.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -35,7 +41,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     enroll.add_argument("inputs", nargs="+", help="recorded files (.gwrec, .skeleton, ...) or a KGBD zip/folder")
     enroll.add_argument("--name", help="enroll everything as this one identity (instead of by labels)")
     enroll.add_argument("--label", help=f"label naming the person (default: the first of {', '.join(PERSON_KEYS)})")
-    enroll.add_argument("--stride", type=int, help="frames between windows (default: f, no overlap)")
+    enroll.add_argument("--stride", type=int, help="frames between windows (default: the model's f, no overlap)")
     enroll.add_argument("--keep-windows", action="store_true", help="store each window too, for re-embedding")
     enroll.add_argument(
         "--attribute",
@@ -48,21 +54,29 @@ def register(commands: argparse._SubParsersAction) -> None:
     enroll.add_argument(
         "--calibration",
         type=Path,
-        help="sensor calibration file: calibrated sensors enroll in the world frame",
+        help="sensor calibration file: calibrated sensors enroll in the world frame, videos placed with their "
+        "camera's intrinsics, as the node sees them (default: frames as recorded)",
     )
-    add("list", "identities with their number of embeddings", run_list).add_argument("--json", action="store_true")
+    enroll.add_argument(
+        "--sensor-id",
+        help="the sensor every input is taken to come from, so its --calibration entry applies (default: each "
+        "recording's own; a video's is its file name)",
+    )
+    add("list", "identities with their number of embeddings", run_list).add_argument(
+        "--json", action="store_true", help="print the list as JSON"
+    )
     show = add("show", "one identity: attributes and where its embeddings came from", run_show)
     show.add_argument("identity", help=IDENTITY_HELP)
     rename = add("rename", "give an identity a new name", run_rename)
     rename.add_argument("identity", help=IDENTITY_HELP)
-    rename.add_argument("name")
+    rename.add_argument("name", help="the new name")
     remove = add("remove", "delete an identity and its embeddings", run_remove)
     remove.add_argument("identity", help=IDENTITY_HELP)
     export = add("export", "write identities and embeddings to a portable .npz", run_export)
-    export.add_argument("out", type=Path)
+    export.add_argument("out", type=Path, help="the .npz to write (private, 0600)")
     imp = add("import", "add an export's identities not already here (same model only)", run_import)
-    imp.add_argument("source", type=Path)
-    add("stats", "sizes, model, index", run_stats).add_argument("--json", action="store_true")
+    imp.add_argument("source", type=Path, help="an .npz written by gaitwatch gallery export")
+    add("stats", "sizes, model, index", run_stats).add_argument("--json", action="store_true", help="print as JSON")
     reembed = add("reembed", "re-encode the stored windows with another model and bind the gallery to it", run_reembed)
     reembed.add_argument("--model", type=Path, required=True, help="the new encoder artifact")
 
@@ -103,14 +117,13 @@ class _Track:
 
 def run_enroll(args: argparse.Namespace) -> int:
     from calibration.sensor_file import SensorCalibrations
-    from calibration.sensor_pose import PoseLookup
 
     attributes = _attributes(args.attribute)
-    pose_of = PoseLookup(SensorCalibrations.load(args.calibration).poses() if args.calibration else {})
+    calibrations = SensorCalibrations.load(args.calibration) if args.calibration else None
     encoder = _encoder(args.model)
     store = _store(args.gallery, writable=True)
     store.check_model(encoder.card)
-    tracks, skipped = _encode_inputs(args, encoder, pose_of)
+    tracks, skipped = _encode_inputs(args, encoder, calibrations)
     with store.transaction():  # all of it or nothing; names looked up under the write lock
         by_name = _identities_named(store, {track.name for track in tracks})
         fresh = len({track.name for track in tracks} - by_name.keys())
@@ -129,10 +142,12 @@ def run_enroll(args: argparse.Namespace) -> int:
     return 0
 
 
-def _encode_inputs(args: argparse.Namespace, encoder, pose_of) -> tuple[list[_Track], int]:
+def _encode_inputs(
+    args: argparse.Namespace, encoder, calibrations: SensorCalibrations | None
+) -> tuple[list[_Track], int]:
     """Every track of every input, encoded; nothing is written yet. InputError naming an input that gives no
     whole window (no person in it, or none seen long enough): enrolling nothing is never a success."""
-    from sensors.formats import iter_recordings
+    from calibration.sensor_pose import PoseLookup
     from sensors.progress import progress
     from stream.gallery.gallery import track_origins
     from stream.windows import track_windows
@@ -141,10 +156,11 @@ def _encode_inputs(args: argparse.Namespace, encoder, pose_of) -> tuple[list[_Tr
     found = dict.fromkeys(map(str, args.inputs), 0)
     skipped = dict.fromkeys(found, 0)
     rate = float(encoder.card["rate_hz"])
+    pose_of = PoseLookup(calibrations.poses() if calibrations is not None else {})
 
-    def recordings() -> Iterator[tuple[str, object]]:
+    def recordings() -> Iterator[tuple[str, Recording]]:
         for path in found:
-            for recording in iter_recordings([path]):
+            for recording in _read(Path(path), args.sensor_id, calibrations):
                 yield path, recording
             if not found[path]:  # raised inside the progress: no "done" line before the error
                 why = f"; {skipped[path]} windows had missing joints" if skipped[path] else ""
@@ -154,7 +170,8 @@ def _encode_inputs(args: argparse.Namespace, encoder, pose_of) -> tuple[list[_Tr
                 )
 
     for path, recording in progress(recordings(), "Enrolling", total=None):
-        for part in track_windows(recording, encoder.f, rate, args.stride, pose_of(recording.sensor_id)):
+        pose = pose_of(args.sensor_id or recording.sensor_id)
+        for part in track_windows(recording, encoder.f, rate, args.stride, pose):
             skipped[path] += part.skipped
             if len(part.windows) == 0:
                 continue
@@ -165,6 +182,24 @@ def _encode_inputs(args: argparse.Namespace, encoder, pose_of) -> tuple[list[_Tr
             tracks.append(_Track(name, source, encoder.encode(part.windows), origins, label))
             found[path] += 1
     return tracks, sum(skipped.values())
+
+
+def _read(path: Path, sensor_id: str | None, calibrations: SensorCalibrations | None) -> Iterator[Recording]:
+    """The recordings of one input. A video goes through MediaPipe as the camera node's frames do: placed in the
+    camera's space with the intrinsics calibrated for its sensor (``sensor_id``, else the file's name), so the
+    sensor's floor and placement mean the same for both; anything else is read as recorded."""
+    from calibration.placement import placer_for
+    from sensors.formats import iter_recordings, video
+
+    if path.suffix.lower() not in video.SUFFIXES:
+        yield from iter_recordings([path])
+        return
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file; expected a video")
+    stored = calibrations.sensors.get(sensor_id or path.name) if calibrations is not None else None
+    yield video.read_video(path, placer_for(None, None, stored.intrinsics if stored is not None else None))
 
 
 def _identities_named(store, names: set[str]) -> dict[str, int]:

@@ -5,23 +5,32 @@ from __future__ import annotations
 import argparse
 import math
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sensors.cli import parse_speed
+from sensors.cli_helpers import command_line, parse_speed
 from sensors.errors import InputError
 from stream.node.launch import file_or_number, model_spec
 
+if TYPE_CHECKING:
+    from stream.events import Publisher
+
 DEFAULT_PUB = "tcp://127.0.0.1:5557"
+ANY_PORT = "tcp://127.0.0.1:0"
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction, bench: argparse._SubParsersAction) -> None:
+    """``replay``, ``camera``, ``kinect``, ``listen``, ``launch``, and ``pipeline`` under the shared ``bench`` group
+    (registered by ``stream.cli``)."""
     replay = commands.add_parser(
         "replay", help="run the node on recorded files: identities published over ZeroMQ (default: the demo)"
     )
     replay.add_argument("paths", type=Path, nargs="*", help="recordings or datasets (default: the bundled demo)")
     replay.add_argument("--gallery", type=Path, help="gallery to match against (required with files)")
     replay.add_argument("--model", type=model_spec, help="encoder artifact, or raw (default: the shipped SimMC)")
-    replay.add_argument("--speed", default="1", help="pace factor, or 'max' for as fast as possible (default 1)")
+    replay.add_argument("--speed", default="1", help="pace factor, or 'max' for as fast as possible")
     replay.add_argument("--loop", action="store_true", help="start over at the end, until interrupted")
     add_node_options(replay)
     replay.set_defaults(func=run_replay)
@@ -33,52 +42,53 @@ def register(commands: argparse._SubParsersAction) -> None:
     camera.add_argument("--gallery", type=Path, required=True, help="gallery to match against")
     camera.add_argument("--model", type=model_spec, help="encoder artifact, or raw (default: the shipped SimMC)")
     camera.add_argument("--pose-model", type=Path, help="MediaPipe pose landmarker .task (default: the shipped full)")
-    camera.add_argument("--people", type=int, default=1, help="most people estimated per image (default 1)")
+    camera.add_argument("--people", type=int, default=1, help="most people estimated per image")
     camera.add_argument(
         "--intrinsics", type=Path, help="JSON with fx, fy, cx, cy in pixels (default: the --calibration file's)"
     )
     camera.add_argument("--fov", type=float, help="horizontal field of view in degrees, when there is no --intrinsics")
     camera.add_argument("--preview", type=Path, help="write the video with skeletons, tracks and identities (.mp4)")
-    camera.add_argument("--sensor-id", default="camera")
+    camera.add_argument("--sensor-id", default="camera", help="the camera's sensor id in events and calibration")
     add_node_options(camera)
     camera.set_defaults(func=run_camera)
 
     kinect = commands.add_parser("kinect", help="run the node on a Kinect v2 (Windows, pykinect2)")
     kinect.add_argument("--gallery", type=Path, required=True, help="gallery to match against")
     kinect.add_argument("--model", type=model_spec, help="encoder artifact, or raw (default: the shipped SimMC)")
-    kinect.add_argument("--sensor-id", default="kinect")
+    kinect.add_argument("--sensor-id", default="kinect", help="the Kinect's sensor id in events and calibration")
     add_node_options(kinect)
     kinect.set_defaults(func=run_kinect)
 
     listen = commands.add_parser("listen", help="show a node's identity events live")
-    listen.add_argument("endpoint", nargs="?", default=DEFAULT_PUB, help=f"the node's --pub (default {DEFAULT_PUB})")
+    listen.add_argument("endpoint", nargs="?", default=DEFAULT_PUB, help="the node's --pub")
     listen.add_argument("--topics", nargs="+", help="topic prefixes (default: every gaitwatch topic)")
     listen.add_argument("--plain", action="store_true", help="one line per event instead of the live table")
-    listen.add_argument("--timeout", type=float, help="stop after this many seconds without an event")
+    listen.add_argument(
+        "--timeout", type=float, help="stop after this many seconds without an event (default: wait until ^C)"
+    )
     listen.add_argument("--until-finished", action="store_true", help="stop when the node says its source ended")
     listen.set_defaults(func=run_listen)
 
-    from engines.runtime import cli as bench_cli
-
-    if bench_cli.BENCH_TARGETS is not None:
-        pipeline = bench_cli.BENCH_TARGETS.add_parser(
-            "pipeline", help="the whole node: body-frames/s at max speed, frame-to-event latency at 30 Hz"
-        )
-        pipeline.add_argument("--sensors", type=int, default=16)
-        pipeline.add_argument("--bodies", type=int, default=6, help="people seen at once by each sensor")
-        pipeline.add_argument("--seconds", type=float, default=20.0, help="length of the real-time (latency) run")
-        pipeline.add_argument("--max-speed-seconds", type=float, default=60.0, help="recording length, throughput run")
-        pipeline.add_argument("--out", type=Path, help="JSON report")
-        pipeline.add_argument("--table", type=Path, help="markdown table (default: beside --out, .md)")
-        pipeline.set_defaults(func=run_bench_pipeline)
+    pipeline = bench.add_parser(
+        "pipeline", help="the whole node: body-frames/s at max speed, frame-to-event latency at 30 Hz"
+    )
+    pipeline.add_argument("--sensors", type=int, default=16, help="simulated sensors replayed at once")
+    pipeline.add_argument("--bodies", type=int, default=6, help="people seen at once by each sensor")
+    pipeline.add_argument("--seconds", type=float, default=20.0, help="length of the real-time (latency) run")
+    pipeline.add_argument("--max-speed-seconds", type=float, default=60.0, help="recording length, throughput run")
+    pipeline.add_argument("--out", type=Path, help="JSON report (default: print the table only)")
+    pipeline.add_argument("--table", type=Path, help="markdown table (default: beside --out, .md)")
+    pipeline.set_defaults(func=run_bench_pipeline)
 
     launch = commands.add_parser("launch", help="run a node described by a launch file (TOML, see launch/)")
-    launch.add_argument("file", type=Path)
+    launch.add_argument("file", type=Path, help="the launch file: one [replay], [camera], [kinect] or [listen] table")
     launch.set_defaults(func=run_launch)
 
 
 def add_node_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pub", default=DEFAULT_PUB, help=f"ZeroMQ PUB endpoint to bind (default {DEFAULT_PUB})")
+    parser.add_argument(
+        "--pub", default=DEFAULT_PUB, help=f"ZeroMQ PUB endpoint to bind; {ANY_PORT} takes any free port"
+    )
     parser.add_argument("--node-id", default="gaitwatch", help="publisher id in every event")
     parser.add_argument(
         "--threshold",
@@ -86,27 +96,31 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
         help="distance up to which the nearest identity is named: a number, or a threshold.json from "
         "`gaitwatch calibrate threshold` (default: no threshold, the nearest identity is always named)",
     )
-    parser.add_argument("--far", type=float, default=0.01, help="with a threshold.json: the target FAR (default 0.01)")
+    parser.add_argument("--far", type=float, default=0.01, help="with a threshold.json: the target FAR")
     parser.add_argument("--stride", type=int, help="frames between a track's windows (default: the model's f)")
     parser.add_argument("--min-windows", type=int, default=3, help="windows pooled before the first decision")
-    parser.add_argument("--enroll-after", type=int, help="enroll unknown tracks as anonymous after N windows")
-    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument(
+        "--enroll-after", type=int, help="enroll unknown tracks as anonymous after N windows (default: never)"
+    )
+    parser.add_argument("--max-batch", type=int, default=64, help="most windows encoded in one call")
     parser.add_argument(
         "--max-wait-ms", type=float, default=0.0, help="a batch waits at most this long (default 0: what is queued)"
     )
-    parser.add_argument("--record", type=Path, help="also record every frame as it arrives (.gwrec, crash-safe)")
+    parser.add_argument(
+        "--record", type=Path, help="also record every frame as it arrives (.gwrec, crash-safe; default: no recording)"
+    )
     parser.add_argument(
         "--calibration",
         type=Path,
         help="sensor calibration file (`gaitwatch calibrate floor|place`): each calibrated sensor's frames are "
-        "turned into the shared world frame before tracking and encoding",
+        "turned into the shared world frame before tracking and encoding (default: frames as sensed)",
     )
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
 
 
 def threshold_of(text: str | None, far: float, model_sha256: str | None = None) -> float:
     """A threshold given as a number, or the matcher threshold for ``far`` in a ``calibrate threshold`` file."""
-    from calibration.threshold import matcher_threshold
+    from stream.threshold import matcher_threshold
 
     if text is None:
         return math.inf
@@ -161,20 +175,22 @@ def run_replay(args: argparse.Namespace) -> int:
         if not path.exists():
             raise InputError(f"{path}: no such file or folder")
     speed = parse_speed(args.speed)
-    encoder = open_encoder(args.model)
-    config = node_config(args, encoder.card)
-    if not args.paths:
-        return _run_demo(args, encoder, config, speed)
-    gallery = Gallery.open(args.gallery, encoder.card)
-    replay = Replay(lambda: iter_recordings(args.paths), speed=speed, loop=args.loop, sensor_id=None)
-    try:
-        print(_run_node([Source(replay, track_labels=replay.track_labels)], encoder, gallery, config, args))
-    finally:
-        gallery.close()
+    with _bound(args) as publisher:  # a port in use is said before any model loads or gallery is built
+        encoder = open_encoder(args.model)
+        config = node_config(args, encoder.card)
+        if not args.paths:
+            return _run_demo(args, publisher, encoder, config, speed)
+        gallery = Gallery.open(args.gallery, encoder.card)
+        replay = Replay(lambda: iter_recordings(args.paths), speed=speed, loop=args.loop, sensor_id=None)
+        try:
+            sources = [Source(replay, track_labels=replay.track_labels)]
+            print(_run_node(sources, encoder, gallery, publisher, config, args))
+        finally:
+            gallery.close()
     return 0
 
 
-def _run_demo(args: argparse.Namespace, encoder, config, speed: float | None) -> int:
+def _run_demo(args: argparse.Namespace, publisher: Publisher, encoder, config, speed: float | None) -> int:
     """The demo: its own gallery in a fresh temporary folder (removed at the end, also on ^C or SIGTERM)."""
     from sensors.replay import Replay
     from stream.node.demo import build_demo_gallery, demo_split
@@ -190,25 +206,55 @@ def _run_demo(args: argparse.Namespace, encoder, config, speed: float | None) ->
         gallery = build_demo_gallery(path, encoder, enroll)
         replay = Replay.of(walks, speed=speed, loop=args.loop, sensor_id="cmu-demo")
         try:
-            print(_run_node([Source(replay, track_labels=replay.track_labels)], encoder, gallery, config, args))
+            sources = [Source(replay, track_labels=replay.track_labels)]
+            print(_run_node(sources, encoder, gallery, publisher, config, args))
         finally:
             gallery.close()
     return 0
 
 
+@contextmanager
+def _bound(args: argparse.Namespace) -> Iterator[Publisher]:
+    """The node's publisher, bound to --pub, closed on the way out. Bound first, so a port in use is one line
+    with a way out, said at once rather than after the model has loaded and the demo built its gallery."""
+    import zmq
+
+    from stream.events import Publisher
+
+    try:
+        publisher = Publisher(args.pub, args.node_id)
+    except InputError as err:
+        if getattr(err.__context__, "errno", None) != zmq.EADDRINUSE:  # ZeroMQ's own error, kept as the context
+            raise
+        raise InputError(
+            f"--pub {args.pub}: that port is in use (another node?); give another --pub, or --pub {ANY_PORT} "
+            "for any free port"
+        ) from None
+    try:
+        yield publisher
+    finally:
+        publisher.close()
+
+
 def _run_node(
-    sources: list, encoder, gallery, config, args: argparse.Namespace, on_event=None, on_frame=None, on_interrupt=None
+    sources: list,
+    encoder,
+    gallery,
+    publisher: Publisher,
+    config,
+    args: argparse.Namespace,
+    on_event=None,
+    on_frame=None,
+    on_interrupt=None,
 ) -> str:
-    """Run a node on ``sources``: events published on --pub and printed, frames recorded with --record.
+    """Run a node on ``sources``: events published on ``publisher`` and printed, frames recorded with --record.
 
     Returns the summary line. On ^C the node stops; with ``on_interrupt`` (live sources, where ^C is how
     a run ends) that is called and the run summarised, otherwise the interrupt goes on up."""
-    from stream.events import Publisher
     from stream.labels import person_of_identity
     from stream.node.node import Node
     from stream.node.printer import EventPrinter
 
-    publisher = Publisher(args.pub, config.node_id)
     people = {i.id: person_of_identity(i.name, i.attributes) for i in gallery.identities()}
     printer = EventPrinter(quiet=args.quiet, people=people)
 
@@ -232,25 +278,27 @@ def _run_node(
             raise
         on_interrupt()
         counters = node.counters
-    finally:
-        publisher.close()
     return printer.summary(counters, publisher)
 
 
 def run_bench_pipeline(args: argparse.Namespace) -> int:
-    import sys
-
     from stream.node.bench import run_benchmark, write
 
     if min(args.sensors, args.bodies) < 1 or min(args.seconds, args.max_speed_seconds) <= 0:
         raise InputError("--sensors and --bodies must be at least 1, --seconds and --max-speed-seconds positive")
     report = run_benchmark(args.sensors, args.bodies, args.seconds, args.max_speed_seconds)
-    command = "gaitwatch bench pipeline " + " ".join(sys.argv[3:])
-    print(write(report, args.out, args.table, command.strip()))
+    print(write(report, args.out, args.table, command_line(args)))
     return 0
 
 
 def run_camera(args: argparse.Namespace) -> int:
+    if args.people < 1:
+        raise InputError(f"--people: must be at least 1, got {args.people}")
+    with _bound(args) as publisher:
+        return _run_camera(args, publisher)
+
+
+def _run_camera(args: argparse.Namespace, publisher: Publisher) -> int:
     from calibration.placement import placer_for
     from calibration.sensor_file import SensorCalibrations
     from engines.runtime.load import open_encoder
@@ -259,8 +307,6 @@ def run_camera(args: argparse.Namespace) -> int:
     from stream.node.node import Source
     from stream.node.preview import PreviewWriter
 
-    if args.people < 1:
-        raise InputError(f"--people: must be at least 1, got {args.people}")
     encoder = open_encoder(args.model)
     config = node_config(args, encoder.card)
     gallery = Gallery.open(args.gallery, encoder.card)
@@ -287,7 +333,8 @@ def run_camera(args: argparse.Namespace) -> int:
             preview.on_frame(frame, keys)
 
     try:
-        summary = _run_node([Source(frames(), live=source.live)], encoder, gallery, config, args, on_event, on_frame)
+        sources = [Source(frames(), live=source.live)]
+        summary = _run_node(sources, encoder, gallery, publisher, config, args, on_event, on_frame)
     finally:
         gallery.close()
         if preview is not None:
@@ -308,14 +355,16 @@ def run_kinect(args: argparse.Namespace) -> int:
     from stream.gallery.gallery import Gallery
     from stream.node.node import Source
 
-    encoder = open_encoder(args.model)
-    config = node_config(args, encoder.card)
-    gallery = Gallery.open(args.gallery, encoder.card)
-    source = KinectV2Source(args.sensor_id)
-    try:
-        summary = _run_node([Source(source, live=True)], encoder, gallery, config, args, on_interrupt=source.stop)
-    finally:
-        gallery.close()
+    with _bound(args) as publisher:
+        encoder = open_encoder(args.model)
+        config = node_config(args, encoder.card)
+        gallery = Gallery.open(args.gallery, encoder.card)
+        source = KinectV2Source(args.sensor_id)
+        try:
+            sources = [Source(source, live=True)]
+            summary = _run_node(sources, encoder, gallery, publisher, config, args, on_interrupt=source.stop)
+        finally:
+            gallery.close()
     print(f"kinect: {source.frames_read} body frames read")
     print(summary)
     return 0
@@ -328,9 +377,8 @@ def run_listen(args: argparse.Namespace) -> int:
 
 
 def run_launch(args: argparse.Namespace) -> int:
-    from stream.cli import build_parser
+    from stream.cli import build_parser, parse
     from stream.node.launch import launch_argv
 
-    argv = launch_argv(args.file, build_parser())
-    launched = build_parser().parse_args(argv)
+    launched = parse(launch_argv(args.file, build_parser()))
     return launched.func(launched)

@@ -11,6 +11,11 @@ wins) and the drop is counted; a recorded file waits instead, so nothing of a fi
 Only the encoding thread touches the ZeroMQ socket (ZeroMQ sockets are not thread-safe) and the
 gallery's matcher; the order of a track's events is kept because its windows and its end travel
 through the same queue.
+
+A track is announced (``track.start``) with its first window, not when its first body is seen: a body
+glimpsed for less than a window (a false detection, someone crossing the edge of the view) would
+otherwise start and end a track that never had a decision. Such a track is never published; the start
+event still carries the time the track was first seen.
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ class Counters:
     decisions: int = 0
     dropped_frames: int = 0
     dropped_windows: int = 0
-    tracks: int = 0
+    tracks: int = 0  # tracks announced: those that gave a window
     framing_s: float = 0.0  # time in the framing thread's per-frame work (tracker, mapping, rings)
     deciding_s: float = 0.0  # time in the encoding thread's per-batch work (encode, match, publish)
 
@@ -86,8 +91,16 @@ class Source:
 
 
 @dataclass
+class _Framed:
+    """What the framing thread keeps of an open track: its ring, and its start until a window announces it."""
+
+    ring: WindowRing
+    start: tuple | None  # the ("start", ...) item, sent before the track's first window
+
+
+@dataclass
 class _TrackState:
-    """What the encoding thread knows of a track (the framing thread keeps only its ring)."""
+    """What the encoding thread knows of an announced track (the framing thread keeps its ring)."""
 
     sensor: str
     labels: dict
@@ -125,7 +138,7 @@ class Node:
         self.counters = Counters()
         self.frames: queue.Queue = queue.Queue(config.frame_queue)
         self.work: queue.Queue = queue.Queue(config.window_queue)
-        self._rings: dict[str, WindowRing] = {}  # framing thread: per open track
+        self._rings: dict[str, _Framed] = {}  # framing thread: per open track
         self._pose_of = PoseLookup(config.sensor_poses)  # framing thread
         self._decided: dict[str, _TrackState] = {}  # encoding thread: per open track
         self._stop = threading.Event()
@@ -242,11 +255,15 @@ class Node:
             sensor_track = int(frame.track_ids[update.keys.index(key)])
             # taken, not read: a looping replay names new tracks forever, and their labels must not pile up
             labels = self._labels.get(source, {}).pop(sensor_track, {})
-            self._rings[key] = WindowRing(self.encoder.f, self.rate_hz, self.stride, self.config.max_gap_s)
-            counters.tracks += 1
-            self._send(("start", key, frame.sensor_id, frame.t, labels))
+            ring = WindowRing(self.encoder.f, self.rate_hz, self.stride, self.config.max_gap_s)
+            self._rings[key] = _Framed(ring, ("start", key, frame.sensor_id, frame.t, labels))
         for body, key in enumerate(update.keys):
-            for window, _, _ in self._rings[key].push(frame.t, joints[body]):
+            track = self._rings[key]
+            for window, _, _ in track.ring.push(frame.t, joints[body]):
+                if track.start is not None:
+                    counters.tracks += 1
+                    self._send(track.start)
+                    track.start = None
                 self._send(("window", key, window, frame.t, arrival), droppable=True)
 
     def _canonical(self, frame: Frame) -> np.ndarray:
@@ -258,7 +275,8 @@ class Node:
         return joints if pose is None else pose.apply(joints)
 
     def _end(self, key: str, t: float) -> None:
-        if self._rings.pop(key, None) is not None:
+        track = self._rings.pop(key, None)
+        if track is not None and track.start is None:  # announced: it gave a window
             self._send(("end", key, t))
 
     def _send(self, item: tuple, droppable: bool = False) -> None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sensors.cli import track_label
 from stream.events import IDENTITY, TRACK_END, TRACK_START
-from stream.labels import person_of
+from stream.labels import person_of, track_name
 
 
 @dataclass
@@ -72,7 +71,7 @@ class EventPrinter:
         person = person_of(payload["labels"])
         if person is not None:
             self._labelled[track] = (person, person in self.people.values())
-        self._say(f"t={payload['t_capture']:8.2f}s  {track:>14}  started  ({track_label(payload['labels'])})")
+        self._say(f"t={payload['t_capture']:8.2f}s  {track:>14}  started  ({track_name(payload['labels'])})")
 
     def _identity(self, payload: dict) -> None:
         track = payload["track"]

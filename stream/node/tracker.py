@@ -4,6 +4,12 @@ Why two ways: a Kinect (and a replayed file) gives every body a tracking id, whi
 estimator may not, so bodies without an id (track id < 0) are associated frame to frame by the mean
 distance of their joints to each open track's last position (greedy, nearest pair first; at most six
 bodies per frame make an optimal assignment unnecessary), within ``max_jump_m``.
+
+A track unseen for longer than ``timeout_s`` has ended, also when its body id comes back after that: a video
+read as a file keeps only the images with a person, every walker as body 0, so the next walk through the
+picture comes as body 0 after a gap. Track keys are unique over a run: ``sensor/id`` for the first track of
+a sensor's body id, ``sensor/id#2``, ``#3``, ... for the next ones under that id, and ``sensor/aN`` for
+tracks made of bodies without an id.
 """
 
 from __future__ import annotations
@@ -37,29 +43,29 @@ class Tracker:
         self.max_jump_m = max_jump_m
         self._open: dict[str, dict[int, _Open]] = {}  # sensor -> sensor-side id -> open track
         self._next_anonymous = 0
+        self._starts: dict[tuple[str, int], int] = {}  # (sensor, its body id) -> tracks started under that id
 
     def update(self, frame: Frame) -> TrackUpdate:
         tracks = self._open.setdefault(frame.sensor_id, {})
+        update = TrackUpdate(keys=[])
+        for sensor_track, state in list(tracks.items()):  # first: a body id seen again after the timeout is new
+            if frame.t - state.last_t > self.timeout_s:
+                update.ended.append((state.key, state.last_t))
+                del tracks[sensor_track]
         ids = frame.track_ids.tolist()
         centres = None  # only bodies without a sensor id need positions (the common case skips the cost)
         if any(i < 0 for i in ids):
             centres = np.nanmean(frame.joints, axis=1)
             ids = self._associate(tracks, ids, centres)
-        update = TrackUpdate(keys=[])
         for body, sensor_track in enumerate(ids):
             state = tracks.get(sensor_track)
             if state is None:
-                name = sensor_track if sensor_track >= 0 else f"a{-sensor_track - 1_000_000}"
-                state = tracks[sensor_track] = _Open(f"{frame.sensor_id}/{name}", frame.t, None)
+                state = tracks[sensor_track] = _Open(self._new_key(frame.sensor_id, sensor_track), frame.t, None)
                 update.started.append(state.key)
             state.last_t = frame.t
             if centres is not None:
                 state.last_centre = centres[body]
             update.keys.append(state.key)
-        for sensor_track, state in list(tracks.items()):
-            if frame.t - state.last_t > self.timeout_s:
-                update.ended.append((state.key, state.last_t))
-                del tracks[sensor_track]
         return update
 
     def end_all(self) -> list[tuple[str, float]]:
@@ -67,6 +73,13 @@ class Tracker:
         ended = [(state.key, state.last_t) for tracks in self._open.values() for state in tracks.values()]
         self._open.clear()
         return ended
+
+    def _new_key(self, sensor: str, sensor_track: int) -> str:
+        """A key no track of this run had: anonymous ids are never reused, a sensor's own ids may be."""
+        if sensor_track < 0:
+            return f"{sensor}/a{-sensor_track - 1_000_000}"
+        starts = self._starts[(sensor, sensor_track)] = self._starts.get((sensor, sensor_track), 0) + 1
+        return f"{sensor}/{sensor_track}" if starts == 1 else f"{sensor}/{sensor_track}#{starts}"
 
     def _associate(self, tracks: dict[int, _Open], ids: list[int], centres: np.ndarray) -> list[int]:
         """Sensor ids for bodies without one: the nearest unclaimed open track, or a new track."""

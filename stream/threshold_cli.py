@@ -1,17 +1,18 @@
-"""``gaitwatch calibrate threshold``: the distance threshold for a target false-accept rate, from KGBD walks."""
+"""``gaitwatch calibrate threshold``: the matcher's distance threshold for a target false-accept rate, from KGBD
+walks scored through a real gallery; the node reads the file it writes (``--threshold FILE --far F``)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import tempfile
 from pathlib import Path
 
-from sensors.errors import InputError
+from sensors.cli_helpers import require_extra
 
 
 def add_commands(what: argparse._SubParsersAction) -> None:
+    """``threshold`` under the shared ``calibrate`` group."""
     th = what.add_parser("threshold", help="genuine/impostor walk scores -> threshold per target FAR, EER, DET plot")
     th.add_argument("--data", type=Path, required=True, help="the KGBD zip or folder")
     th.add_argument("--split", help="kgbd:SEED (default: the split the model was trained on, else kgbd:0)")
@@ -19,24 +20,23 @@ def add_commands(what: argparse._SubParsersAction) -> None:
         "--on",
         choices=["validation", "test"],
         default="validation",
-        help="validation (default): the split's training walks, so the test stays unseen",
+        help="validation: the split's training walks, so the test stays unseen; test: its probe and gallery walks",
     )
     th.add_argument("--model", type=Path, help="encoder artifact (default: the shipped model)")
-    th.add_argument("--far", type=float, nargs="+", default=[0.01, 0.1], help="target false-accept rates")
+    th.add_argument("--far", type=float, nargs="+", default=[0.01, 0.1], help="target false-accept rates, in [0, 1]")
     th.add_argument("--out", type=Path, required=True, help="folder for threshold.json and det.png")
     th.set_defaults(func=run_threshold)
 
 
 def run_threshold(args: argparse.Namespace) -> int:
-    from calibration.kgbd_scores import scores_for
-    from calibration.threshold import FORMAT, VERSION, calibrate, open_set_thresholds, write_det_plot
     from engines.protocol import load_protocol, load_split, validation_split
     from engines.runtime.load import open_encoder
     from sensors import atomic
     from sensors.atomic import private_dir
+    from stream.kgbd_scores import scores_for
+    from stream.threshold import FORMAT, VERSION, calibrate, open_set_thresholds, write_det_plot
 
-    if importlib.util.find_spec("matplotlib") is None:
-        raise InputError("the DET plot needs matplotlib: pip install -c constraints.txt 'gaitwatch[train]'")
+    require_extra("train", ("matplotlib",), "the DET plot")
     encoder = open_encoder(args.model)
     args.split = args.split or (encoder.card.get("training") or {}).get("split") or "kgbd:0"
     split = load_split(args.split)

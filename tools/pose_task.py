@@ -8,7 +8,7 @@ normalisation metadata (detector: mean 127.5, std 127.5; landmarker: mean 0, std
 0.10.21 wheel has the metadata writer's compiled part, and it needs numpy < 2 and protobuf < 5, so
 the writing runs in a throwaway virtual environment of its own.
 
-    python -m sensors.pose_task --out sensors/data/pose_landmarker_full.task [--wheel mediapipe-0.10.21-....whl]
+    python tools/pose_task.py --out sensors/data/pose_landmarker_full.task [--wheel mediapipe-0.10.21-....whl]
 """
 
 from __future__ import annotations
