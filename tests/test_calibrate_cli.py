@@ -5,12 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
-pytest.importorskip("hnswlib", reason="hnswlib not installed")
-
 from stream.node.cli import threshold_of
-from tests.test_cli import assert_one_line_error, gaitwatch
+from tests.helpers import assert_one_line_error, gaitwatch
 
 
 def test_threshold_from_the_validation_walks_keeps_its_false_accept_promise(kgbd_zip: Path, tmp_path: Path):

@@ -1,10 +1,8 @@
-"""The ``gaitwatch`` command through a real subprocess: results on stdout, one clear line on errors."""
+"""The ``gaitwatch`` command: results on stdout, one clear line on errors."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -14,27 +12,15 @@ import pytest
 from sensors.formats.gwrec import read_gwrec, write_recording
 from sensors.layouts import KINECT_V1
 from sensors.recording import Recording
-
-GAITWATCH = Path(sys.executable).with_name("gaitwatch")
-
-
-def gaitwatch(*args: str | Path, ok: bool = True) -> subprocess.CompletedProcess:
-    assert GAITWATCH.exists(), f"{GAITWATCH} missing: install with pip install -e '.[dev]'"
-    proc = subprocess.run([str(GAITWATCH), *map(str, args)], capture_output=True, text=True, timeout=300)
-    if ok:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+from tests.helpers import assert_one_line_error, gaitwatch, gaitwatch_process
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    for needle in needles:
-        assert needle in lines[0]
+def test_the_installed_command_runs_as_its_own_process():
+    proc = gaitwatch_process("--version")
+    assert proc.stdout.startswith("gaitwatch ") and proc.stderr == ""
 
 
+@pytest.mark.slow
 def test_info_kgbd_zip_reports_the_dataset_totals(kgbd_zip: Path):
     summary = json.loads(gaitwatch("info", kgbd_zip, "--json").stdout)
     assert (summary["people"], summary["walks"], summary["frames"]) == (164, 822, 491_747)

@@ -8,9 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("hnswlib", reason="hnswlib not installed")
-pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
-
 from calibration.sensor_file import SensorCalibrations
 from engines.runtime.load import open_encoder
 from sensors.formats.gwrec import write_recording

@@ -8,10 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest.importorskip("zmq", reason="pyzmq not installed")
-
 from stream.cli import main
-from tests.test_cli import assert_one_line_error, gaitwatch
+from tests.helpers import assert_one_line_error, gaitwatch_process
 
 
 @pytest.fixture
@@ -40,9 +38,10 @@ def test_the_demo_reports_a_port_in_use_before_loading_anything(held_endpoint, m
 
 
 def test_a_port_in_use_through_the_installed_command(held_endpoint, tmp_path):
-    proc = gaitwatch("replay", tmp_path / "none.gwrec", "--gallery", tmp_path / "g.db", ok=False)
+    proc = gaitwatch_process("replay", tmp_path / "none.gwrec", "--gallery", tmp_path / "g.db", ok=False)
     assert_one_line_error(proc, "none.gwrec: no such file")  # input errors still come first
-    assert_one_line_error(gaitwatch("replay", "--pub", held_endpoint, ok=False), held_endpoint, "in use")
-    proc = gaitwatch("camera", "--source", "0", "--gallery", tmp_path / "g.db", "--pub", held_endpoint, ok=False)
+    assert_one_line_error(gaitwatch_process("replay", "--pub", held_endpoint, ok=False), held_endpoint, "in use")
+    camera = ("camera", "--source", "0", "--gallery", tmp_path / "g.db", "--pub", held_endpoint)
+    proc = gaitwatch_process(*camera, ok=False)
     assert_one_line_error(proc, held_endpoint, "tcp://127.0.0.1:0")
     assert not (tmp_path / "g.db").exists()

@@ -24,7 +24,7 @@ from sensors.formats.cmu import (
     read_amc,
 )
 from sensors.layouts import CMU_ASF, bone_lengths
-from tests.test_cli import assert_one_line_error, gaitwatch
+from tests.helpers import assert_one_line_error, gaitwatch
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cmu-mocap"
 TRIALS = sorted(DATA.glob("*/*.amc")) if DATA.is_dir() else []

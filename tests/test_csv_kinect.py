@@ -14,7 +14,7 @@ from sensors.errors import FormatError
 from sensors.formats import read_file
 from sensors.formats.gwrec import read_gwrec
 from sensors.layouts import KINECT_V2
-from tests.test_cli import assert_one_line_error, gaitwatch
+from tests.helpers import assert_one_line_error, gaitwatch
 
 Namer = Callable[[str, str], str]
 STYLES: dict[str, Namer] = {

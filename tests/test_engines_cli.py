@@ -1,15 +1,18 @@
-"""``gaitwatch train`` / ``gaitwatch eval`` through a real subprocess."""
+"""``gaitwatch train`` / ``gaitwatch eval`` as a user runs them: results, files written, one-line errors."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
+
 from engines.train.loop import train
+from tests.helpers import assert_one_line_error, gaitwatch
 from tests.synthetic_gait import synthetic_windows
-from tests.test_cli import assert_one_line_error, gaitwatch
 
 
+@pytest.mark.slow
 def test_eval_a_model_on_its_own_split_and_refuse_others(kgbd_zip: Path, tmp_path: Path):
     windows, _ = synthetic_windows(people=8, windows_per_person=20)
     model = train(
@@ -47,6 +50,7 @@ def test_train_and_eval_reject_bad_arguments_in_one_line(tmp_path: Path):
     assert_one_line_error(gaitwatch("eval", tmp_path / "nothing", "--data", zip_path, ok=False), "no such model file")
 
 
+@pytest.mark.slow
 def test_eval_on_the_validation_part_of_the_training_walks(kgbd_zip: Path, tmp_path: Path):
     out = tmp_path / "eval"
     gaitwatch("eval", "raw", "--data", kgbd_zip, "--split", "kgbd:0", "--on", "validation", "--out", out)

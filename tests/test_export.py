@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
 pytest.importorskip("onnxscript", reason="onnxscript (ONNX export) not installed: the 'train' extra")
 
 from engines.export.artifact import PARITY_LIMIT, export_onnx_artifact
@@ -21,8 +20,8 @@ from engines.runtime.onnx_backend import OnnxRuntimeEncoder
 from engines.runtime.torch_backend import TorchEncoder
 from engines.train.loop import train
 from sensors.errors import FormatError, InputError
+from tests.helpers import assert_one_line_error, gaitwatch
 from tests.synthetic_gait import synthetic_windows
-from tests.test_cli import assert_one_line_error, gaitwatch
 
 SMALL = {
     "simmc": {"epochs": 1, "batch_size": 64},  # the real width (hidden 256): export must handle the full model
@@ -180,6 +179,7 @@ def test_tensorrt_export_without_tensorrt_says_why(checkpoints, tmp_path: Path):
     assert_one_line_error(proc, "cannot build a TensorRT engine here")
 
 
+@pytest.mark.slow
 def test_bench_encoder_times_every_backend(checkpoints, exported, tmp_path: Path):
     out = tmp_path / "speed.json"
     model, checkpoint = exported["simmc"], checkpoints["simmc"]

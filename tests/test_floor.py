@@ -26,7 +26,7 @@ from sensors.formats import iter_recordings
 from sensors.layouts import CANONICAL
 from sensors.recording import Recording
 from stream.node.demo import demo_split
-from tests.test_cli import assert_one_line_error, gaitwatch
+from tests.helpers import assert_one_line_error, gaitwatch
 
 
 def angle_deg(a, b) -> float:
@@ -117,6 +117,7 @@ def test_recordings_without_walking_feet_get_one_clear_error(cmu_walks):
         fit_floor([blind], "blind.gwrec")
 
 
+@pytest.mark.slow
 def test_kgbd_floors_are_tight_and_make_people_upright(kgbd_zip: Path):
     walks = [to_canonical(r) for r in itertools.islice(iter_recordings([kgbd_zip]), 0, 822, 60)]
     for walk in walks:

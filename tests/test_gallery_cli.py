@@ -7,11 +7,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("hnswlib", reason="hnswlib not installed")
-pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
-
 from sensors.demo import demo_recording_path
-from tests.test_cli import assert_one_line_error, gaitwatch
+from tests.helpers import assert_one_line_error, gaitwatch
 
 
 def listing(path: Path) -> list[dict]:
@@ -60,6 +57,7 @@ def test_gallery_errors_are_one_line(tmp_path: Path):
     assert_one_line_error(gaitwatch("gallery", "import", path, junk, ok=False), "not a gallery export")
 
 
+@pytest.mark.slow
 def test_reembed_moves_a_gallery_to_another_model(tmp_path: Path):
     pytest.importorskip("onnxscript", reason="exporting the second model needs the 'train' extra")
     path = tmp_path / "people.db"

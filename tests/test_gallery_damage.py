@@ -16,8 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("hnswlib", reason="hnswlib not installed")
-
 from sensors.errors import FormatError, GaitwatchError
 from stream.cli import main
 from stream.gallery.gallery import Gallery
@@ -190,7 +188,6 @@ os._exit(0)  # no close: the write stays in the write-ahead log, beside the gall
 def test_a_read_only_gallery_can_be_read_and_says_so_when_written(shared_folder: Path, read_only: str):
     """Read-only file: opened ``immutable``; read-only folder: the same, or ``mode=ro`` where a write-ahead log
     holds writes not yet folded in (a writer that died), which are read too."""
-    pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
     from sensors.demo import demo_recording_path
 
     prefix = _other_user()

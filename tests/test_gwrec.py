@@ -23,7 +23,7 @@ from sensors.errors import FormatError, InputError
 from sensors.formats.gwrec import RecordingWriter, read_gwrec, record_dtype, write_recording
 from sensors.layouts import KINECT_V1, KINECT_V2, LAYOUTS
 from sensors.recording import Recording
-from tests.test_cli import assert_one_line_error, gaitwatch
+from tests.helpers import assert_one_line_error, gaitwatch
 
 
 def random_recording(rng: np.random.Generator, layout=KINECT_V2, frames: int = 20, max_bodies: int = 3) -> Recording:

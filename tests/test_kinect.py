@@ -72,7 +72,6 @@ def test_body_frames_become_frames_with_ids_states_and_sensor_time(fake_runtime)
 
 
 def test_the_node_names_walkers_seen_by_the_fake_kinect(fake_runtime, tmp_path: Path):
-    pytest.importorskip("zmq", reason="pyzmq not installed")
     from engines.runtime.load import open_encoder
     from sensors.kinect import KinectV2Source
     from stream.events import TRACK_END, Publisher

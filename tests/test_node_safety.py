@@ -12,9 +12,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("zmq", reason="pyzmq not installed")
-pytest.importorskip("hnswlib", reason="hnswlib not installed")
-
 from sensors.errors import InputError
 from stream.cli import build_parser
 from stream.cli import main as gaitwatch_main
@@ -23,7 +20,7 @@ from stream.labels import person_of_identity
 from stream.node.cli import threshold_of
 from stream.node.launch import launch_argv
 from stream.node.printer import EventPrinter
-from tests.test_cli import GAITWATCH
+from tests.helpers import GAITWATCH
 
 ROOT = Path(__file__).resolve().parents[1]
 

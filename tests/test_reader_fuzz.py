@@ -34,7 +34,7 @@ from sensors.formats.kgbd import FILE_JOINTS, KgbdDataset
 from sensors.layouts import CMU_ASF, KINECT_V1, KINECT_V2
 from sensors.recording import MAX_ABS_TIME_S, MAX_RATE_HZ, MIN_RATE_HZ, Recording, coordinate_limit
 from sensors.summary import recording_summary
-from tests.test_cli import assert_one_line_error, gaitwatch
+from tests.helpers import assert_one_line_error, gaitwatch
 
 FUZZ = settings(
     max_examples=200,

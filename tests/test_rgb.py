@@ -14,7 +14,7 @@ import cv2
 
 from sensors.errors import InputError
 from sensors.rgb import RgbPoseSource
-from tests.test_cli import assert_one_line_error, gaitwatch
+from tests.helpers import assert_one_line_error, gaitwatch, gaitwatch_process
 
 CASIA = Path(__file__).resolve().parents[2] / "shared" / "media" / "casia-b"
 pytestmark = pytest.mark.skipif(not CASIA.exists(), reason=f"CASIA-B clips not found at {CASIA}")
@@ -55,6 +55,7 @@ def test_the_walker_is_found_in_most_images_where_the_whole_body_is_in_view():
         assert found[inside].mean() >= 0.9, f"{name}: walker found in {found[inside].mean():.0%} of in-view images"
 
 
+@pytest.mark.slow
 def test_subject_001s_normal_walks_are_closer_to_each_other_than_to_the_others():
     from engines.runtime.load import open_encoder
     from sensors.formats import read_file
@@ -74,6 +75,7 @@ def test_subject_001s_normal_walks_are_closer_to_each_other_than_to_the_others()
     assert (np.sort(np.linalg.norm(own[:, None] - own[None], axis=2), 1)[:, 1] < between.min(1)).all()
 
 
+@pytest.mark.slow
 def test_the_camera_node_names_001_in_every_later_normal_walk(tmp_path: Path):
     gallery = tmp_path / "casia.db"
     gaitwatch("gallery", "create", gallery)
@@ -161,6 +163,10 @@ def test_a_clip_runs_without_native_logging(tmp_path: Path):
     gallery = tmp_path / "g.db"
     gaitwatch("gallery", "create", gallery)
     gaitwatch("gallery", "enroll", gallery, clip("001-nm-01"), "--name", "001")
-    proc = gaitwatch("camera", "--source", clip("001-nm-02"), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0")
+    # a process of its own: MediaPipe and OpenCV write to file descriptor 2 directly, past sys.stderr
+    proc = gaitwatch_process(
+        "camera", "--source", clip("001-nm-02"), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0"
+    )
     assert proc.stderr == "" and "ended    001," in proc.stdout, proc.stderr
-    assert_one_line_error(gaitwatch("record", "--source", "7", "--out", tmp_path / "x.gwrec", ok=False), "7: OpenCV")
+    proc = gaitwatch_process("record", "--source", "7", "--out", tmp_path / "x.gwrec", ok=False)
+    assert_one_line_error(proc, "7: OpenCV")

@@ -8,13 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
-
 from engines.export.artifact import PARITY_LIMIT
 from engines.export.parity import parity_windows
 from engines.model_card import read_card
 from engines.runtime.load import open_encoder, shipped_model
-from tests.test_cli import gaitwatch
+from tests.helpers import gaitwatch
 
 CHECKPOINT = shipped_model().with_suffix(".pt")
 
@@ -35,6 +33,7 @@ def test_shipped_onnx_matches_its_torch_checkpoint(batch: int):
     assert np.abs(artifact.encode(windows) - reference.encode(windows)).max() <= PARITY_LIMIT
 
 
+@pytest.mark.slow
 def test_shipped_model_reproduces_the_torch_evaluation(kgbd_zip: Path, tmp_path: Path):
     """Scored through ONNX Runtime and through torch, the metrics agree to the printed precision,
     and they are the ones its card states."""
