@@ -4,9 +4,11 @@ Why pool: one 6-frame window is a fifth of a second of walking, and its nearest 
 embedding is right only about 6 times in 10 (window top-1 in benchmarks/reid_kgbd.md); the mean of
 a track's window embeddings is right about 8 times in 10 (walk level). So each new window updates
 the track's running mean, and the decision is taken on that mean, compared with the means of the
-enrolled tracks (``Gallery.search_tracks``): the nearest identity if its distance is within
-``threshold``, otherwise "unknown". An unknown track seen for ``enroll_after`` windows can be
-enrolled as a new anonymous identity, so that it is recognised when it comes back.
+enrolled tracks (``Gallery.search_tracks_many``, through the gallery's index of track means: exact
+up to 5,000 tracks, HNSW above): the nearest identity if its distance is within ``threshold``,
+otherwise "unknown". An unknown track seen for ``enroll_after`` windows can be enrolled as a new
+anonymous identity (its track mean searchable from the next batch on), so that it is recognised when
+it comes back.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class TrackMatcher:
         self.enroll_after = enroll_after
         self.source = source
         self.tracks: dict[str, _Track] = {}
-        self._anonymous = sum(1 for i in gallery.identities() if i.anonymous)
+        self._anonymous = gallery.store.count_anonymous()
 
     def observe(self, track: str, embedding: np.ndarray) -> Decision | None:
         """Add one window's embedding to ``track``; a decision once the track has ``min_windows`` windows."""

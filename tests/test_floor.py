@@ -26,26 +26,12 @@ from sensors.formats import iter_recordings
 from sensors.layouts import CANONICAL
 from sensors.recording import Recording
 from stream.node.demo import demo_split
-from tests.helpers import assert_one_line_error, gaitwatch
+from tests.helpers import assert_one_line_error, gaitwatch, seen_by, turn
 
 
 def angle_deg(a, b) -> float:
     a, b = np.asarray(a, float), np.asarray(b, float)
     return math.degrees(math.acos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1)))
-
-
-def turn(pitch_deg: float, roll_deg: float, yaw_deg: float) -> np.ndarray:
-    p, r, y = (math.radians(v) for v in (pitch_deg, roll_deg, yaw_deg))
-    rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
-    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
-    ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
-    return ry @ rx @ rz
-
-
-def seen_by(walks: list[Recording], sensor_to_world: SensorPose, sensor_id: str = "cam") -> list[Recording]:
-    """The (world-frame) walks as a sensor with this pose records them."""
-    to_sensor = sensor_to_world.inverse()
-    return [replace(w, joints=to_sensor.apply(w.joints), sensor_id=sensor_id) for w in walks]
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ def test_gallery_commands_on_the_demo_recording(tmp_path: Path):
     ]
     stats = json.loads(gaitwatch("gallery", "stats", path, "--json").stdout)
     assert stats["embeddings"] == total - shown["embeddings"] and stats["model"]["dim"] == 256
+    assert stats["tracks"] > 0 and stats["track_index"] == "exact"
 
 
 def test_gallery_errors_are_one_line(tmp_path: Path):
@@ -83,7 +84,7 @@ def test_reembed_moves_a_gallery_to_another_model(tmp_path: Path):
 def _fake_gallery(path: Path, names: list[str]) -> Path:
     """A small gallery (a stand-in model, D = 16) for the commands that need no encoder."""
     from stream.gallery.gallery import Gallery
-    from tests.test_gallery import card, fill, people
+    from tests.helpers import card, fill, people
 
     gallery = Gallery.create(path, card())
     vectors, labels = people(len(names), 4)

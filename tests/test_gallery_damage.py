@@ -20,7 +20,7 @@ from sensors.errors import FormatError, GaitwatchError
 from stream.cli import main
 from stream.gallery.gallery import Gallery
 from stream.gallery.store import GalleryStore, Origin
-from tests.test_gallery import DIM, card, people
+from tests.helpers import DIM, card, people
 
 F = card()["f"]
 
@@ -127,8 +127,9 @@ def test_a_bad_stored_value_names_the_gallery_and_the_place(tmp_path: Path, caps
     db.execute(statement)
     db.commit()
     db.close()
-    with pytest.raises(FormatError, match=where):  # opening reads every identity and embedding
-        Gallery.open(path, card())
+    if not where.startswith("embedding"):  # opening reads every identity (embeddings: on the first search)
+        with pytest.raises(FormatError, match=where):
+            Gallery.open(path, card())
     export = _export_of_another(tmp_path, capsys)
     failed = {command: error for command, error in _every_command(path, export, capsys) if error is not None}
     assert failed, "the damage went unnoticed"

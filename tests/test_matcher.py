@@ -1,4 +1,5 @@
-"""Open-set matching of tracks against a gallery: known, unknown, and auto-enrolled returning strangers."""
+"""Open-set matching of tracks against a gallery: known, unknown, and auto-enrolled returning strangers; each with
+the track means searched exactly and through HNSW (a limit below the gallery's size)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("hnswlib", reason="hnswlib not installed")
-
 from stream.gallery.gallery import Gallery
 from stream.matcher import TrackMatcher
-from tests.test_gallery import card, fill, people
+from tests.helpers import card, fill, people
 
 
-@pytest.fixture
-def gallery(tmp_path: Path) -> Gallery:
+@pytest.fixture(params=[20_000, 2], ids=["exact", "hnsw"])
+def gallery(tmp_path: Path, request) -> Gallery:
     vectors, labels = people(6, 20, spread=0.3)
-    g = Gallery.create(tmp_path / "g.db", card())
+    g = Gallery.create(tmp_path / "g.db", card(), exact_limit=request.param)
     fill(g, vectors[labels < 4], labels[labels < 4])  # persons 4 and 5 are strangers
     return g
 
@@ -70,3 +69,20 @@ def test_a_batch_of_windows_decides_as_one_by_one(gallery: Gallery):
                 [m.identity for m in e.candidates],
             )
             np.testing.assert_allclose([m.distance for m in g.candidates], [m.distance for m in e.candidates])
+
+
+def test_decisions_are_those_of_a_brute_force_search_over_the_stored_track_means(gallery: Gallery):
+    from tests.helpers import exact_nearest_identities
+
+    matcher = TrackMatcher(gallery, threshold=1.5, min_windows=1, enroll_after=4)
+    tracks = [f"t{i % 6}" for i in range(36)]
+    windows = np.concatenate([walk(p, 6, seed=p) for p in range(6)])[np.argsort(np.arange(36) % 6, kind="stable")]
+    for start in range(0, 36, 6):  # batches of six tracks' windows, strangers enrolled along the way
+        before = gallery.store.track_means()  # what the batch searches (its own enrollments count from the next)
+        decisions = matcher.observe_many(tracks[start : start + 6], windows[start : start + 6])
+        pooled = [matcher.tracks[t].total / len(matcher.tracks[t].embeddings) for t in tracks[start : start + 6]]
+        want = exact_nearest_identities(before, np.asarray(pooled), k=5)
+        assert any(d.enrolled for d in decisions) == (start == 18)
+        for decision, best in zip(decisions, want, strict=True):
+            assert [m.identity for m in decision.candidates] == [who for who, _ in best]
+            np.testing.assert_allclose([m.distance for m in decision.candidates], [d for _, d in best], rtol=1e-5)

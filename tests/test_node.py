@@ -235,7 +235,7 @@ def test_a_tilted_sensor_names_people_again_once_its_floor_is_calibrated(tmp_pat
     from calibration.sensor_pose import SensorPose
     from sensors.formats.gwrec import write_recording
     from sensors.recording import Recording
-    from tests.test_floor import seen_by, turn
+    from tests.helpers import seen_by, turn
 
     enroll, walks = demo_split()
     gallery = build_demo_gallery(tmp_path / "demo.db", encoder, enroll)

@@ -421,8 +421,9 @@ def run_stats(args: argparse.Namespace) -> int:
         "identities": len(gallery.identities()),
         "embeddings": store.count(),
         "model": {k: store.meta[k] for k in ("model_name", "model_sha256", "model_method", "dim", "metric", "f")},
-        "index": "hnsw" if gallery.index.hnsw is not None else "exact",
-        "index_source": gallery.index_source,
+        "tracks": len(gallery.tracks),  # the track index: what the node's decisions search
+        "track_index": "hnsw" if gallery.tracks.index.hnsw is not None else "exact",
+        "track_index_source": gallery.tracks.source,
         "bytes": sum(p.stat().st_size for p in args.gallery.parent.glob(args.gallery.name + "*") if p.is_file()),
     }
     print(json.dumps(stats, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in stats.items()))

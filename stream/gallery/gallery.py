@@ -1,9 +1,13 @@
-"""The gallery a user works with: the durable store, its index, enrollment and identity search in one place.
+"""The gallery a user works with: the durable store, its indexes, enrollment and identity search in one place.
 
 One thread of a process writes (enroll, remove, rename); any number of threads search; other processes
-may write the same gallery meanwhile (their changes reach this process's index when it next opens).
-Every change is committed to SQLite first and only then applied to the in-memory index, so what a search
+may write the same gallery meanwhile (their changes reach this process's indexes when it next opens).
+Every change is committed to SQLite first and only then applied to the in-memory indexes, so what a search
 can see is always committed, and a crash never loses a returned enroll.
+
+Opening reads the identities and the index of enrolled track means (``tracks``: what the node's decisions
+search; from its saved files where they are current). The index of every embedding (``index``, for
+``search``) is read or built on its first use only, and ``close`` saves only what changed.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.gallery.index import EXACT_LIMIT, EmbeddingIndex, open_index
+from stream.gallery.index import EXACT_LIMIT, EmbeddingIndex, nearest_identities, open_index, save_index
 from stream.gallery.store import GalleryStore, Identity, Origin
-from stream.gallery.templates import TrackTemplates
+from stream.gallery.track_index import TrackIndex
 from stream.windows import TrackWindows
 
 OVERSAMPLE = 16  # embeddings fetched per identity asked for, before aggregating per identity
@@ -32,54 +36,71 @@ class Match:
 
 
 class Gallery:
-    def __init__(self, store: GalleryStore, index: EmbeddingIndex, index_source: str) -> None:
+    def __init__(self, store: GalleryStore, tracks: TrackIndex, exact_limit: int | None = None) -> None:
         self.store = store
-        self.index = index
-        self.index_source = index_source  # "built", "loaded" or "caught up": for stats and tests
-        self._templates: TrackTemplates | None = None  # read on the first search_tracks, then kept up to date
-        self._templates_lock = threading.Lock()  # a first read racing an enroll must not miss or double it
-        self._names = {identity.id: identity.name for identity in store.identities()}
+        self.tracks = tracks
+        self.exact_limit = EXACT_LIMIT if exact_limit is None else exact_limit  # of the embedding index
+        self._index: EmbeddingIndex | None = None  # every embedding: made on the first ``search``
+        self._index_source: str | None = None
+        self._index_lock = threading.Lock()  # one first read; an enroll racing it waits, then adds (idempotent)
+        self._names = {identity.id: identity.name for identity in store.identities(counted=False)}
 
     @classmethod
-    def create(cls, path: str | Path, model_card: dict) -> Gallery:
+    def create(cls, path: str | Path, model_card: dict, exact_limit: int | None = None) -> Gallery:
         store = GalleryStore(path, model_card, create=True)
-        return cls(store, *open_index(store))
+        return cls(store, TrackIndex.open(store, exact_limit), exact_limit)
 
     @classmethod
     def open(
         cls,
         path: str | Path,
         model_card: dict | None = None,
-        exact_limit: int = EXACT_LIMIT,
+        exact_limit: int | None = None,
         writable: bool | None = None,
     ) -> Gallery:
         """Open a gallery; with ``model_card``, refuse it unless that model filled it. ``writable``: as for
-        ``GalleryStore`` (by default read-only where this process may not write it)."""
+        ``GalleryStore`` (by default read-only where this process may not write it). ``exact_limit``: the rows
+        up to which both indexes search exactly (default: each its own, 5,000 track means, 20,000 embeddings)."""
         store = GalleryStore(path, writable=writable)
         try:
             if model_card is not None:
                 store.check_model(model_card)
-            return cls(store, *open_index(store, exact_limit))
+            return cls(store, TrackIndex.open(store, exact_limit), exact_limit)
         except BaseException:
             store.close()
             raise
+
+    @property
+    def index(self) -> EmbeddingIndex:
+        """The index of every embedding (read from the store, and a saved graph where there is one, on first use)."""
+        if self._index is None:
+            with self._index_lock:
+                if self._index is None:
+                    self._index, self._index_source = open_index(self.store, self.exact_limit)
+        return self._index
+
+    @property
+    def index_source(self) -> str:
+        """How ``index`` was obtained: "built", "loaded" or "caught up" (for stats and tests)."""
+        self.index  # noqa: B018 (made on first use)
+        return self._index_source  # type: ignore[return-value]
 
     # --- changes (one writer) -----------------------------------------------------------------------
 
     def add_identity(self, name: str, attributes: dict | None = None, anonymous: bool = False) -> int:
         identity = self.store.add_identity(name, attributes, anonymous)
         self._names[identity] = name
+        self.tracks.wrote(self.store.written)
         return identity
 
     def enroll(self, identity: int, vectors: np.ndarray, origins: list[Origin]) -> list[int]:
         """Store embeddings of ``identity`` (committed before this returns), then make them searchable."""
         ids = self.store.add_embeddings(identity, vectors, origins)
-        self.index.add(
-            np.asarray(ids, np.int64), np.full(len(ids), identity, np.int64), np.asarray(vectors, np.float32)
-        )
-        with self._templates_lock:
-            if self._templates is not None:
-                self._templates.add(identity, [(origin.source, origin.track) for origin in origins], vectors)
+        written = self.store.written
+        with self._index_lock:
+            if self._index is not None:
+                self._index.add(ids, np.full(len(ids), identity, np.int64), np.asarray(vectors, np.float32))
+        self.tracks.refresh(self.store, identity, written)
         return ids
 
     def enroll_track(
@@ -93,16 +114,18 @@ class Gallery:
 
     def remove(self, identity: int) -> int:
         removed = self.store.remove_identity(identity)
-        self.index.remove_identity(identity)
-        with self._templates_lock:
-            if self._templates is not None:
-                self._templates.remove_identity(identity)
+        written = self.store.written
+        with self._index_lock:
+            if self._index is not None:
+                self._index.remove_identity(identity)
+        self.tracks.remove_identity(identity, written)
         self._names.pop(identity, None)
         return removed
 
     def rename(self, identity: int, name: str) -> None:
         self.store.rename(identity, name)
         self._names[identity] = name
+        self.tracks.wrote(self.store.written)
 
     # --- reading (any thread) -------------------------------------------------------------------------
 
@@ -116,22 +139,7 @@ class Gallery:
     def search(self, queries: np.ndarray, k: int = 5) -> list[list[Match]]:
         """Per query, the k nearest identities (each scored by its nearest embedding), nearest first."""
         queries = np.asarray(queries, np.float32).reshape(-1, self.store.dim)
-        fetch = k * OVERSAMPLE
-        results: list[list[Match] | None] = [None] * len(queries)
-        pending = np.arange(len(queries))
-        while len(pending):
-            found = self.index.search(queries[pending], fetch)
-            retry = []
-            for q, neighbours in zip(pending, found, strict=True):
-                matches = _per_identity(neighbours, k)
-                exhausted = len(neighbours.ids) < fetch  # every embedding was seen
-                if len(matches) < k and not exhausted:
-                    retry.append(q)  # one identity crowded the others out: look further
-                else:
-                    results[q] = matches
-            pending = np.asarray(retry, np.int64)
-            fetch *= 4
-        return results  # type: ignore[return-value]
+        return [[Match(*m) for m in row] for row in nearest_identities(self.index, queries, k, OVERSAMPLE)]
 
     def search_tracks(self, pooled: np.ndarray, k: int = 5) -> list[Match]:
         """The k nearest identities of a pooled track embedding, each scored by its nearest enrolled *track mean*.
@@ -142,22 +150,22 @@ class Gallery:
 
     def search_tracks_many(self, pooled: np.ndarray, k: int = 5) -> list[list[Match]]:
         """``search_tracks`` for a batch of pooled embeddings [B, D] (the live node decides a batch at once)."""
-        if self._templates is None:
-            with self._templates_lock:
-                if self._templates is None:
-                    self._templates = TrackTemplates(self.store.dim, *self.store.track_sums())
-        return [
-            [Match(identity, distance, -1) for identity, distance in row]
-            for row in self._templates.nearest_many(pooled, k)
-        ]
+        found = self.tracks.nearest(pooled, k)
+        return [[Match(identity, distance, -1) for identity, distance, _ in row] for row in found]
 
     def save_index(self) -> None:
-        self.index.save(self.store.path, self.store.meta["model_sha256"])
+        """Save the indexes made so far, changed or not."""
+        self.tracks.save(self.store)
+        if self._index is not None:
+            save_index(self._index, self.store)
 
     def close(self) -> None:
-        """Save the index (where the gallery may be written) and close the store."""
+        """Save the indexes that changed since they were read (where the gallery may be written); close the store."""
         if not self.store.readonly:
-            self.save_index()
+            if self.tracks.index.dirty:
+                self.tracks.save(self.store)
+            if self._index is not None and self._index.dirty:
+                save_index(self._index, self.store)
         self.store.close()
 
 
@@ -167,13 +175,3 @@ def track_origins(part: TrackWindows, source: str, keep_windows: bool = False) -
         Origin(source, str(part.track), float(a), float(b), w if keep_windows else None)
         for a, b, w in zip(part.t_start, part.t_end, part.windows, strict=True)
     ]
-
-
-def _per_identity(neighbours, k: int) -> list[Match]:
-    seen: dict[int, Match] = {}
-    for eid, owner, distance in zip(neighbours.ids, neighbours.identities, neighbours.distances, strict=True):
-        if int(owner) not in seen:
-            seen[int(owner)] = Match(int(owner), float(distance), int(eid))
-            if len(seen) == k:
-                break
-    return list(seen.values())

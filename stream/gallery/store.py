@@ -16,6 +16,7 @@ none) at the price of no locking: a writer starting meanwhile is not seen.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -31,6 +32,7 @@ import numpy as np
 
 from sensors import atomic
 from sensors.errors import FormatError, GaitwatchError, InputError
+from stream.gallery.rows import Rows
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's transaction to end
@@ -100,6 +102,20 @@ class Origin:
     window: np.ndarray | None = None  # float32 [f, 20, 3], kept so the gallery can be re-embedded
 
 
+@dataclass(frozen=True)
+class TrackMeans:
+    """Per enrolled track (the embeddings sharing identity, source and track), ordered by label.
+
+    The label is the track's newest embedding id: ids are never reused and only grow, so a label names one
+    track, and label and count together name what it held (embeddings are added, never taken from a track
+    but with its whole identity)."""
+
+    labels: np.ndarray  # int64 [T]
+    owners: np.ndarray  # int64 [T], the identity
+    counts: np.ndarray  # int64 [T], its embeddings
+    means: np.ndarray  # float32 [T, D], their mean (summed in float64)
+
+
 def _guarded(method):
     """SQLite's errors inside ``method`` (a generator's too, while it is iterated) become one clear error."""
     if inspect.isgeneratorfunction(method):
@@ -151,6 +167,7 @@ class GalleryStore:
             self.db.close()
             raise
         self.dim = int(self.meta["dim"])
+        self.written: int | None = None  # the generation this connection's last write committed
 
     @_guarded
     def _connect(self, may_write: bool) -> sqlite3.Connection:
@@ -235,6 +252,36 @@ class GalleryStore:
         self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
         if deletion:
             self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'deletions'")
+        self.written = self.generation()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Several reads that see one committed state (a read transaction; in WAL mode writers go on meanwhile)."""
+        if self.db.in_transaction:
+            yield
+            return
+        try:
+            self.db.execute("BEGIN")
+        except sqlite3.Error as err:
+            raise self.failure(err) from None
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):  # the error that ended the reads is the one to tell
+                self.db.execute("ROLLBACK")
+            raise
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.Error as err:
+            raise self.failure(err) from None
+
+    @_guarded
+    def generation(self) -> int:
+        """The count of writes ever committed to this gallery, as stored now (every write adds one)."""
+        value = self._json(self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0], "meta")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise FormatError(self.path, "meta generation", f"{value!r}, expected an int")
+        return value
 
     # --- model binding ------------------------------------------------------------------------
 
@@ -298,16 +345,18 @@ class GalleryStore:
         return rows[0]
 
     @_guarded
-    def identities(self) -> list[Identity]:
-        return self._identities("", ())
+    def identities(self, counted: bool = True) -> list[Identity]:
+        """Every identity; ``counted=False`` leaves ``embeddings`` 0 and reads no embedding (5x faster)."""
+        return self._identities("", (), counted)
 
-    def _identities(self, where: str, args: tuple) -> list[Identity]:
-        query = (
-            "SELECT i.id, i.name, i.attributes, i.created, i.anonymous, "
-            "(SELECT COUNT(*) FROM embeddings e WHERE e.identity = i.id) FROM identities i "
-            f"{where} ORDER BY i.id"
-        )
-        return [self._identity_row(row) for row in self.db.execute(query, args)]
+    def _identities(self, where: str, args: tuple, counted: bool = True) -> list[Identity]:
+        count = "(SELECT COUNT(*) FROM embeddings e WHERE e.identity = i.id)" if counted else "0"
+        query = f"SELECT i.id, i.name, i.attributes, i.created, i.anonymous, {count} FROM identities i {where}"
+        return [self._identity_row(row) for row in self.db.execute(query + " ORDER BY i.id", args)]
+
+    @_guarded
+    def count_anonymous(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM identities WHERE anonymous != 0").fetchone()[0])
 
     def _identity_row(self, row: tuple) -> Identity:
         number, name, attributes, created, anonymous, count = row
@@ -462,22 +511,46 @@ class GalleryStore:
         )
 
     @_guarded
-    def track_sums(self) -> tuple[list[tuple[int, str, str | None]], np.ndarray, np.ndarray]:
-        """Per enrolled track: its key (identity, source, track), the float64 sum of its embeddings, their count.
-
-        Read in id order, the pages ``embeddings`` reads, so that a gallery that opened reads here too."""
+    def track_means(self, identity: int | None = None) -> TrackMeans:
+        """The mean of every enrolled track (or of one identity's), reading every embedding of them."""
+        where, args = ("WHERE identity = ?", (identity,)) if identity is not None else ("", ())
+        columns = "id, identity, source, track, vector"
+        cursor = self.db.execute(f"SELECT {columns} FROM embeddings {where} ORDER BY id", args)
         keys: dict[tuple, int] = {}
-        sums, counts = np.zeros((0, self.dim)), np.zeros(0, np.int64)
-        cursor = self.db.execute("SELECT id, identity, source, track, vector FROM embeddings ORDER BY id")
+        sums, counts, labels, owners = Rows(np.float64, self.dim), Rows(np.int64), Rows(np.int64), Rows(np.int64)
         while chunk := cursor.fetchmany(65536):
-            vectors = self._vectors(self._integers([r[0] for r in chunk], "embedding ids"), [r[4] for r in chunk])
-            self._integers([r[1] for r in chunk], "embedding identities")
+            ids = self._integers([r[0] for r in chunk], "embedding ids")
+            who = self._integers([r[1] for r in chunk], "embedding identities")
+            vectors = self._vectors(ids, [r[4] for r in chunk])
             rows = np.fromiter((keys.setdefault(r[1:4], len(keys)) for r in chunk), np.int64, len(chunk))
-            sums = np.concatenate([sums, np.zeros((len(keys) - len(sums), self.dim))])
-            counts = np.concatenate([counts, np.zeros(len(keys) - len(counts), np.int64)])
-            np.add.at(sums, rows, vectors)  # in id order within each track, as the matcher adds them
-            np.add.at(counts, rows, 1)
-        return list(keys), sums, counts
+            for held in (sums, counts, labels, owners):
+                held.grow(len(keys))
+            order = np.argsort(rows, kind="stable")  # each track's embeddings together, in id order
+            rows, ids, who = rows[order], ids[order], who[order]
+            starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+            ends = np.r_[starts[1:], len(rows)]
+            tracks = rows[starts]
+            sums.view()[tracks] += np.add.reduceat(vectors[order].astype(np.float64), starts, axis=0)
+            counts.view()[tracks] += ends - starts
+            labels.view()[tracks] = ids[ends - 1]
+            owners.view()[tracks] = who[starts]
+        total = sums.view()
+        total /= np.maximum(counts.view(), 1)[:, None]
+        order = np.argsort(labels.view())
+        means = np.empty(total.shape, np.float32)
+        for start in range(0, len(order), 65536):  # block by block: no float64 copy of every mean at once
+            means[start : start + 65536] = total[order[start : start + 65536]]
+        return TrackMeans(labels.view()[order], owners.view()[order], counts.view()[order], means)
+
+    @_guarded
+    def track_summary(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per enrolled track, by label: its label, identity and count (see ``TrackMeans``), reading no vector."""
+        rows = self.db.execute(
+            "SELECT MAX(id), identity, COUNT(*) FROM embeddings GROUP BY identity, source, track ORDER BY 1"
+        ).fetchall()
+        labels = np.fromiter((r[0] for r in rows), np.int64, len(rows))  # ids and counts: integers by SQLite's rules
+        counts = np.fromiter((r[2] for r in rows), np.int64, len(rows))
+        return labels, self._integers([r[1] for r in rows], "embedding identities"), counts
 
     @_guarded
     def rebind(self, model: dict, encode) -> int:

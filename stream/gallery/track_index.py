@@ -1,0 +1,130 @@
+"""The index the node decides on: the mean of every enrolled track, exact when few, HNSW when many.
+
+Why track means: a live track's pooled embedding is compared with enrolled tracks' means, like with like
+(``stream/matcher.py``). Why its own index, opened with the gallery: it is what every decision searches, and
+at a million tracks neither a brute-force search per decision nor a rebuild per open is affordable.
+
+Kept equal to the store: after an enroll the identity's tracks are read again from the store (their labels,
+counts and means replace its rows: idempotent, so a concurrent first read never doubles one), a removal drops
+its rows. Saved beside the gallery (``<gallery>.tracks.*``, see ``index_files``) with every row and the store
+generation its rows equal, where this process knows it (no other process wrote since it last read). On open a
+saved index of the current generation is taken as it is, reading no embedding; otherwise it is reconciled
+with the store's per-track labels and counts (one query, no vectors): rows the store no longer has are
+dropped, tracks it lacks or holds with other counts are read from the store. A missing, damaged or other
+model's index is rebuilt from every embedding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stream.gallery import index_files
+from stream.gallery.index import EmbeddingIndex, nearest_identities
+from stream.gallery.store import GalleryStore, TrackMeans
+
+STEM = "tracks"
+# Up to this many track means, exact search. A batch of 64 pooled queries, benchmarks/decision_scale.py's shaped
+# means on 2 quiet CPUs: exact 2.3 ms at 2,000 means, 4.1 at 5,000, 8.1 at 10,000, 15.6 at 20,000; HNSW 2.3 to
+# 3.4 ms at those sizes, with exact search's answers (its table: recall@1 1.000 from 10,000 to 1,000,000).
+EXACT_LIMIT = 5_000
+OVERSAMPLE = 4  # track means fetched per identity asked for: a person has few enrolled tracks
+PER_IDENTITY_READS = 50  # reconcile by reading identities one by one when at most 1 in this many tracks moved
+
+
+class TrackIndex:
+    def __init__(self, index: EmbeddingIndex, source: str, synced: int | None) -> None:
+        self.index = index
+        self.source = source  # "built", "loaded" or "caught up": for stats and tests
+        self.synced = synced  # the store generation the rows equal, where known
+
+    @classmethod
+    def open(cls, store: GalleryStore, exact_limit: int | None = None) -> TrackIndex:
+        exact_limit = EXACT_LIMIT if exact_limit is None else exact_limit
+        index = EmbeddingIndex(store.dim, exact_limit)
+        with index_files.reading(store.path, STEM, store.meta["model_sha256"], store.dim) as saved:
+            rows = saved.state.get("rows") if saved is not None else None
+            if isinstance(rows, int) and not index.read_rows(rows, saved.read_into):
+                rows, index = None, EmbeddingIndex(store.dim, exact_limit)
+            graph = saved.graph() if rows is not None and saved.has("graph") else None
+            saved_generation = saved.generation if rows is not None else None
+        graph_labels = index.ids.copy()
+        fresh = None
+        with store.reading():  # the generation and every read below: one state of the store
+            generation = store.generation()
+            if rows is None:
+                source, fresh = "built", store.track_means()
+            elif saved_generation == generation:
+                source = "loaded"
+            else:
+                source, kept, fresh = "caught up", *_reconcile(store, index)
+                index.keep(kept)
+        if fresh is not None:
+            index.add(fresh.labels, fresh.owners, fresh.means, fresh.counts, graph=False)
+        index.dirty = source != "loaded" and len(index) > 0  # and wherever a graph is adopted with changes or built
+        if graph is not None and len(index) > exact_limit and graph[0].get_current_count() <= 2 * len(index):
+            index.adopt(*graph, graph_labels, changed=None if fresh is None else fresh.labels)
+        else:
+            index.build()
+        tracks = cls(index, source, generation)
+        if source == "built" and index.hnsw is not None and not store.readonly:
+            tracks.save(store)  # minutes of building at a million tracks: not lost if this process is killed
+        return tracks
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def refresh(self, store: GalleryStore, identity: int, written: int | None) -> None:
+        """After a committed enroll of ``identity`` (``written``: the generation it committed): its rows become
+        its tracks as the store holds them now."""
+        fresh = store.track_means(identity)
+        self.index.replace_identity(identity, fresh.labels, fresh.means, fresh.counts)
+        self.wrote(written)
+
+    def remove_identity(self, identity: int, written: int | None) -> None:
+        self.index.remove_identity(identity)
+        self.wrote(written)
+
+    def wrote(self, written: int | None) -> None:
+        """This process committed generation ``written`` and the rows already show it (set after them: a save
+        reading the generation first never pairs a newer generation with older rows)."""
+        self.synced = written if self.synced is not None and written == self.synced + 1 else None
+
+    def nearest(self, pooled: np.ndarray, k: int) -> list[list[tuple]]:
+        """Per pooled embedding [B, D], the k nearest identities as (identity, distance, track label), each
+        scored by its nearest track mean."""
+        return nearest_identities(self.index, np.asarray(pooled, np.float32).reshape(-1, self.index.dim), k, OVERSAMPLE)
+
+    def save(self, store: GalleryStore) -> None:
+        state = {"model_sha256": store.meta["model_sha256"], "generation": self.synced}
+        self.index.save(store.path, STEM, state, rows=True)
+
+
+def _reconcile(store: GalleryStore, index: EmbeddingIndex) -> tuple[np.ndarray, TrackMeans]:
+    """(which of the saved rows the store still holds as they are, the store's other tracks read from it)."""
+    labels, owners, counts = store.track_summary()
+    at = np.searchsorted(labels, index.ids)
+    kept = np.zeros(len(index.ids), bool)
+    inside = at < len(labels)
+    kept[inside] = (labels[at[inside]] == index.ids[inside]) & (counts[at[inside]] == index.counts[inside])
+    missing = ~np.isin(labels, index.ids[kept])
+    if missing.sum() * PER_IDENTITY_READS > len(labels):
+        fresh = store.track_means()
+    else:
+        fresh = _concat([store.track_means(int(who)) for who in np.unique(owners[missing])], store.dim)
+    return kept, _subset(fresh, np.isin(fresh.labels, labels[missing]))
+
+
+def _subset(rows: TrackMeans, mask: np.ndarray) -> TrackMeans:
+    return TrackMeans(rows.labels[mask], rows.owners[mask], rows.counts[mask], rows.means[mask])
+
+
+def _concat(parts: list[TrackMeans], dim: int) -> TrackMeans:
+    if not parts:
+        return _empty(dim)
+    merged = TrackMeans(*(np.concatenate([getattr(p, key) for p in parts]) for key in TrackMeans.__dataclass_fields__))
+    return _subset(merged, np.argsort(merged.labels))
+
+
+def _empty(dim: int) -> TrackMeans:
+    none = np.zeros(0, np.int64)
+    return TrackMeans(none, none, none, np.zeros((0, dim), np.float32))
