@@ -4,9 +4,10 @@
                                   [--casia ../shared/media/casia-b] [--only listen floor preview det]
 
 Writes into docs/images/:
-- listen.png   the demo replayed (left, what ``gaitwatch replay`` prints) beside ``gaitwatch listen``'s table
+- listen.png   the demo replayed (left: the end of what ``gaitwatch replay`` prints) beside ``gaitwatch listen``'s
+               table during the run
 - floor.png    ``gaitwatch calibrate floor --plot`` on the bundled demo walks
-- preview.png  one frame of ``gaitwatch camera --preview`` on a CASIA-B walk (needs --casia and the rgb extra)
+- preview.png  a frame of ``gaitwatch camera --preview``: CASIA-B 001's third walk, 5 people enrolled from other walks
 - det.png      the DET plot of ``gaitwatch calibrate threshold`` (needs --kgbd and the train extra)
 """
 
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -59,7 +61,7 @@ def terminal_png(panes: list[tuple[str, str]], path: Path, width_in: float = 16.
 def listen_image() -> None:
     from rich.console import Console
 
-    from stream.events import TRACK_END
+    from stream.events import IDENTITY, TRACK_END
     from stream.node.live_table import _Table
     from stream.subscriber import Subscriber
 
@@ -74,12 +76,12 @@ def listen_image() -> None:
         for event in events:
             table.show(event, events)
             ended += event.topic == TRACK_END
-            if ended == 9:
+            if ended >= 8 and event.topic == IDENTITY:  # someone is being named right now
                 break
         table.console.print(table._render(events))
-    node.terminate()
-    printed, _ = node.communicate(timeout=60)
-    replay = "\n".join(line[:100] for line in printed.splitlines()[:34])
+    printed, _ = node.communicate(timeout=300)  # the whole run, to its summary
+    wrapped = [part for line in printed.splitlines() for part in textwrap.wrap(line, 100, subsequent_indent="  ")]
+    replay = "\n".join(wrapped[-34:])
     terminal_png(
         [("$ gaitwatch replay", replay), (f"$ gaitwatch listen {endpoint}", table.console.export_text())],
         OUT / "listen.png",
@@ -99,10 +101,11 @@ def preview_image(casia: Path) -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         gallery, video = Path(scratch) / "people.db", Path(scratch) / "preview.mp4"
-        run("gallery", "create", gallery)
-        for person in ("001", "002", "003", "004"):
-            run("gallery", "enroll", gallery, casia / f"{person}-nm-01-090.avi", "--name", f"person {person}")
-        run("camera", "--source", casia / "001-nm-02-090.avi", "--gallery", gallery, "--fov", "60",
+        run("gallery", "create", gallery)  # enrolled as tests/test_rgb.py enrolls them
+        run("gallery", "enroll", gallery, casia / "001-nm-01-090.avi", casia / "001-nm-02-090.avi", "--name", "001")
+        for person in ("002", "003", "004", "006"):
+            run("gallery", "enroll", gallery, casia / f"{person}-nm-01-090.avi", "--name", person)
+        run("camera", "--source", casia / "001-nm-03-090.avi", "--gallery", gallery, "--fov", "60",
             "--preview", video, "--pub", "tcp://127.0.0.1:0", "--quiet")  # fmt: skip
         capture = cv2.VideoCapture(str(video))
         frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
