@@ -161,7 +161,6 @@ def run_replay(args: argparse.Namespace) -> int:
     from sensors.formats import iter_recordings
     from sensors.replay import Replay
     from stream.gallery.gallery import Gallery
-    from stream.node.node import Source
 
     if not args.paths and args.gallery is not None:
         raise InputError(
@@ -180,13 +179,8 @@ def run_replay(args: argparse.Namespace) -> int:
         config = node_config(args, encoder.card)
         if not args.paths:
             return _run_demo(args, publisher, encoder, config, speed)
-        gallery = Gallery.open(args.gallery, encoder.card)
         replay = Replay(lambda: iter_recordings(args.paths), speed=speed, loop=args.loop, sensor_id=None)
-        try:
-            sources = [Source(replay, track_labels=replay.track_labels)]
-            print(_run_node(sources, encoder, gallery, publisher, config, args))
-        finally:
-            gallery.close()
+        _play(replay, Gallery.open(args.gallery, encoder.card), encoder, publisher, config, args)
     return 0
 
 
@@ -194,7 +188,6 @@ def _run_demo(args: argparse.Namespace, publisher: Publisher, encoder, config, s
     """The demo: its own gallery in a fresh temporary folder (removed at the end, also on ^C or SIGTERM)."""
     from sensors.replay import Replay
     from stream.node.demo import build_demo_gallery, demo_split
-    from stream.node.node import Source
 
     enroll, walks = demo_split()
     with tempfile.TemporaryDirectory(prefix="gaitwatch-demo-") as workdir:
@@ -203,14 +196,19 @@ def _run_demo(args: argparse.Namespace, publisher: Publisher, encoder, config, s
             f"demo: {len(enroll)} CMU subjects enrolled from their first walk into a temporary gallery; "
             f"replaying their other {len(walks)} walks"
         )
-        gallery = build_demo_gallery(path, encoder, enroll)
         replay = Replay.of(walks, speed=speed, loop=args.loop, sensor_id="cmu-demo")
-        try:
-            sources = [Source(replay, track_labels=replay.track_labels)]
-            print(_run_node(sources, encoder, gallery, publisher, config, args))
-        finally:
-            gallery.close()
+        _play(replay, build_demo_gallery(path, encoder, enroll), encoder, publisher, config, args)
     return 0
+
+
+def _play(replay, gallery, encoder, publisher: Publisher, config, args: argparse.Namespace) -> None:
+    """Run the node on ``replay`` against ``gallery`` and print its summary; the gallery is closed whatever happens."""
+    from stream.node.node import Source
+
+    try:
+        print(_run_node([Source(replay, track_labels=replay.track_labels)], encoder, gallery, publisher, config, args))
+    finally:
+        gallery.close()
 
 
 @contextmanager
