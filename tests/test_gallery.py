@@ -333,3 +333,24 @@ def test_gallery_and_index_files_are_private_under_the_usual_umask(tmp_path: Pat
     assert len([name for name in final if name.startswith("g.db.hnsw.") and name.endswith(".npy")]) == 2
     assert len([name for name in final if name.startswith("g.db.tracks.") and name.endswith(".npy")]) == 5
     assert files == dict.fromkeys(files, 0o600)
+
+
+def test_saving_an_index_deletes_only_its_own_old_files(tmp_path: Path):
+    """An index save cleans up its previous files by their exact names, never a user's file sharing the prefix."""
+    path = tmp_path / "g.db"
+    gallery = Gallery.create(path, card())
+    vectors, labels = people(5, 4)
+    fill(gallery, vectors, labels)
+    gallery.search(vectors[:1])  # the embedding index exists, so both indexes are saved
+    gallery.save_index()
+    first = {p.name for p in tmp_path.iterdir()}
+    notes = [tmp_path / "g.db.tracks.notes", tmp_path / "g.db.hnsw.backup", tmp_path / "g.db.hnsw.old.npy"]
+    for note in notes:
+        note.write_text("the user's")
+    gallery.enroll(gallery.add_identity("more"), vectors[:2] + 3.0, origins(2))
+    gallery.save_index()
+    gallery.close()
+    now = {p.name for p in tmp_path.iterdir()}
+    assert all(note.read_text() == "the user's" for note in notes)
+    replaced = {name for name in first - now if ".tracks." in name or ".hnsw." in name}
+    assert replaced, "the previous save's files should be gone"

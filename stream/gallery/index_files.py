@@ -4,7 +4,8 @@ Each index kind has a stem (``hnsw``: the embeddings of ``Gallery.search``; ``tr
 node decides on). A save writes ``<gallery>.<stem>.<token>`` (the HNSW graph, where there is one) and
 ``<gallery>.<stem>.<token>.<part>.npy`` (its projection, its row ids, and whatever rows the kind keeps), each
 under a name no other save uses, then replaces the small JSON pointer ``<gallery>.<stem>.json`` naming them
-with their CRC-32s, then deletes every other file of the stem: a crash while saving leaves the previous
+with their CRC-32s, then deletes the stem's other saved files (by their exact naming, never a file of
+the user's that shares the prefix): a crash while saving leaves the previous
 (complete) index or the new one. Saves and their clean-ups take turns under ``<gallery>.<stem>.lock``, and
 readers hold it shared, because several processes may write one gallery, each saving its own view of it: no
 save deletes a file another is writing or reading. A missing, damaged or other model's file reads as nothing
@@ -16,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import secrets
 import zlib
 from collections.abc import Iterator
@@ -64,10 +66,18 @@ def save(
             "crc32": {path.name: crc for path, crc in files.values()},
         }
         atomic.write_bytes(pointer_path(store_path, stem), json.dumps(pointer).encode(), private=True)
-        kept = {pointer_path(store_path, stem), lock_path(store_path, stem), *(path for path, _ in files.values())}
+        kept = {path for path, _ in files.values()}
         for old in store_path.parent.glob(f"{store_path.name}.{stem}.*"):
-            if old not in kept:
+            if old not in kept and _ours(old.name, store_path.name, stem):
                 old.unlink(missing_ok=True)
+
+
+def _ours(name: str, gallery: str, stem: str) -> bool:
+    """Whether a file beside the gallery is one an index save wrote (now or in version 1, whose graphs were
+    named by generation): only those are deleted, never a file of the user's that happens to share the prefix."""
+    token = r"(?:[0-9a-f]{12}|[0-9]+)"  # this version's random token, version 1's generation
+    pattern = rf"{re.escape(gallery)}\.{re.escape(stem)}\.{token}(?:\.[a-z_]+\.npy)?(?:\.partial)?"
+    return re.fullmatch(pattern, name) is not None
 
 
 class Saved:
