@@ -335,16 +335,18 @@ def test_gallery_and_index_files_are_private_under_the_usual_umask(tmp_path: Pat
     assert files == dict.fromkeys(files, 0o600)
 
 
-def test_saving_an_index_deletes_only_its_own_old_files(tmp_path: Path):
-    """An index save cleans up its previous files by their exact names, never a user's file sharing the prefix."""
-    path = tmp_path / "g.db"
+@pytest.mark.parametrize("name", ["g.db", "site[1].db"])
+def test_saving_an_index_deletes_only_its_own_old_files(tmp_path: Path, name: str):
+    """An index save cleans up its previous files by their exact names, never a user's file sharing the prefix
+    (and a gallery whose name holds glob characters is cleaned up too)."""
+    path = tmp_path / name
     gallery = Gallery.create(path, card())
     vectors, labels = people(5, 4)
     fill(gallery, vectors, labels)
     gallery.search(vectors[:1])  # the embedding index exists, so both indexes are saved
     gallery.save_index()
     first = {p.name for p in tmp_path.iterdir()}
-    notes = [tmp_path / "g.db.tracks.notes", tmp_path / "g.db.hnsw.backup", tmp_path / "g.db.hnsw.old.npy"]
+    notes = [tmp_path / f"{name}.tracks.notes", tmp_path / f"{name}.hnsw.backup", tmp_path / f"{name}.hnsw.old.npy"]
     for note in notes:
         note.write_text("the user's")
     gallery.enroll(gallery.add_identity("more"), vectors[:2] + 3.0, origins(2))
@@ -354,3 +356,26 @@ def test_saving_an_index_deletes_only_its_own_old_files(tmp_path: Path):
     assert all(note.read_text() == "the user's" for note in notes)
     replaced = {name for name in first - now if ".tracks." in name or ".hnsw." in name}
     assert replaced, "the previous save's files should be gone"
+
+
+def test_a_gallery_made_again_under_the_same_name_never_takes_the_old_ones_index(tmp_path: Path):
+    """Index files are bound to their gallery, not only to its model and generation: a gallery deleted and made
+    again reaches the same generation after as many writes, and must not be scored with the old track means."""
+    from stream.gallery.store import GalleryStore
+
+    path = tmp_path / "people.db"
+    vectors, labels = people(2, 4)
+    gallery = Gallery.create(path, card())
+    gallery.enroll(gallery.add_identity("Ana"), vectors[labels == 0], origins(4))
+    gallery.close()  # saves the track index at this gallery's generation
+    for name in ("people.db", "people.db-wal", "people.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    Gallery.create(path, card()).close()  # made again, then filled as `gallery enroll` does: the store alone
+    store = GalleryStore(path)
+    store.add_embeddings(store.add_identity("Bo"), vectors[labels == 1], origins(4))
+    store.close()
+    gallery = Gallery.open(path, card())
+    [best] = gallery.search_tracks(vectors[labels == 1].mean(0), k=1)
+    assert gallery.name_of(best.identity) == "Bo" and best.distance < 1e-5
+    assert gallery.tracks.source != "loaded"
+    gallery.close()

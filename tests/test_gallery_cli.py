@@ -158,3 +158,7 @@ def test_exports_are_private_under_the_usual_umask(tmp_path: Path):
     finally:
         os.umask(previous)
     assert (tmp_path / "g.npz").stat().st_mode & 0o777 == 0o600
+    before = (tmp_path / "g.npz").read_bytes()
+    for existing in (tmp_path / "g.npz", path):  # never overwritten: not an earlier export, not the gallery itself
+        assert_one_line_error(gaitwatch("gallery", "export", path, existing, ok=False), "already exists")
+    assert (tmp_path / "g.npz").read_bytes() == before and gaitwatch("gallery", "list", path).stdout

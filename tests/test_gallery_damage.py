@@ -55,6 +55,8 @@ def _every_command(path: Path, export: Path, capsys) -> Iterator[tuple[str, str 
         ["import", str(export)],
     ):
         if isinstance(step, list):
+            if step[0] == "export":
+                path.with_suffix(".npz").unlink(missing_ok=True)  # export never overwrites: one per run
             rc = main(["gallery", step[0], str(path), *step[1:]])
             err = capsys.readouterr().err.strip()
             yield step[0], None if rc == 0 else err

@@ -271,3 +271,20 @@ def test_a_tilted_sensor_names_people_again_once_its_floor_is_calibrated(tmp_pat
     gaitwatch("gallery", "create", tmp_path / "lab.db")
     enrolled = gaitwatch("gallery", "enroll", tmp_path / "lab.db", recording, "--calibration", other, "--name", "x")
     assert "sensor 'lab-cam' has no calibration" in enrolled.stderr and "enrolled" in enrolled.stdout
+
+
+def test_a_failure_in_the_encoding_thread_ends_the_node_with_its_error(tmp_path: Path, encoder):
+    """A gallery that refuses a write (here: opened read-only) while the node enrolls an unknown walker: run()
+    raises that error, instead of a dead thread behind a node that goes on and exits as if all went well."""
+    from sensors.errors import InputError
+
+    enroll, walks = demo_split()
+    build_demo_gallery(tmp_path / "demo.db", encoder, enroll).close()
+    readonly = Gallery.open(tmp_path / "demo.db", encoder.card, writable=False)
+    publisher = Publisher("tcp://127.0.0.1:0", "failing")
+    config = NodeConfig(threshold=1e-9, enroll_after=3)  # nobody is near enough: every walker is enrolled
+    node = Node([Source(Replay.of(walks * 3, speed=None))], encoder, readonly, publisher, config)
+    with pytest.raises(InputError, match="read-only"):
+        node.run()
+    publisher.close()
+    readonly.close()

@@ -170,3 +170,24 @@ def test_a_clip_runs_without_native_logging(tmp_path: Path):
     assert proc.stderr == "" and "ended    001," in proc.stdout, proc.stderr
     proc = gaitwatch_process("record", "--source", "7", "--out", tmp_path / "x.gwrec", ok=False)
     assert_one_line_error(proc, "7: OpenCV")
+
+
+def test_a_preview_is_private_and_never_written_over_an_existing_file(tmp_path: Path):
+    import os
+
+    from stream.node.preview import PreviewWriter
+
+    previous = os.umask(0o022)
+    try:
+        writer = PreviewWriter(tmp_path / "new.mp4", 25.0, (64, 48))
+        writer.close()
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "new.mp4").stat().st_mode & 0o777 == 0o600
+    source = tmp_path / "walk.mp4"
+    source.write_bytes(b"the user's video")
+    gallery = tmp_path / "g.db"
+    gaitwatch("gallery", "create", gallery)
+    camera = ("camera", "--source", source, "--gallery", gallery, "--preview", source, "--pub", "tcp://127.0.0.1:0")
+    assert_one_line_error(gaitwatch(*camera, ok=False), "already exists")
+    assert source.read_bytes() == b"the user's video"

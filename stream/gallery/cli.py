@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import json
 import time
@@ -312,6 +313,8 @@ def run_export(args: argparse.Namespace) -> int:
     """Identities (each with its origin, so that importing it twice anywhere is noticed) and embeddings, 0600."""
     from sensors import atomic
 
+    if args.out.exists():
+        raise InputError(f"{args.out}: already exists; export to a new file (nothing was written)")
     store = _store(args.gallery, writable=False)
     _, owners = store.ids_and_owners()
     chunks = [v for _, _, v in store.embeddings()]
@@ -416,6 +419,7 @@ def run_stats(args: argparse.Namespace) -> int:
 
     gallery = Gallery.open(args.gallery, writable=False)
     store = gallery.store
+    siblings = args.gallery.parent.glob(glob.escape(args.gallery.name) + "*")  # the store, its log, its indexes
     stats = {
         "gallery": str(args.gallery),
         "identities": len(gallery.identities()),
@@ -424,7 +428,7 @@ def run_stats(args: argparse.Namespace) -> int:
         "tracks": len(gallery.tracks),  # the track index: what the node's decisions search
         "track_index": "hnsw" if gallery.tracks.index.hnsw is not None else "exact",
         "track_index_source": gallery.tracks.source,
-        "bytes": sum(p.stat().st_size for p in args.gallery.parent.glob(args.gallery.name + "*") if p.is_file()),
+        "bytes": sum(p.stat().st_size for p in siblings if p.is_file()),
     }
     print(json.dumps(stats, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in stats.items()))
     return 0

@@ -368,7 +368,7 @@ def open_index(store: GalleryStore, exact_limit: int = EXACT_LIMIT) -> tuple[Emb
 def _saved_graph(store: GalleryStore, rows: int) -> tuple[object, Projection, np.ndarray] | None:
     """The saved graph, its projection and live ids; None when there is none, or it is damaged, or it is
     mostly deleted labels (then a fresh build is smaller and faster)."""
-    with index_files.reading(store.path, HNSW_STEM, store.meta["model_sha256"], store.dim) as saved:
+    with index_files.reading(store.path, HNSW_STEM, store.meta["model_sha256"], store.dim, store.key()) as saved:
         loaded = saved.graph() if saved is not None else None
         ids = saved.array("ids") if loaded is not None else None
     if loaded is None or ids is None or ids.ndim != 1 or loaded[0].get_current_count() > 2 * rows:
@@ -378,4 +378,4 @@ def _saved_graph(store: GalleryStore, rows: int) -> tuple[object, Projection, np
 
 def save_index(index: EmbeddingIndex, store: GalleryStore) -> None:
     """Save the graph of every embedding with its ids (an exact index saves nothing: the store is read in moments)."""
-    index.save(store.path, HNSW_STEM, {"model_sha256": store.meta["model_sha256"]}, rows=False)
+    index.save(store.path, HNSW_STEM, {"model_sha256": store.meta["model_sha256"], "gallery": store.key()}, rows=False)

@@ -14,6 +14,7 @@ saved (the index is rebuilt from the store).
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
@@ -67,7 +68,7 @@ def save(
         }
         atomic.write_bytes(pointer_path(store_path, stem), json.dumps(pointer).encode(), private=True)
         kept = {path for path, _ in files.values()}
-        for old in store_path.parent.glob(f"{store_path.name}.{stem}.*"):
+        for old in store_path.parent.glob(f"{glob.escape(store_path.name)}.{stem}.*"):
             if old not in kept and _ours(old.name, store_path.name, stem):
                 old.unlink(missing_ok=True)
 
@@ -158,8 +159,9 @@ class Saved:
 
 
 @contextmanager
-def reading(store_path: Path, stem: str, model_sha256: str, dim: int) -> Iterator[Saved | None]:
-    """The index saved under ``stem`` for this model (None when there is none), kept from deletion meanwhile."""
+def reading(store_path: Path, stem: str, model_sha256: str, dim: int, gallery: str) -> Iterator[Saved | None]:
+    """The index saved under ``stem`` for this gallery (``GalleryStore.key``: a gallery deleted and made again
+    under the same name is another) and this model; None when there is none; kept from deletion meanwhile."""
     with locked(lock_path(store_path, stem), shared=True):
         try:
             state = json.loads(pointer_path(store_path, stem).read_text())
@@ -169,6 +171,7 @@ def reading(store_path: Path, stem: str, model_sha256: str, dim: int) -> Iterato
             isinstance(state, dict)
             and state.get("version") == VERSION
             and state.get("model_sha256") == model_sha256
+            and state.get("gallery") == gallery
             and state.get("dim") == dim
             and isinstance(state.get("files"), dict)
             and isinstance(state.get("crc32"), dict)

@@ -41,7 +41,7 @@ class TrackIndex:
     def open(cls, store: GalleryStore, exact_limit: int | None = None) -> TrackIndex:
         exact_limit = EXACT_LIMIT if exact_limit is None else exact_limit
         index = EmbeddingIndex(store.dim, exact_limit)
-        with index_files.reading(store.path, STEM, store.meta["model_sha256"], store.dim) as saved:
+        with index_files.reading(store.path, STEM, store.meta["model_sha256"], store.dim, store.key()) as saved:
             rows = saved.state.get("rows") if saved is not None else None
             if isinstance(rows, int) and not index.read_rows(rows, saved.read_into):
                 rows, index = None, EmbeddingIndex(store.dim, exact_limit)
@@ -95,7 +95,7 @@ class TrackIndex:
         return nearest_identities(self.index, np.asarray(pooled, np.float32).reshape(-1, self.index.dim), k, OVERSAMPLE)
 
     def save(self, store: GalleryStore) -> None:
-        state = {"model_sha256": store.meta["model_sha256"], "generation": self.synced}
+        state = {"model_sha256": store.meta["model_sha256"], "gallery": store.key(), "generation": self.synced}
         self.index.save(store.path, STEM, state, rows=True)
 
 

@@ -253,6 +253,8 @@ def _run_node(
     from stream.node.node import Node
     from stream.node.printer import EventPrinter
 
+    if config.enroll_after is not None and gallery.store.readonly:
+        raise InputError(f"{gallery.store.path}: read-only here, so --enroll-after could not enroll anyone")
     people = {i.id: person_of_identity(i.name, i.attributes) for i in gallery.identities()}
     printer = EventPrinter(quiet=args.quiet, people=people)
 
@@ -292,6 +294,8 @@ def run_bench_pipeline(args: argparse.Namespace) -> int:
 def run_camera(args: argparse.Namespace) -> int:
     if args.people < 1:
         raise InputError(f"--people: must be at least 1, got {args.people}")
+    if args.preview is not None and args.preview.exists():
+        raise InputError(f"{args.preview}: already exists; give --preview a new file")
     with _bound(args) as publisher:
         return _run_camera(args, publisher)
 

@@ -142,7 +142,8 @@ class Node:
         self._pose_of = PoseLookup(config.sensor_poses)  # framing thread
         self._decided: dict[str, _TrackState] = {}  # encoding thread: per open track
         self._stop = threading.Event()
-        self.source_errors: list[Exception] = []
+        self.errors: list[Exception] = []  # a source's or the encoding thread's failure: run() raises the first
+        self._encoding_failed = threading.Event()
         self._started = time.monotonic()
         self._sources_left = len(sources)
         self._labels = {id(s): s.track_labels for s in sources}
@@ -171,8 +172,8 @@ class Node:
         finally:
             self._stop.set()
             encoding.join()
-        if self.source_errors:
-            raise self.source_errors[0]
+        if self.errors:
+            raise self.errors[0]
         return self.counters
 
     def stop(self) -> None:
@@ -182,7 +183,7 @@ class Node:
         try:
             self._read_frames(source)
         except Exception as err:  # a source that fails (unreadable file, camera gone) has ended: what it gave
-            self.source_errors.append(err)  # is still processed, the others go on, and run() raises it at the end
+            self.errors.append(err)  # is still processed, the others go on, and run() raises it at the end
         finally:
             self.frames.put((_DONE, 0.0, id(source)))
 
@@ -286,11 +287,26 @@ class Node:
             except queue.Full:
                 self.counters.dropped_windows += 1
             return
-        self.work.put(item)
+        while not self._encoding_failed.is_set():  # a file's windows wait for room, unless nobody will take them
+            try:
+                self.work.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                pass
 
     # --- encoding thread: batches, encoder, matcher, events ---------------------------------------------
 
     def _encode_loop(self) -> None:
+        """Batches until the framing thread is done; a failure (a gallery that cannot be written, the encoder)
+        stops the node and is raised by run(), never left as a dead thread behind a node that exits well."""
+        try:
+            self._encode_batches()
+        except Exception as err:
+            self.errors.append(err)
+            self._encoding_failed.set()
+            self._stop.set()
+
+    def _encode_batches(self) -> None:
         config = self.config
         next_status = time.monotonic() + config.status_period_s
         self._last_status = (time.monotonic(), Counters())

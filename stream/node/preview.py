@@ -8,11 +8,13 @@ have been tracked, on the image the source kept for it.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
+from sensors import atomic
 from sensors.errors import InputError
 from sensors.frame import Frame
 from sensors.layouts import MEDIAPIPE_POSE
@@ -27,6 +29,9 @@ class PreviewWriter:
 
         self._cv2 = cv2
         self.path = path
+        if path.exists():  # the video shows people: never written over, whatever it is (the source itself?)
+            raise InputError(f"{path}: already exists; give --preview a new file")
+        os.close(atomic.open_private(path))  # created private; OpenCV writes into it and keeps its mode
         self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps or 25.0, size)
         if not self.writer.isOpened():
             raise InputError(f"{path}: OpenCV cannot write a video here")
