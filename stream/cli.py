@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import signal
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -102,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     except GaitwatchError as err:
         print(f"gaitwatch {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `gaitwatch ... | head`: the reader has gone, nothing more to say
+        _silence_stdout()
+        return 0
     except OSError as err:  # disk full, permissions, a folder where a file should be, ...
         where = f"{err.filename}: " if err.filename else ""
         print(f"gaitwatch {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
@@ -112,11 +117,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"gaitwatch {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at nowhere, so that flushing it at exit raises no second broken pipe."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):  # no file descriptor: nothing to do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _in_main_thread() -> bool:

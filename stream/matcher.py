@@ -58,7 +58,6 @@ class TrackMatcher:
         self.enroll_after = enroll_after
         self.source = source
         self.tracks: dict[str, _Track] = {}
-        self._anonymous = gallery.store.count_anonymous()
 
     def observe(self, track: str, embedding: np.ndarray) -> Decision | None:
         """Add one window's embedding to ``track``; a decision once the track has ``min_windows`` windows."""
@@ -112,8 +111,7 @@ class TrackMatcher:
         self.tracks.pop(track, None)
 
     def _enroll_anonymous(self, track: str, state: _Track) -> int:
-        self._anonymous += 1
-        identity = self.gallery.add_identity(f"anonymous-{self._anonymous}", {"first_track": track}, anonymous=True)
+        identity = self.gallery.add_anonymous({"first_track": track})
         vectors = np.stack(state.embeddings)
         self.gallery.enroll(identity, vectors, [Origin(self.source, track)] * len(vectors))
         return identity

@@ -169,4 +169,6 @@ def matcher_threshold(path: Path, far: float, model_sha256: str | None = None) -
     if not found or not math.isfinite(found[0]):
         targets = ", ".join(f"{row.get('target_far')}" for row in rows if isinstance(row, dict))
         raise InputError(f"--threshold {path}: no matcher threshold for --far {far} (it has: {targets})")
+    if not found[0] > 0:
+        raise InputError(f"--threshold {path}: matcher threshold {found[0]} for --far {far} is no positive distance")
     return found[0]

@@ -121,6 +121,10 @@ def test_identity_references_are_unambiguous_on_the_command_line(tmp_path: Path)
     gaitwatch("gallery", "rename", path, "name:1", "Cy")
     gaitwatch("gallery", "remove", path, "id:1")
     assert [p["name"] for p in listing(path)] == ["Cy", "Bo"]
+    huge = "9" * 20
+    assert_one_line_error(gaitwatch("gallery", "show", path, f"id:{huge}", ok=False), "not an identity id")
+    for missing in (huge, "9" * 5000, "id:abc", "name:"):  # never a conversion error or a traceback
+        assert_one_line_error(gaitwatch("gallery", "show", path, missing, ok=False))
 
 
 def test_enrolling_nothing_is_an_error_and_writes_nothing(tmp_path: Path):
@@ -162,3 +166,23 @@ def test_exports_are_private_under_the_usual_umask(tmp_path: Path):
     for existing in (tmp_path / "g.npz", path):  # never overwritten: not an earlier export, not the gallery itself
         assert_one_line_error(gaitwatch("gallery", "export", path, existing, ok=False), "already exists")
     assert (tmp_path / "g.npz").read_bytes() == before and gaitwatch("gallery", "list", path).stdout
+
+
+def test_a_listing_piped_into_a_reader_that_leaves_early_ends_quietly(tmp_path: Path):
+    """``gaitwatch gallery list big.db | head -1``: the reader's leaving is no error."""
+    import subprocess
+
+    from stream.gallery.store import GalleryStore
+    from tests.helpers import GAITWATCH, card
+
+    path = tmp_path / "big.db"
+    store = GalleryStore(path, card(), create=True)
+    with store.transaction():
+        for i in range(5000):
+            store.add_identity(f"person {i}")
+    store.close()
+    proc = subprocess.Popen([str(GAITWATCH), "gallery", "list", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().split()[0] == b"id"
+    proc.stdout.close()  # the reader leaves
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and err == b""

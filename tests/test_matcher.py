@@ -86,3 +86,16 @@ def test_decisions_are_those_of_a_brute_force_search_over_the_stored_track_means
         for decision, best in zip(decisions, want, strict=True):
             assert [m.identity for m in decision.candidates] == [who for who, _ in best]
             np.testing.assert_allclose([m.distance for m in decision.candidates], [d for _, d in best], rtol=1e-5)
+
+
+def test_anonymous_names_are_never_reused_after_a_removal_or_by_another_writer(tmp_path: Path):
+    gallery = Gallery.create(tmp_path / "g.db", card())
+    first = [gallery.add_anonymous() for _ in range(3)]
+    gallery.remove(first[1])  # anonymous-2 is gone; its name must not come back as a duplicate of another
+    other = Gallery.open(tmp_path / "g.db", card())  # a second node writing the same gallery
+    later = [gallery.add_anonymous(), other.add_anonymous(), gallery.add_anonymous()]
+    names = [i.name for i in gallery.identities() if i.anonymous]
+    assert len(names) == len(set(names)) == 5
+    assert [gallery.store.identity(i).name for i in later] == ["anonymous-4", "anonymous-5", "anonymous-6"]
+    other.close()
+    gallery.close()

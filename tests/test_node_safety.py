@@ -20,7 +20,7 @@ from stream.labels import person_of_identity
 from stream.node.cli import threshold_of
 from stream.node.launch import launch_argv
 from stream.node.printer import EventPrinter
-from tests.helpers import GAITWATCH
+from tests.helpers import GAITWATCH, assert_one_line_error, gaitwatch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -272,3 +272,28 @@ def test_a_track_shorter_than_a_window_gives_no_window_and_no_error():
     short = Recording.single_body(KINECT_V1, np.zeros((4, 20, 3), np.float32), 30.0)
     [part] = track_windows(short, 6, 30.0)
     assert part.windows.shape == (0, 6, 20, 3) and part.skipped == 0
+
+
+def test_values_that_would_silently_mean_nothing_are_refused(tmp_path):
+    """A negative matcher threshold in a file, a negative listen timeout, an empty name, an infinite number in a
+    launch file: each one clear error instead of a node that names nobody or a listener that never listens."""
+    path = _threshold_file(tmp_path / "threshold.json")
+    report = json.loads(path.read_text())
+    report["matcher"]["thresholds"][0]["threshold"] = -3.0
+    path.write_text(json.dumps(report))
+    with pytest.raises(InputError, match="no positive distance"):
+        threshold_of(str(path), 0.01, "abc")
+    assert_one_line_error(gaitwatch("listen", "tcp://127.0.0.1:1", "--timeout", "-1", ok=False), "--timeout")
+    gallery = tmp_path / "g.db"
+    gaitwatch("gallery", "create", gallery)
+    gaitwatch("gallery", "enroll", gallery, demo_recording(), "--name", "Ana")
+    assert_one_line_error(gaitwatch("gallery", "rename", gallery, "Ana", " ", ok=False), "must be some text")
+    launch = tmp_path / "node.toml"
+    launch.write_text("[replay]\nstride = 1e400\n")
+    assert_one_line_error(gaitwatch("launch", launch, ok=False), "stride", "finite number")
+
+
+def demo_recording() -> Path:
+    from sensors.demo import demo_recording_path
+
+    return demo_recording_path()

@@ -93,6 +93,13 @@ class Gallery:
         self.tracks.wrote(self.store.written)
         return identity
 
+    def add_anonymous(self, attributes: dict | None = None) -> int:
+        """A new ``anonymous-N`` identity (the node's ``--enroll-after``), its number chosen by the store."""
+        identity, name = self.store.add_anonymous(attributes)
+        self._names[identity] = name
+        self.tracks.wrote(self.store.written)
+        return identity
+
     def enroll(self, identity: int, vectors: np.ndarray, origins: list[Origin]) -> list[int]:
         """Store embeddings of ``identity`` (committed before this returns), then make them searchable."""
         ids = self.store.add_embeddings(identity, vectors, origins)

@@ -77,7 +77,6 @@ META_TYPES = {
     "f": int,
     "created": float,
     "generation": int,
-    "deletions": int,
 }
 
 
@@ -248,10 +247,8 @@ class GalleryStore:
             raise self.read_only_error()
         return _Transaction(self)
 
-    def _bump(self, deletion: bool = False) -> None:
+    def _bump(self) -> None:
         self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-        if deletion:
-            self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'deletions'")
         self.written = self.generation()
 
     @contextlib.contextmanager
@@ -302,6 +299,7 @@ class GalleryStore:
         self, name: str, attributes: dict | None = None, anonymous: bool = False, origin: str | None = None
     ) -> int:
         """A new identity; ``origin`` records where an imported one came from (see ``origins``)."""
+        _check_name(name, self.path)
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO identities (name, attributes, created, anonymous) VALUES (?, ?, ?, ?)",
@@ -355,8 +353,16 @@ class GalleryStore:
         return [self._identity_row(row) for row in self.db.execute(query + " ORDER BY i.id", args)]
 
     @_guarded
-    def count_anonymous(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM identities WHERE anonymous != 0").fetchone()[0])
+    @_guarded
+    def add_anonymous(self, attributes: dict | None = None) -> tuple[int, str]:
+        """A new anonymous identity named ``anonymous-N``, N one more than any such name the gallery holds, chosen
+        inside the write transaction: never a name in use, even after a removal or with two nodes enrolling."""
+        with self.transaction():
+            highest = self.db.execute(
+                "SELECT MAX(CAST(SUBSTR(name, 11) AS INTEGER)) FROM identities WHERE name GLOB 'anonymous-[0-9]*'"
+            ).fetchone()[0]
+            name = f"anonymous-{(highest or 0) + 1}"
+            return self.add_identity(name, attributes, anonymous=True), name
 
     def _identity_row(self, row: tuple) -> Identity:
         number, name, attributes, created, anonymous, count = row
@@ -415,6 +421,7 @@ class GalleryStore:
 
     @_guarded
     def rename(self, identity: int, name: str) -> None:
+        _check_name(name, self.path)
         with self.transaction():
             if self.db.execute("UPDATE identities SET name = ? WHERE id = ?", (name, identity)).rowcount != 1:
                 raise InputError(f"{self.path}: no identity {identity}")
@@ -427,7 +434,7 @@ class GalleryStore:
             count = self.db.execute("SELECT COUNT(*) FROM embeddings WHERE identity = ?", (identity,)).fetchone()[0]
             if self.db.execute("DELETE FROM identities WHERE id = ?", (identity,)).rowcount != 1:
                 raise InputError(f"{self.path}: no identity {identity}")
-            self._bump(deletion=True)
+            self._bump()
         return int(count)
 
     # --- embeddings -------------------------------------------------------------------------------
@@ -587,7 +594,7 @@ class GalleryStore:
             self.db.executemany(
                 "UPDATE meta SET value = ? WHERE key = ?", [(json.dumps(v), k) for k, v in binding.items()]
             )
-            self._bump(deletion=True)
+            self._bump()
         self.meta = self._read_meta()
         self.dim = dim
         return len(rows)
@@ -606,9 +613,16 @@ class GalleryStore:
         self.db.close()
 
 
+def _check_name(name: str, path: Path) -> None:
+    """A name a person can be told and found by: some visible text."""
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(f"{path}: an identity's name must be some text, got {name!r}")
+
+
 def _is_id(text: str) -> bool:
-    """Written as an id: digits without a leading zero."""
-    return text.isascii() and text.isdigit() and text == str(int(text))
+    """Written as an id: digits without a leading zero, within SQLite's integers (checked before any conversion:
+    Python refuses to convert over 4,300 digits, SQLite to bind over 2**63 - 1)."""
+    return text.isascii() and text.isdigit() and len(text) <= 19 and text == str(int(text)) and int(text) < 2**63
 
 
 def _sqlite(uri: str) -> sqlite3.Connection:
@@ -629,7 +643,6 @@ def _create(path: Path, model: dict | None) -> None:
         "f": model["f"],
         "created": time.time(),
         "generation": 0,
-        "deletions": 0,
     }
     if not path.parent.is_dir():
         raise InputError(f"{path}: cannot create a gallery there, folder {path.parent} does not exist")

@@ -375,6 +375,8 @@ def run_kinect(args: argparse.Namespace) -> int:
 def run_listen(args: argparse.Namespace) -> int:
     from stream.node.live_table import listen
 
+    if args.timeout is not None and not args.timeout > 0:
+        raise InputError(f"--timeout: a number of seconds above 0, got {args.timeout}")
     return listen(args.endpoint, args.topics, args.plain, args.timeout, args.until_finished)
 
 

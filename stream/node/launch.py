@@ -18,6 +18,7 @@ folder, with ``~`` for the home folder, so a launch file means the same from any
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from sensors.errors import InputError
@@ -111,6 +112,8 @@ def _arguments(path: Path, command: str, table: dict, sub: argparse.ArgumentPars
             raise InputError(f"{where}: expected one value, got {value!r}")
         if any(isinstance(v, (bool, dict, list)) or not isinstance(v, (str, int, float)) for v in values):
             raise InputError(f"{where}: expected text or numbers, got {value!r}")
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise InputError(f"{where}: expected a finite number, got {value!r}")
         texts = [_resolved(v, action, path.parent) for v in values]
         if action.option_strings:
             options += [action.option_strings[0], *texts]
