@@ -7,12 +7,18 @@ from pathlib import Path
 PERSON_KEYS = ("person", "subject")  # KGBD walks, CMU trials
 
 
-def person_of(labels: dict, key: str | None = None) -> str | None:
-    """The person ``labels`` name (``key``, else the first of PERSON_KEYS present), as text; None if none."""
+def person_label(labels: dict, key: str | None = None) -> tuple[str, str] | None:
+    """(the label, the person) ``labels`` name by ``key``, else by the first of PERSON_KEYS present; None if none."""
     for k in (key,) if key else PERSON_KEYS:
         if k in labels and labels[k] is not None:
-            return str(labels[k])
+            return k, str(labels[k])
     return None
+
+
+def person_of(labels: dict, key: str | None = None) -> str | None:
+    """The person ``labels`` name (``key``, else the first of PERSON_KEYS present), as text; None if none."""
+    found = person_label(labels, key)
+    return None if found is None else found[1]
 
 
 def person_of_identity(name: str, attributes: dict) -> str:

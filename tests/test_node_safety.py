@@ -107,7 +107,7 @@ def _walk(printer: EventPrinter, track: str, person: str, identity: int | None, 
 
 def test_the_replay_score_counts_right_unknowns_renamed_and_anonymous_identities_as_right(capsys):
     people = {1: person_of_identity("Alice", {"subject": "07"}), 2: person_of_identity("08", {})}  # 1 was renamed
-    printer = EventPrinter(people=people)
+    printer = EventPrinter(people=lambda: people)
     _walk(printer, "a", "07", 1)  # named right, under its new name
     _walk(printer, "b", "08", 2)  # named right
     _walk(printer, "c", "07", None)  # enrolled but unknown: missed

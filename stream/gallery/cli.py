@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sensors.errors import FormatError, InputError
-from stream.labels import PERSON_KEYS, person_of
+from stream.labels import PERSON_KEYS, person_label
 
 if TYPE_CHECKING:
     from calibration.sensor_file import SensorCalibrations
@@ -177,8 +177,7 @@ def _encode_inputs(
             if len(part.windows) == 0:
                 continue
             source = str(part.labels.get("source", recording.sensor_id))
-            name = args.name or _person(part.labels, args.label, source, part.track)
-            label = {} if args.name else {key: name for key in [args.label or _label_key(part.labels)] if key}
+            name, label = (args.name, {}) if args.name else _person(part.labels, args.label, source, part.track)
             origins = track_origins(part, source, args.keep_windows)
             tracks.append(_Track(name, source, encoder.encode(part.windows), origins, label))
             found[path] += 1
@@ -230,14 +229,11 @@ def _attributes(pairs: list[str]) -> dict[str, str]:
     return attributes
 
 
-def _label_key(labels: dict) -> str | None:
-    return next((key for key in PERSON_KEYS if key in labels), None)
-
-
-def _person(labels: dict, key: str | None, source: str, track: int) -> str:
-    person = person_of(labels, key)
-    if person is not None:
-        return person
+def _person(labels: dict, key: str | None, source: str, track: int) -> tuple[str, dict]:
+    """(the person a track's labels name, that label, kept so a renamed identity is still known as them)."""
+    found = person_label(labels, key)
+    if found is not None:
+        return found[1], dict([found])
     keys = (key,) if key else PERSON_KEYS
     raise InputError(f"{source}, track {track}: no label {' or '.join(keys)} to name the person; use --name")
 

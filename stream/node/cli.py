@@ -128,7 +128,7 @@ def threshold_of(text: str | None, far: float, model_sha256: str | None = None) 
         value = float(text)
     except ValueError:
         return matcher_threshold(Path(text), far, model_sha256)
-    if not value > 0 or math.isnan(value):
+    if not value > 0:  # NaN too
         raise InputError(f"--threshold {text}: a distance threshold must be a positive number")
     return value
 
@@ -255,8 +255,9 @@ def _run_node(
 
     if config.enroll_after is not None and gallery.store.readonly:
         raise InputError(f"{gallery.store.path}: read-only here, so --enroll-after could not enroll anyone")
-    people = {i.id: person_of_identity(i.name, i.attributes) for i in gallery.identities()}
-    printer = EventPrinter(quiet=args.quiet, people=people)
+    printer = EventPrinter(
+        quiet=args.quiet, people=lambda: {i.id: person_of_identity(i.name, i.attributes) for i in gallery.identities()}
+    )
 
     def events(topic: str, payload: dict) -> None:
         printer(topic, payload)
@@ -294,8 +295,10 @@ def run_bench_pipeline(args: argparse.Namespace) -> int:
 def run_camera(args: argparse.Namespace) -> int:
     if args.people < 1:
         raise InputError(f"--people: must be at least 1, got {args.people}")
-    if args.preview is not None and args.preview.exists():
-        raise InputError(f"{args.preview}: already exists; give --preview a new file")
+    if args.preview is not None:
+        from stream.node.preview import refuse_existing
+
+        refuse_existing(args.preview)  # at once, not after the model and the camera have started
     with _bound(args) as publisher:
         return _run_camera(args, publisher)
 

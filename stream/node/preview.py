@@ -23,14 +23,19 @@ from stream.events import IDENTITY
 KEEP_IMAGES = 64  # images waiting for their frame to be tracked (the framing thread is seldom far behind)
 
 
+def refuse_existing(path: Path) -> None:
+    """A preview shows people and is never written over a file, whatever it is (the source video itself?)."""
+    if path.exists():
+        raise InputError(f"{path}: already exists; give --preview a new file")
+
+
 class PreviewWriter:
     def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
         import cv2
 
         self._cv2 = cv2
         self.path = path
-        if path.exists():  # the video shows people: never written over, whatever it is (the source itself?)
-            raise InputError(f"{path}: already exists; give --preview a new file")
+        refuse_existing(path)
         os.close(atomic.open_private(path))  # created private; OpenCV writes into it and keeps its mode
         self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps or 25.0, size)
         if not self.writer.isOpened():

@@ -7,6 +7,7 @@ be "unknown", or the anonymous identity the node enrolled from that person (``--
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from stream.events import IDENTITY, TRACK_END, TRACK_START
@@ -47,11 +48,14 @@ class OpenSetScore:
 class EventPrinter:
     """Called with every published event (in the node's encoding thread); prints the ones a person wants.
 
-    ``people`` maps each gallery identity to the person it holds (``stream.labels.person_of_identity``)."""
+    ``people`` reads, per gallery identity, the person it holds (``stream.labels.person_of_identity``); it is
+    called once, at the first labelled track, so a live camera (no labels) never reads the whole gallery."""
 
-    def __init__(self, quiet: bool = False, people: dict[int, str] | None = None) -> None:
+    def __init__(self, quiet: bool = False, people: Callable[[], dict[int, str]] = dict) -> None:
         self.quiet = quiet
-        self.people = dict(people or {})
+        self._read_people = people
+        self._people: dict[int, str] | None = None
+        self._enrolled: set[str] = set()  # the people the gallery holds: one lookup per labelled track
         self._named: dict[str, str | None] = {}
         self._labelled: dict[str, tuple[str, bool]] = {}  # open labelled track -> (person, in the gallery at start)
         self.ended = 0
@@ -70,13 +74,15 @@ class EventPrinter:
         self._named[track] = None
         person = person_of(payload["labels"])
         if person is not None:
-            self._labelled[track] = (person, person in self.people.values())
+            self._labelled[track] = (person, person in self._enrolled_people())
         self._say(f"t={payload['t_capture']:8.2f}s  {track:>14}  started  ({track_name(payload['labels'])})")
 
     def _identity(self, payload: dict) -> None:
         track = payload["track"]
         if payload.get("enrolled") and payload["identity"] is not None and track in self._labelled:
-            self.people[payload["identity"]] = self._labelled[track][0]  # an anonymous identity made of them
+            person = self._labelled[track][0]  # an anonymous identity made of them
+            self._person_map()[payload["identity"]] = person
+            self._enrolled.add(person)
         name = payload["name"] if payload["known"] else "unknown"
         if self._named.get(track) != name:
             self._named[track] = name
@@ -94,7 +100,7 @@ class EventPrinter:
         self._say(f"{'':12}{track:>14}  ended    {payload['name'] or 'unknown'}, {payload['windows']} windows{verdict}")
 
     def _verdict(self, person: str, enrolled: bool, identity: int | None) -> str:
-        named = None if identity is None else self.people.get(identity)
+        named = None if identity is None else self._person_map().get(identity)
         score = self.score
         if enrolled:
             if named == person:
@@ -110,6 +116,16 @@ class EventPrinter:
             return "  right (not enrolled)" if identity is None else "  right (not enrolled: enrolled now, anonymously)"
         score.stranger_named += 1
         return f"  WRONG (it was {person}, who is not enrolled)"
+
+    def _person_map(self) -> dict[int, str]:
+        if self._people is None:
+            self._people = dict(self._read_people())
+            self._enrolled = set(self._people.values())
+        return self._people
+
+    def _enrolled_people(self) -> set[str]:
+        self._person_map()
+        return self._enrolled
 
     def _say(self, line: str) -> None:
         if not self.quiet:
