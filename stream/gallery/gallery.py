@@ -88,14 +88,13 @@ class Gallery:
     # --- changes (one writer) -----------------------------------------------------------------------
 
     def add_identity(self, name: str, attributes: dict | None = None, anonymous: bool = False) -> int:
-        identity = self.store.add_identity(name, attributes, anonymous)
-        self._names[identity] = name
-        self.tracks.wrote(self.store.written)
-        return identity
+        return self._added(self.store.add_identity(name, attributes, anonymous), name)
 
     def add_anonymous(self, attributes: dict | None = None) -> int:
         """A new ``anonymous-N`` identity (the node's ``--enroll-after``), its number chosen by the store."""
-        identity, name = self.store.add_anonymous(attributes)
+        return self._added(*self.store.add_anonymous(attributes))
+
+    def _added(self, identity: int, name: str) -> int:
         self._names[identity] = name
         self.tracks.wrote(self.store.written)
         return identity

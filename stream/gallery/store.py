@@ -223,15 +223,19 @@ class GalleryStore:
         meta = {key: self._json(value, f"meta {key}") for key, value in rows}
         if meta.get("schema_version") != SCHEMA_VERSION:
             raise FormatError(self.path, "schema_version", f"{meta.get('schema_version')}, expected {SCHEMA_VERSION}")
-        for key, kind in META_TYPES.items():
-            value = meta.get(key)
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not (number if kind is float else isinstance(value, kind) and not isinstance(value, bool)):
-                raise FormatError(self.path, f"meta {key}", f"{value!r}, expected a {kind.__name__}")
+        for key in META_TYPES:
+            self._check_meta(key, meta.get(key))
         for key in ("dim", "f"):
             if meta[key] < 1:
                 raise FormatError(self.path, f"meta {key}", f"{meta[key]}, expected a positive count")
         return meta
+
+    def _check_meta(self, key: str, value: object) -> None:
+        """FormatError naming ``key`` unless ``value`` has the type META_TYPES gives it (a float may be an int)."""
+        kind = META_TYPES[key]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (number if kind is float else isinstance(value, kind) and not isinstance(value, bool)):
+            raise FormatError(self.path, f"meta {key}", f"{value!r}, expected a {kind.__name__}")
 
     def _json(self, value, where: str):
         try:
@@ -275,9 +279,9 @@ class GalleryStore:
     @_guarded
     def generation(self) -> int:
         """The count of writes ever committed to this gallery, as stored now (every write adds one)."""
-        value = self._json(self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0], "meta")
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise FormatError(self.path, "meta generation", f"{value!r}, expected an int")
+        raw = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
+        value = self._json(raw, "meta generation")
+        self._check_meta("generation", value)
         return value
 
     # --- model binding ------------------------------------------------------------------------
