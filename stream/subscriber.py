@@ -239,6 +239,11 @@ class Subscriber:
         self._seen: dict[str, _Sequences] = {}
 
     @property
+    def received(self) -> int:
+        """Well-formed events received, all publishers and topics."""
+        return sum(count.received for count in self.counts.values())
+
+    @property
     def gaps(self) -> int:
         """Events known lost while connected, all publishers and topics."""
         return sum(count.lost for count in self.counts.values())

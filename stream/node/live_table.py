@@ -34,11 +34,10 @@ def summary(events: Subscriber, endpoint: str) -> str:
         malformed += f" ({', '.join(f'{n} {kind}' for kind, n in events.malformed_kinds.most_common())})"
     if not events.counts:
         return f"no events received from {endpoint}; {malformed}"
-    received = sum(count.received for count in events.counts.values())
     restarts = f"; {events.restarts} publisher restarts" if events.restarts else ""
     lines = [
-        f"{received} events; {events.gaps} lost (sequence gaps); {events.missed_before_join} missed before joining; "
-        f"{malformed}{restarts}"
+        f"{events.received} events; {events.gaps} lost (sequence gaps); "
+        f"{events.missed_before_join} missed before joining; {malformed}{restarts}"
     ]
     for (publisher, topic), count in sorted(events.counts.items()):
         lines.append(
@@ -172,8 +171,7 @@ def _node_line(publisher: str, status: dict) -> str:
 
 
 def _received_line(subscriber: Subscriber) -> str:
-    received = sum(count.received for count in subscriber.counts.values())
     return (
-        f"here: {received} events received, {subscriber.gaps} lost, "
+        f"here: {subscriber.received} events received, {subscriber.gaps} lost, "
         f"{subscriber.missed_before_join} sent before this listener joined, {subscriber.malformed} malformed"
     )
