@@ -74,7 +74,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     remove = add("remove", "delete an identity and its embeddings", run_remove)
     remove.add_argument("identity", help=IDENTITY_HELP)
     export = add("export", "write identities and embeddings to a portable .npz", run_export)
-    export.add_argument("out", type=Path, help="the .npz to write (private, 0600)")
+    export.add_argument("out", type=Path, help="the .npz to write: a new file (never one that exists), private (0600)")
     imp = add("import", "add an export's identities not already here (same model only)", run_import)
     imp.add_argument("source", type=Path, help="an .npz written by gaitwatch gallery export")
     add("stats", "sizes, model, index", run_stats).add_argument("--json", action="store_true", help="print as JSON")
