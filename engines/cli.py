@@ -23,7 +23,10 @@ def register(commands: Commands, groups: Groups) -> None:
     """``train``, ``eval``, ``export``, and ``encoder`` under the shared ``bench`` group."""
     train = commands.add_parser("train", help="train a gait encoder on the unlabeled training walks of a split")
     train.add_argument(
-        "method", choices=["simmc", "age"], help="SimMC (Rao & Miao 2022) or AGE/SGE-LA (Rao et al. 2020)"
+        "method",
+        choices=["simmc", "age", "trackcon"],
+        help="SimMC (Rao & Miao 2022), AGE/SGE-LA (Rao et al. 2020) or TrackCon (ours: windows of one track are one "
+        "person; docs/trackcon.md)",
     )
     train.add_argument("--data", type=Path, required=True, help="the KGBD zip or folder")
     train.add_argument("--split", required=True, help="kgbd:SEED (a committed split manifest, seeds 0-4)")
@@ -31,6 +34,12 @@ def register(commands: Commands, groups: Groups) -> None:
     train.add_argument("--epochs", type=int, help="number of epochs (default: the method's own)")
     train.add_argument("--seed", type=int, help="training seed (default: the split's seed)")
     train.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out instead of resuming")
+    train.add_argument(
+        "--hold-out-validation",
+        action="store_true",
+        help="train without the walks that 'eval --on validation' probes with, so that score is on unseen walks "
+        "(for choosing settings and methods; the shipped models train on every training walk)",
+    )
     train.set_defaults(func=run_train)
 
     ev = commands.add_parser("eval", help="re-identification accuracy (CMC top-k, mAP, nAUC) on KGBD probe/gallery")
@@ -68,6 +77,7 @@ def run_train(args: argparse.Namespace) -> int:
     _, split_seed = parse_split_spec(args.split)
     split = load_split(args.split)
     data = load_protocol(args.data, split)
+    windows, tracks = data.without_validation_probes() if args.hold_out_validation else (data.train, data.train_walk)
     overrides = {"epochs": args.epochs} if args.epochs else None
     description = {
         "split": args.split,
@@ -75,16 +85,18 @@ def run_train(args: argparse.Namespace) -> int:
         "data": str(args.data),
         "layout": "kinect_v1",
         "rate_hz": 30.0,
-        "train_windows": len(data.train),
+        "train_windows": len(windows),
+        "held_out": "validation probe walks" if args.hold_out_validation else None,
     }
     path = train(
         args.method,
-        data.train,
+        windows,
         args.out,
         seed=split_seed if args.seed is None else args.seed,
         description=description,
         config_overrides=overrides,
         resume=not args.restart,
+        tracks=tracks,
     )
     print(f"model: {path}")
     return 0

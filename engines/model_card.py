@@ -100,7 +100,17 @@ def card_from_checkpoint(info: dict | None, f: int, embedding_dim: int) -> dict:
             "input": _input(f),
             "training": None,
         }
-    training_keys = ("dataset", "data", "split", "seed", "epoch", "train_windows", "train_seconds", "config")
+    training_keys = (
+        "dataset",
+        "data",
+        "split",
+        "seed",
+        "epoch",
+        "train_windows",
+        "train_seconds",
+        "config",
+        "held_out",
+    )
     return {
         "method": info["method"],
         "f": f,
@@ -110,6 +120,7 @@ def card_from_checkpoint(info: dict | None, f: int, embedding_dim: int) -> dict:
         "metric": "euclidean",
         "input": _input(f),
         "training": {key: info[key] for key in training_keys if key in info},
+        **{key: info[key] for key in ("adaptation", "impostor_shape") if key in info},
     }
 
 

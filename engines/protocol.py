@@ -279,13 +279,25 @@ class ProtocolData:
     people: list[str]
     walk_names: list[str]
     train: np.ndarray  # float32 [N, f, 20, 3], no labels on purpose
-    train_walk: np.ndarray  # int64 [N], diagnostics only
+    train_walk: np.ndarray  # int64 [N]: the walk (track) of each window, never its person
     probe: np.ndarray
     probe_labels: np.ndarray
     probe_walk: np.ndarray
     gallery: np.ndarray
     gallery_labels: np.ndarray
     gallery_walk: np.ndarray
+
+    def without_validation_probes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Training windows and their walks minus the walks that ``validation_split`` makes probes.
+
+        Why: a method that learns from whole walks (TrackCon) has seen each validation walk as one
+        unit; scoring it on those walks would flatter it. Trained without them, ``--on validation``
+        measures on walks it never saw, as the test does.
+        """
+        probes = {f"{person}/{number}" for person, number in validation_split(self.split).walks("probe")}
+        held = np.array([name in probes for name in self.walk_names])
+        keep = ~held[self.train_walk]
+        return self.train[keep], self.train_walk[keep]
 
     def summary(self) -> dict[str, int]:
         """Walk and window counts per role, for logs and reports."""

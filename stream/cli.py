@@ -13,8 +13,10 @@ from importlib.metadata import PackageNotFoundError, version
 import calibration.cli
 import engines.cli
 import sensors.cli
+import stream.adapt_cli
 import stream.gallery.cli
 import stream.node.cli
+import stream.site_cli
 import stream.threshold_cli
 from sensors.cli_helpers import Commands, Groups
 from sensors.errors import GaitwatchError
@@ -22,16 +24,18 @@ from stream.logs import configure as configure_logging
 
 SHARED_GROUPS = {
     "bench": "measure speed (windows/s, p50/p99 latency)",
-    "calibrate": "calibrate match thresholds from labelled data, and each sensor's floor and placement",
+    "calibrate": "calibrate match thresholds (from labelled data, or a site's own recordings) and sensors",
 }
 
 
 def register(commands: Commands, groups: Groups) -> None:
     """The stream package's commands: the gallery, the node (replay, camera, kinect, listen, launch, bench
-    pipeline) and the matcher's threshold (calibrate threshold)."""
+    pipeline), the matcher's threshold (calibrate threshold, calibrate site) and site adaptation (adapt)."""
     stream.gallery.cli.add_commands(commands)
     stream.node.cli.add_commands(commands, groups["bench"])
     stream.threshold_cli.add_commands(groups["calibrate"])
+    stream.site_cli.add_commands(groups["calibrate"])
+    stream.adapt_cli.add_commands(commands)
 
 
 PACKAGES = (sensors.cli.register, calibration.cli.register, engines.cli.register, register)

@@ -9,6 +9,9 @@ import tempfile
 from pathlib import Path
 
 from sensors.cli_helpers import require_extra
+from sensors.errors import InputError
+
+TRACK_METHODS = ("trackcon",)  # methods that learn from whole training walks (engines/train/trackcon.py)
 
 
 def add_commands(what: argparse._SubParsersAction) -> None:
@@ -37,8 +40,17 @@ def run_threshold(args: argparse.Namespace) -> int:
     from stream.threshold import FORMAT, VERSION, calibrate, open_set_thresholds, write_det_plot
 
     require_extra("train", ("matplotlib",), "the DET plot")
+    if any(not 0 <= far <= 1 for far in args.far):
+        raise InputError(f"target false-accept rates must lie in [0, 1], got {args.far}")
     encoder = open_encoder(args.model)
-    args.split = args.split or (encoder.card.get("training") or {}).get("split") or "kgbd:0"
+    training = encoder.card.get("training") or {}
+    args.split = args.split or training.get("split") or "kgbd:0"
+    if encoder.card["method"] in TRACK_METHODS and args.on == "validation" and training.get("split") == args.split:
+        raise InputError(
+            f"{encoder.card['file']['name']} learned from the validation walks of {args.split} as whole tracks, so "
+            "their distances are not a stranger's (a threshold from them names about 3 strangers in 10 as someone "
+            "on KGBD's test walks); use `gaitwatch calibrate site` (label-free, on your own site), or --on test"
+        )
     split = load_split(args.split)
     data = load_protocol(args.data, validation_split(split) if args.on == "validation" else split, f=encoder.f)
     with tempfile.TemporaryDirectory() as scratch:

@@ -36,6 +36,8 @@ TORCH_TESTS = [
     "test_whiten.py",
     "test_shipped_model.py",
     "test_calibrate_cli.py",
+    "test_trackcon.py",
+    "test_adapt.py",
 ]
 HAVE_TORCH = importlib.util.find_spec("torch") is not None and importlib.util.find_spec("matplotlib") is not None
 collect_ignore = [] if HAVE_TORCH else TORCH_TESTS

@@ -61,7 +61,9 @@ def test_shared_groups_hold_every_package_s_commands():
     commands = dict(parsers(build_parser()))
     assert {"gaitwatch bench encoder", "gaitwatch bench pipeline"} <= commands.keys()  # engines, stream
     calibrate = {name for name in commands if name.startswith("gaitwatch calibrate ")}
-    assert calibrate == {f"gaitwatch calibrate {w}" for w in ("floor", "place", "intrinsics", "show", "threshold")}
+    assert calibrate == {
+        f"gaitwatch calibrate {w}" for w in ("floor", "place", "intrinsics", "show", "threshold", "site")
+    }
 
 
 def test_the_version_is_printed(capsys):

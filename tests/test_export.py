@@ -26,6 +26,7 @@ from tests.synthetic_gait import synthetic_windows
 SMALL = {
     "simmc": {"epochs": 1, "batch_size": 64},  # the real width (hidden 256): export must handle the full model
     "age": {"epochs": 1, "batch_size": 64, "hidden": 32},  # with its whitening fitted on the training windows
+    "trackcon": {"epochs": 1, "steps_per_epoch": 5, "tracks_per_batch": 8},  # real width; its statistics inside
 }
 
 
@@ -44,6 +45,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             description={"split": "kgbd:0", "layout": "kinect_v1", "rate_hz": 30.0},
             config_overrides=overrides,
             show_progress=False,
+            tracks=np.arange(len(windows)) // 10,  # read by trackcon only
         )
     return paths
 
@@ -59,7 +61,7 @@ def _export(model: Path, out: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("method", ["raw", "simmc", "age"])
+@pytest.mark.parametrize("method", ["raw", "simmc", "age", "trackcon"])
 @pytest.mark.parametrize("batch", [1, 7, 64])
 def test_onnx_runtime_matches_torch(checkpoints, exported, method: str, batch: int):
     reference = open_encoder(checkpoints[method])

@@ -38,7 +38,7 @@ def test_gallery_commands_on_the_demo_recording(tmp_path: Path):
         (p["name"], p["embeddings"]) for p in listing(path)
     ]
     stats = json.loads(gaitwatch("gallery", "stats", path, "--json").stdout)
-    assert stats["embeddings"] == total - shown["embeddings"] and stats["model"]["dim"] == 256
+    assert stats["embeddings"] == total - shown["embeddings"] and stats["model"]["dim"] == 128
     assert stats["tracks"] > 0 and stats["track_index"] == "exact"
 
 
@@ -68,7 +68,7 @@ def test_reembed_moves_a_gallery_to_another_model(tmp_path: Path):
     raw = tmp_path / "raw.onnx"
     gaitwatch("export", "raw", "--out", raw)
     refused = gaitwatch("gallery", "enroll", path, demo_recording_path(), "--model", raw, ok=False)
-    assert_one_line_error(refused, "filled by simmc-kgbd.onnx", "gaitwatch gallery reembed")
+    assert_one_line_error(refused, "filled by trackcon-kgbd.onnx", "gaitwatch gallery reembed")
     gaitwatch("gallery", "reembed", path, "--model", raw)
     stats = json.loads(gaitwatch("gallery", "stats", path, "--json").stdout)
     assert stats["model"]["model_name"] == "raw.onnx" and stats["model"]["dim"] == 360

@@ -93,6 +93,26 @@ def test_the_camera_node_names_001_in_every_later_normal_walk(tmp_path: Path):
         assert f"preview: {int(frames)} frames" in out and frames > 90
 
 
+@pytest.mark.slow
+def test_a_site_threshold_without_labels_names_001_and_rejects_the_stranger_006(tmp_path: Path):
+    """The cross-site check of docs/site.md: calibrated on the site's clips with no labels, judged with them."""
+    gallery = tmp_path / "casia.db"
+    gaitwatch("gallery", "create", gallery)
+    for subject in ("001", "002", "003", "004"):
+        gaitwatch("gallery", "enroll", gallery, clip(f"{subject}-nm-01"), "--name", subject)
+    walks = [f"001-nm-0{n}" for n in range(2, 7)] + ["006-nm-01"]
+    site = tmp_path / "site"
+    gaitwatch("calibrate", "site", *[clip(w) for w in walks], "--gallery", gallery, "--out", site, "--far", "0.01")
+    for walk in walks:
+        out = gaitwatch(
+            "camera", "--source", clip(walk), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0",
+            "--threshold", site / "threshold.json", "--far", "0.01",
+        ).stdout  # fmt: skip
+        ended = [line for line in out.splitlines() if " ended " in line]
+        expected = "ended    unknown," if walk.startswith("006") else "ended    001,"
+        assert len(ended) == 1 and expected in ended[0], out
+
+
 def test_bad_sources_and_models_are_one_clear_error(tmp_path: Path):
     with pytest.raises(InputError, match="no such video file"):
         RgbPoseSource(str(tmp_path / "absent.avi"))

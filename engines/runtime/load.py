@@ -12,13 +12,22 @@ from engines.runtime.base import Encoder
 from sensors.errors import InputError
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data"
-SHIPPED_MODEL = SHIPPED_DIR / "simmc-kgbd.onnx"
+SHIPPED_MODEL = SHIPPED_DIR / "trackcon-kgbd.onnx"
+SHIPPED_CHECKPOINT = SHIPPED_DIR / "trackcon-kgbd.pt"  # its checkpoint: what ``gaitwatch adapt`` starts from
+SHIPPED_SIMMC = SHIPPED_DIR / "simmc-kgbd.onnx"  # the previous default, kept selectable with --model
 SUFFIXES = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".pt": "torch"}
 
 
 def shipped_model() -> Path:
-    """The encoder gaitwatch ships and uses wherever no model is named: SimMC trained on KGBD, as ONNX."""
+    """The encoder gaitwatch ships and uses wherever no model is named: TrackCon trained on KGBD, as ONNX."""
     return SHIPPED_MODEL
+
+
+def shipped_checkpoint() -> Path:
+    """The shipped TrackCon training checkpoint: the starting point of site adaptation."""
+    if not SHIPPED_CHECKPOINT.is_file():
+        raise InputError(f"{SHIPPED_CHECKPOINT}: the shipped trackcon checkpoint is missing; name one with --from")
+    return SHIPPED_CHECKPOINT
 
 
 def resolve_artifact(spec: str | Path | None) -> Path | str:

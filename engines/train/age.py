@@ -136,6 +136,7 @@ class AgeMethod:
         generator: torch.Generator,
         config: dict,
         show_progress: bool,
+        tracks: torch.Tensor | None = None,  # unused: this method learns from windows alone
     ) -> dict[str, float]:
         """One pass over shuffled mini-batches; returns the window-weighted mean of each loss."""
         model.train()

@@ -44,8 +44,12 @@ def train(
     config_overrides: dict | None = None,
     resume: bool = True,
     show_progress: bool = True,
+    tracks: np.ndarray | None = None,
 ) -> Path:
-    """Train on unlabeled windows [N, f, 20, 3]; returns the path of the final ``model.pt``."""
+    """Train on unlabeled windows [N, f, 20, 3]; returns the path of the final ``model.pt``.
+
+    ``tracks`` [N] names the track (walk) each window was cut from, for methods that learn from it
+    (no identity: two tracks of one person are two tracks)."""
     method = get_method(method_name)
     config = {**method.default_config(), **(config_overrides or {})}
     f = windows.shape[1]
@@ -57,7 +61,13 @@ def train(
     start_epoch, seconds = 0, 0.0
     state_path = out_dir / CHECKPOINT
     windows = np.ascontiguousarray(windows, dtype=np.float32)
-    fingerprint = hashlib.sha256(windows.tobytes()).hexdigest()
+    digest = hashlib.sha256(windows.tobytes())
+    if tracks is not None:
+        tracks = np.ascontiguousarray(tracks, dtype=np.int64)
+        if tracks.shape != (len(windows),):
+            raise ValueError(f"tracks: expected one per window ({len(windows)}), got shape {tracks.shape}")
+        digest.update(tracks.tobytes())
+    fingerprint = digest.hexdigest()
     if resume and state_path.exists():
         state = load(state_path)
         _check_same_run(state_path, state, method_name, config, seed, description, fingerprint)
@@ -66,9 +76,10 @@ def train(
         generator.set_state(state["rng_state"])
         log, start_epoch, seconds = state["log"], state["epoch"], state["train_seconds"]
     data = torch.from_numpy(windows)
+    track_ids = None if tracks is None else torch.from_numpy(tracks)
     for epoch in range(start_epoch, config["epochs"]):
         began = time.perf_counter()
-        stats = method.train_epoch(model, optimizer, data, generator, config, show_progress)
+        stats = method.train_epoch(model, optimizer, data, generator, config, show_progress, tracks=track_ids)
         seconds += time.perf_counter() - began
         log.append({"epoch": epoch + 1, "seconds": round(seconds, 2), **stats})
         logger.info("epoch %d/%d  %s", epoch + 1, config["epochs"], "  ".join(f"{k} {v:.4g}" for k, v in stats.items()))
@@ -94,8 +105,20 @@ def train(
     model.load_state_dict(final["model_state"])
     method.finalise(model, data, config, show_progress)
     final["model_state"] = model.state_dict()
+    if track_ids is not None:
+        final["impostor_shape"] = _track_shape(model.encoder, data, tracks)
     atomic_save(final, out_dir / MODEL)
     return out_dir / MODEL
+
+
+@torch.no_grad()
+def _track_shape(encoder: torch.nn.Module, windows: torch.Tensor, tracks: np.ndarray) -> dict:
+    """The trained encoder's distances between different training tracks, as ``engines.impostors`` records them."""
+    from engines.impostors import track_shape
+
+    encoder.eval()
+    embeddings = torch.cat([encoder(windows[s : s + 4096]) for s in range(0, len(windows), 4096)]).numpy()
+    return track_shape(embeddings, tracks)
 
 
 def _check_same_run(

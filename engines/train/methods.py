@@ -27,13 +27,14 @@ class Method(Protocol):
         generator: torch.Generator,
         config: dict,
         show_progress: bool,
+        tracks: torch.Tensor | None = None,  # [N] the track of each window, for methods that learn from it
     ) -> dict[str, float]: ...
 
     def finalise(self, model: nn.Module, windows: torch.Tensor, config: dict, show_progress: bool) -> None:
         """After the last epoch: fit whatever the encoder derives from the training windows (may do nothing)."""
 
 
-METHODS = ("simmc", "age")
+METHODS = ("simmc", "age", "trackcon")
 
 
 def get_method(name: str) -> Method:
@@ -45,4 +46,8 @@ def get_method(name: str) -> Method:
         from engines.train.age import AgeMethod
 
         return AgeMethod()
+    if name == "trackcon":
+        from engines.train.trackcon import TrackConMethod
+
+        return TrackConMethod()
     raise InputError(f"unknown method {name!r}; known: {', '.join(METHODS)}")

@@ -103,6 +103,7 @@ class SimMCMethod:
         generator: torch.Generator,
         config: dict,
         show_progress: bool,
+        tracks: torch.Tensor | None = None,  # unused: this method learns from windows alone
     ) -> dict[str, float]:
         model.eval()
         feats_1, feats_2 = cls._masked_features(model, windows, config, generator)

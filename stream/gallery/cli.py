@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sensors.errors import FormatError, InputError
+from stream.inputs import read_input
 from stream.labels import PERSON_KEYS, person_label
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ def _encode_inputs(
 
     def recordings() -> Iterator[tuple[str, Recording]]:
         for path in found:
-            for recording in _read(Path(path), args.sensor_id, calibrations):
+            for recording in read_input(Path(path), args.sensor_id, calibrations):
                 yield path, recording
             if not found[path]:  # raised inside the progress: no "done" line before the error
                 why = f"; {skipped[path]} windows had missing joints" if skipped[path] else ""
@@ -182,24 +183,6 @@ def _encode_inputs(
             tracks.append(_Track(name, source, encoder.encode(part.windows), origins, label))
             found[path] += 1
     return tracks, sum(skipped.values())
-
-
-def _read(path: Path, sensor_id: str | None, calibrations: SensorCalibrations | None) -> Iterator[Recording]:
-    """The recordings of one input. A video goes through MediaPipe as the camera node's frames do: placed in the
-    camera's space with the intrinsics calibrated for its sensor (``sensor_id``, else the file's name), so the
-    sensor's floor and placement mean the same for both; anything else is read as recorded."""
-    from calibration.placement import placer_for
-    from sensors.formats import iter_recordings, video
-
-    if path.suffix.lower() not in video.SUFFIXES:
-        yield from iter_recordings([path])
-        return
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if not path.is_file():
-        raise InputError(f"{path}: not a regular file; expected a video")
-    stored = calibrations.sensors.get(sensor_id or path.name) if calibrations is not None else None
-    yield video.read_video(path, placer_for(None, None, stored.intrinsics if stored is not None else None))
 
 
 def _identities_named(store, names: set[str]) -> dict[str, int]:

@@ -94,7 +94,8 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
         "--threshold",
         type=file_or_number,
         help="distance up to which the nearest identity is named: a number, or a threshold.json from "
-        "`gaitwatch calibrate threshold` (default: no threshold, the nearest identity is always named)",
+        "`gaitwatch calibrate site` or `calibrate threshold` (default: no threshold, the nearest identity is "
+        "always named)",
     )
     parser.add_argument("--far", type=float, default=0.01, help="with a threshold.json: the target FAR")
     parser.add_argument("--stride", type=int, help="frames between a track's windows (default: the model's f)")
@@ -119,7 +120,8 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
 
 
 def threshold_of(text: str | None, far: float, model_sha256: str | None = None) -> float:
-    """A threshold given as a number, or the matcher threshold for ``far`` in a ``calibrate threshold`` file."""
+    """A threshold given as a number, or the matcher threshold for ``far`` in a threshold file (``calibrate site``
+    or ``calibrate threshold``)."""
     from stream.threshold import matcher_threshold
 
     if text is None:

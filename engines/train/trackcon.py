@@ -1,0 +1,135 @@
+"""TrackCon training: windows of one track are one person; windows of other tracks are, mostly, others.
+
+No identity labels are used. What the loss knows comes from the tracker, live or in a recording:
+every window of one walk (one track) shows the same person. Each step draws ``tracks_per_batch``
+tracks and ``windows_per_track`` windows of each, changes every window by the site augmentations
+(``engines.train.augment``), and pulls windows of a track together and the others apart with a
+supervised-contrastive loss (Khosla et al., NeurIPS 2020) whose classes are tracks, not people.
+Two walks of one person in a batch are wrongly pushed apart; with many people that is rare, and the
+augmentations and the body-frame input leave no way to tell walks apart but the person.
+
+The learning rate warms up over the first 5 % of steps and then follows a cosine to zero over the
+configured schedule; the step count lives in the optimiser's state, so a resumed run continues it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from engines.models.trackcon import TrackConEncoder, TrackConModel
+from engines.train.augment import DEFAULTS as AUGMENT_DEFAULTS
+from engines.train.augment import augment_windows
+from sensors.progress import progress
+
+WARMUP_SHARE = 0.05
+
+
+def supervised_contrastive_loss(embeddings: torch.Tensor, tracks: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean over anchors of -log p(positive) averaged over the anchor's positives (same track, not itself).
+
+    ``embeddings`` [N, D] unit vectors; ``tracks`` [N] integer track of each row. Anchors without a
+    positive in the batch contribute nothing.
+    """
+    similarity = embeddings @ embeddings.T / temperature
+    itself = torch.eye(len(embeddings), dtype=torch.bool)
+    similarity = similarity.masked_fill(itself, float("-inf"))
+    positive = (tracks[:, None] == tracks[None, :]) & ~itself
+    log_probability = similarity - torch.logsumexp(similarity, dim=1, keepdim=True)
+    per_anchor = log_probability.masked_fill(~positive, 0.0).sum(dim=1) / positive.sum(dim=1).clamp(min=1)
+    has_positive = positive.any(dim=1)
+    return -per_anchor[has_positive].mean()
+
+
+def learning_rate(step: int, total: int, peak: float) -> float:
+    """Linear warm-up over the first WARMUP_SHARE of ``total`` steps, then a cosine to zero."""
+    warmup = max(1, int(WARMUP_SHARE * total))
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    done = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * 0.5 * (1 + math.cos(math.pi * done))
+
+
+def steps_taken(optimizer: torch.optim.Optimizer) -> int:
+    """How many steps this optimiser has taken (Adam keeps the count per parameter)."""
+    for state in optimizer.state.values():
+        if "step" in state:
+            return int(state["step"])
+    return 0
+
+
+def track_batches(tracks: torch.Tensor) -> list[torch.Tensor]:
+    """The window indices of each track, in track order."""
+    order = torch.argsort(tracks, stable=True)
+    _, counts = torch.unique_consecutive(tracks[order], return_counts=True)
+    return list(torch.split(order, counts.tolist()))
+
+
+class TrackConMethod:
+    name = "trackcon"
+
+    @staticmethod
+    def default_config() -> dict:
+        return {
+            "hidden": 512,
+            "dim": 128,
+            "temperature": 0.1,
+            "lr": 1e-3,
+            "weight_decay": 1e-4,
+            "tracks_per_batch": 64,
+            "windows_per_track": 4,
+            "steps_per_epoch": 250,
+            "epochs": 20,
+            **AUGMENT_DEFAULTS,
+        }
+
+    @staticmethod
+    def build_model(config: dict, f: int) -> TrackConModel:
+        return TrackConModel(TrackConEncoder(f=f, hidden=config["hidden"], dim=config["dim"]))
+
+    @staticmethod
+    def make_optimizer(model: nn.Module, config: dict) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+
+    @staticmethod
+    def finalise(model: nn.Module, windows: torch.Tensor, config: dict, show_progress: bool) -> None:
+        """Nothing to fit after training: the input statistics were kept up to date by every batch."""
+
+    @staticmethod
+    def train_epoch(
+        model: TrackConModel,
+        optimizer: torch.optim.Optimizer,
+        windows: torch.Tensor,
+        generator: torch.Generator,
+        config: dict,
+        show_progress: bool,
+        tracks: torch.Tensor | None = None,
+    ) -> dict[str, float]:
+        if tracks is None:
+            raise ValueError("trackcon learns from tracks: every window needs the track it was cut from")
+        members = track_batches(tracks)
+        per_batch = min(config["tracks_per_batch"], len(members))
+        if per_batch < 2:
+            raise ValueError(f"trackcon needs windows of at least 2 tracks, got {len(members)}")
+        k = config["windows_per_track"]
+        total_steps = config["steps_per_epoch"] * config["epochs"]
+        model.train()
+        total = 0.0
+        steps = range(config["steps_per_epoch"])
+        for _ in progress(steps, "trackcon epoch", total=len(steps), enabled=show_progress):
+            chosen = torch.randperm(len(members), generator=generator)[:per_batch]
+            index = torch.cat(
+                [members[t][torch.randint(len(members[t]), (k,), generator=generator)] for t in chosen.tolist()]
+            )
+            batch_tracks = torch.arange(per_batch).repeat_interleave(k)
+            embeddings = model.encoder(augment_windows(windows[index], generator, config))
+            loss = supervised_contrastive_loss(embeddings, batch_tracks, config["temperature"])
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(steps_taken(optimizer), total_steps, config["lr"])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        return {"loss": total / len(steps)}

@@ -1,0 +1,206 @@
+"""``gaitwatch calibrate site``: the matcher's threshold for a site, from its gallery and recordings, without labels.
+
+What it uses (stream.site_impostors): distances between identities enrolled under different names
+and between tracks one sensor saw at the same time. Anonymous identities are left out of the
+impostor pairs (the node may have made one of an enrolled person) but counted among the identities a
+stranger is compared with. It writes the same threshold file as ``calibrate threshold``, so the node
+reads it with ``--threshold FILE --far F``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sensors.errors import InputError
+
+DEFAULT_FAR = (0.01, 0.001)
+
+
+def add_commands(what: argparse._SubParsersAction) -> None:
+    """``site`` under the shared ``calibrate`` group."""
+    site = what.add_parser(
+        "site", help="the matcher's threshold for this site from its gallery and unlabeled recordings"
+    )
+    site.add_argument("recordings", nargs="*", type=Path, help="recordings or videos of the site (no labels needed)")
+    site.add_argument("--gallery", type=Path, required=True, help="the site's gallery (read only)")
+    site.add_argument("--model", type=Path, help="encoder artifact (default: the shipped model; must be the gallery's)")
+    site.add_argument(
+        "--far", type=float, nargs="+", default=list(DEFAULT_FAR), help="target open-set false-accept rates"
+    )
+    site.add_argument("--sensor-id", help="sensor id of the recordings (for --calibration)")
+    site.add_argument("--calibration", type=Path, help="sensor calibration file, as the node uses it")
+    site.add_argument("--out", type=Path, required=True, help="folder for threshold.json and site.png")
+    site.set_defaults(func=run_site)
+
+
+def run_site(args: argparse.Namespace) -> int:
+    from calibration.sensor_file import SensorCalibrations
+    from engines.runtime.load import open_encoder
+    from sensors import atomic
+    from sensors.atomic import private_dir
+
+    for far in args.far:
+        if not 0 < far < 1:
+            raise InputError(f"--far {far}: expected a rate in (0, 1)")
+    encoder = open_encoder(args.model)
+    calibrations = SensorCalibrations.load(args.calibration) if args.calibration else None
+    seen = seen_tracks(args.recordings, encoder, args.sensor_id, calibrations)
+    report, plot_data = site_report(args.gallery, encoder, seen, sorted(args.far))
+    report["recordings"] = [str(p) for p in args.recordings]
+    private_dir(args.out)
+    atomic.write_bytes(args.out / "threshold.json", (json.dumps(report, indent=1) + "\n").encode(), private=True)
+    drawn = importlib.util.find_spec("matplotlib") is not None
+    if drawn:
+        _plot(args.out / "site.png", *plot_data, report["matcher"]["thresholds"])
+    pairs = report["impostor_pairs"]
+    print(
+        f"{pairs['identities']} impostor distances between {report['named_identities']} enrolled people, "
+        f"{pairs['concurrent_tracks']} between tracks seen together in {len(args.recordings)} recordings "
+        f"({len(seen)} tracks)"
+    )
+    for row in report["matcher"]["thresholds"]:
+        print(
+            f"matcher, FAR {row['target_far']:g} with {report['identities']} identities: threshold "
+            f"{row['threshold']:.4f} ({row['recording_tracks_named']} of {len(seen)} recording tracks within it)"
+        )
+    print(
+        f"wrote {args.out / 'threshold.json'}"
+        + (f" and {args.out / 'site.png'}" if drawn else " (no site.png: matplotlib, the 'train' extra, is missing)")
+    )
+    return 0
+
+
+def site_report(gallery: Path, encoder, seen: list, fars: list[float]) -> tuple[dict, tuple]:
+    """The threshold file's content for ``gallery`` and the site's ``seen`` tracks; and what the plot shows."""
+    from engines.impostors import ImpostorFit
+    from stream.gallery.store import GalleryStore
+    from stream.site_impostors import concurrent_pairs, identity_pairs, leave_one_out_nearest
+    from stream.threshold import FORMAT, VERSION
+
+    store = GalleryStore(gallery, writable=False)
+    try:
+        store.check_model(encoder.card)
+        identities = store.identities(counted=False)
+        enrolled = store.track_means()
+    finally:
+        store.close()
+    named = {i.id for i in identities if not i.anonymous}
+    from_identities = identity_pairs(enrolled.owners, enrolled.means, named)
+    from_recordings = concurrent_pairs(seen)
+    impostors = np.concatenate([from_identities, from_recordings])
+    fit = ImpostorFit.of(impostors, prior=encoder.card.get("impostor_shape"))
+    strangers = leave_one_out_nearest(enrolled.owners, enrolled.means, named)
+    nearest = _nearest_enrolled([t.mean for t in seen], enrolled.means)
+    rows = []
+    for far in fars:
+        threshold = fit.threshold(far, len(identities))
+        rows.append(
+            {
+                "target_far": far,
+                "threshold": threshold,
+                "far": far,
+                "enrolled_as_strangers_accepted": _share(strangers, threshold, len(named) - 1, fit),
+                "recording_tracks_named": int((nearest <= threshold).sum()),
+            }
+        )
+    report = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": encoder.card["file"]["name"],
+        "model_sha256": encoder.card["file"]["sha256"],
+        "source": "site (label-free): gaitwatch calibrate site",
+        "gallery": str(gallery),
+        "identities": len(identities),
+        "named_identities": len(named),
+        "score": "Euclidean distance of a track's mean embedding to the identity's nearest enrolled track mean",
+        "impostor_pairs": {"identities": len(from_identities), "concurrent_tracks": len(from_recordings)},
+        "impostor_fit": fit.to_dict(),
+        "matcher": {
+            "note": "the node's threshold (--threshold FILE --far F): per target open-set FAR, predicted from the "
+            "site's impostor pairs for a gallery of this many identities (calibrate again when it grows a lot); "
+            "far is the target, not a measurement (no labels); enrolled_as_strangers_accepted: each enrolled "
+            "track scored against the other named identities (the fit's check); recording_tracks_named: tracks "
+            "of the recordings within the threshold",
+            "thresholds": rows,
+        },
+        "verification": {
+            "note": "one probe against one claimed identity: the per-comparison impostor rate; not the node's",
+            "thresholds": [{"target_far": far, "threshold": fit.threshold(far, 1)} for far in fars],
+        },
+    }
+    return report, (impostors, fit, nearest)
+
+
+def seen_tracks(paths: list[Path], encoder, sensor_id: str | None, calibrations) -> list:
+    """Every track of every recording with a whole window: its time span and mean embedding."""
+    from calibration.sensor_pose import PoseLookup
+    from sensors.progress import progress
+    from stream.inputs import read_input
+    from stream.site_impostors import SeenTrack
+    from stream.windows import track_windows
+
+    pose_of = PoseLookup(calibrations.poses() if calibrations is not None else {})
+    rate = float(encoder.card["rate_hz"])
+    seen = []
+    for number, path in enumerate(progress(paths, "Reading the site's recordings", total=len(paths))):
+        for recording in read_input(path, sensor_id, calibrations):
+            pose = pose_of(sensor_id or recording.sensor_id)
+            for part in track_windows(recording, encoder.f, rate, None, pose):
+                if len(part.windows):
+                    mean = encoder.encode(part.windows).astype(np.float64).mean(axis=0)
+                    seen.append(
+                        SeenTrack(number, recording.sensor_id, float(part.t_start[0]), float(part.t_end[-1]), mean)
+                    )
+    return seen
+
+
+def _nearest_enrolled(means: list[np.ndarray], enrolled: np.ndarray) -> np.ndarray:
+    if not means or len(enrolled) == 0:
+        return np.zeros(0)
+    queries = np.asarray(means, np.float64)
+    return np.linalg.norm(queries[:, None] - np.asarray(enrolled, np.float64)[None], axis=2).min(axis=1)
+
+
+def _share(strangers: np.ndarray, threshold: float, others: int, fit) -> dict | None:
+    """Measured share of enrolled tracks within ``threshold`` of another identity, beside the fit's prediction."""
+    if len(strangers) == 0:
+        return None
+    return {
+        "measured": float(np.mean(strangers <= threshold)),
+        "predicted": fit.open_set_rate(threshold, others),
+        "tracks": len(strangers),
+    }
+
+
+def _plot(path: Path, impostors: np.ndarray, fit, nearest: np.ndarray, rows: list[dict]) -> None:
+    """Impostor distances (histogram and the fitted normal), the recordings' nearest distances, the thresholds."""
+    from statistics import NormalDist
+
+    from engines.plotting import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    top = max(float(impostors.max()), float(nearest.max()) if len(nearest) else 0.0)
+    bins = np.linspace(0, top * 1.05, 40)
+    ax.hist(impostors, bins=bins, density=True, alpha=0.5, label=f"different people ({len(impostors)} pairs)")
+    if len(nearest):
+        label = f"recording tracks: nearest identity ({len(nearest)})"
+        ax.hist(nearest, bins=bins, density=True, alpha=0.5, label=label)
+    grid = np.linspace(0, top * 1.05, 200)
+    normal = NormalDist(fit.centre, fit.spread)
+    ax.plot(grid, [normal.pdf(x) for x in grid], color="black", lw=1, label="fitted impostor normal")
+    for number, row in enumerate(rows):
+        ax.axvline(row["threshold"], ls="--", color="red", lw=1)
+        height = ax.get_ylim()[1] * (0.9 - 0.08 * number)
+        ax.text(row["threshold"], height, f" FAR {row['target_far']:g}", color="red", fontsize=8)
+    ax.set_xlabel("distance (track mean to nearest enrolled track)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

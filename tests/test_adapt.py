@@ -1,0 +1,99 @@
+"""Site adaptation: statistics re-estimated on the site, a short fine-tune, an artifact a gallery can move onto."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxscript", reason="onnxscript (ONNX export) not installed: the 'train' extra")
+
+from engines.adapt import adapt_checkpoint, reestimate_statistics
+from engines.checkpoint import encoder_from, load
+from engines.model_card import read_card
+from engines.train.loop import train
+from sensors.errors import InputError
+from tests.helpers import assert_one_line_error, gaitwatch
+from tests.synthetic_gait import synthetic_windows
+
+SMALL = {"hidden": 64, "dim": 32, "tracks_per_batch": 8, "windows_per_track": 4, "steps_per_epoch": 10, "epochs": 1}
+DEMO = Path(__file__).resolve().parents[1] / "sensors" / "data" / "demo-cmu-walks.gwrec"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    windows, _ = synthetic_windows(people=6, windows_per_person=20)
+    out = tmp_path_factory.mktemp("run")
+    return train("trackcon", windows, out, seed=0, description={"split": "kgbd:0", "layout": "kinect_v1",
+                 "rate_hz": 30.0}, config_overrides=SMALL, show_progress=False,
+                 tracks=np.arange(len(windows)) // 10)  # fmt: skip
+
+
+def _site(seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Another sensor: bodies 10 % larger, seen 0.3 m higher, by other people."""
+    windows, _ = synthetic_windows(people=5, windows_per_person=16, seed=seed)
+    windows = windows * 1.1 + np.array([0.0, 0.3, 0.0], np.float32)
+    return windows.astype(np.float32), np.arange(len(windows)) // 8
+
+
+def test_statistics_are_the_site_s_own_after_adaptation(checkpoint: Path):
+    original = load(checkpoint)
+    windows, tracks = _site()
+    adapted = adapt_checkpoint(original, windows, tracks, steps=0, show_progress=False)
+    encoder = encoder_from(adapted, checkpoint)
+    features = encoder.features(torch.from_numpy(windows))
+    torch.testing.assert_close(encoder.input_statistics.running_mean, features.mean(0), atol=1e-4, rtol=1e-4)
+    before = encoder_from(original, checkpoint).input_statistics.running_mean
+    assert not torch.allclose(before, encoder.input_statistics.running_mean, atol=1e-3)
+    # nothing learned moved with statistics only, and the input checkpoint was left as it was
+    for name, value in original["model_state"].items():
+        if "running" not in name and "num_batches" not in name:
+            torch.testing.assert_close(adapted["model_state"][name], value, rtol=0, atol=0, msg=name)
+    assert "adaptation" not in original and adapted["adaptation"]["steps"] == 0
+
+
+def test_fine_tuning_moves_the_weights_and_records_what_it_did(checkpoint: Path):
+    original = load(checkpoint)
+    windows, tracks = _site()
+    adapted = adapt_checkpoint(original, windows, tracks, steps=5, show_progress=False)
+    first = "mlp.0.weight"
+    key = next(k for k in original["model_state"] if k.endswith(first))
+    assert not torch.equal(adapted["model_state"][key], original["model_state"][key])
+    info = adapted["adaptation"]
+    assert info["tracks"] == 10 and info["windows"] == len(windows) and info["from"]["split"] == "kgbd:0"
+
+
+def test_reestimating_leaves_the_encoder_in_eval_mode(checkpoint: Path):
+    encoder = encoder_from(load(checkpoint), checkpoint)
+    reestimate_statistics(encoder, torch.from_numpy(_site()[0]))
+    assert not encoder.training and all(not m.training for m in encoder.modules())
+
+
+def test_what_cannot_be_adapted_is_refused(checkpoint: Path, tmp_path: Path):
+    windows, tracks = _site()
+    with pytest.raises(InputError, match="at least 2 tracks"):
+        adapt_checkpoint(load(checkpoint), windows, np.zeros(len(windows), np.int64), show_progress=False)
+    simmc = train("simmc", windows, tmp_path, seed=0, description={}, config_overrides={"epochs": 1, "batch_size": 16},
+                  show_progress=False)  # fmt: skip
+    with pytest.raises(InputError, match="needs a trackcon checkpoint"):
+        adapt_checkpoint(load(simmc), windows, tracks, show_progress=False)
+
+
+@pytest.mark.skipif(not DEMO.is_file(), reason="the bundled demo recording is missing")
+def test_adapt_command_writes_an_artifact_a_gallery_moves_onto(checkpoint: Path, tmp_path: Path):
+    out = tmp_path / "site-model"
+    gaitwatch("adapt", DEMO, "--from", checkpoint, "--out", out, "--steps", "3")
+    card = read_card(out / "model.onnx")
+    assert card["method"] == "trackcon" and card["adaptation"]["steps"] == 3
+    assert card["adaptation"]["recordings"] == [str(DEMO)] and card["adaptation"]["tracks"] >= 2
+    assert (out / "model.pt").stat().st_mode & 0o777 == 0o600
+    gallery = tmp_path / "people.db"
+    gaitwatch("gallery", "create", gallery, "--model", checkpoint)
+    gaitwatch("gallery", "enroll", gallery, DEMO, "--model", checkpoint, "--label", "subject", "--keep-windows")
+    gaitwatch("gallery", "reembed", gallery, "--model", out / "model.onnx")
+    stats = json.loads(gaitwatch("gallery", "stats", gallery, "--json").stdout)
+    assert stats["model"]["model_sha256"] == card["file"]["sha256"]
+    assert_one_line_error(gaitwatch("adapt", DEMO, "--from", checkpoint, "--out", out, ok=False), "already exists")

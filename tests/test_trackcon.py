@@ -1,0 +1,159 @@
+"""TrackCon: the body frame does not depend on the view, the loss learns from tracks alone, training resumes exactly."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engines.checkpoint import load_encoder
+from engines.models.trackcon import CANONICAL_PARENTS, TrackConEncoder, body_frame, bone_lengths
+from engines.train.augment import DEFAULTS, augment_windows
+from engines.train.loop import train
+from engines.train.trackcon import learning_rate, supervised_contrastive_loss
+from tests.synthetic_gait import synthetic_windows
+
+SMALL = {"hidden": 64, "dim": 32, "tracks_per_batch": 8, "windows_per_track": 4, "steps_per_epoch": 20, "epochs": 3}
+
+
+def _turn_about_vertical(windows: torch.Tensor, degrees: float) -> torch.Tensor:
+    a = math.radians(degrees)
+    rotation = torch.tensor([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    return windows @ rotation.T
+
+
+def _walks(people: int, walks_per_person: int, windows_per_walk: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Synthetic walks: windows, the walk of each (the track) and the person of each (never given to training)."""
+    windows, people_of = synthetic_windows(people, walks_per_person * windows_per_walk, seed=seed)
+    walks = np.arange(len(windows)) // windows_per_walk
+    return windows, walks, people_of
+
+
+def test_body_frame_is_the_same_from_any_heading_and_place():
+    windows = torch.from_numpy(synthetic_windows(3, 5)[0])
+    reference = body_frame(windows)
+    for degrees in (30.0, 90.0, 181.0, -75.0):
+        moved = _turn_about_vertical(windows, degrees) + torch.tensor([2.0, 0.3, -5.0])
+        torch.testing.assert_close(body_frame(moved), reference, atol=1e-5, rtol=0)
+
+
+def test_body_frame_keeps_height_and_bone_lengths():
+    windows = torch.from_numpy(synthetic_windows(2, 3)[0])
+    turned = body_frame(windows)
+    torch.testing.assert_close(bone_lengths(turned), bone_lengths(windows), atol=1e-5, rtol=0)
+    centred = windows - windows[:, :, :1]
+    torch.testing.assert_close(turned[..., 1], centred[..., 1])  # the vertical is never touched
+
+
+def test_embeddings_are_unit_vectors_and_do_not_depend_on_heading():
+    torch.manual_seed(0)
+    encoder = TrackConEncoder(hidden=32, dim=16).eval()
+    windows = torch.from_numpy(synthetic_windows(2, 4)[0])
+    out = encoder(windows)
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(len(out)))
+    torch.testing.assert_close(encoder(_turn_about_vertical(windows, 123.0)), out, atol=1e-4, rtol=0)
+
+
+def test_augmentation_keeps_bone_lengths_up_to_the_joint_noise():
+    windows = torch.from_numpy(synthetic_windows(2, 8)[0])
+    generator = torch.Generator().manual_seed(0)
+    changed = augment_windows(windows, generator, {**DEFAULTS, "joint_drop": 0.0})
+    assert not torch.allclose(changed, windows)
+    difference = (bone_lengths(changed) - bone_lengths(windows)).abs().mean()
+    assert difference < 3 * DEFAULTS["joint_noise_m"]  # turned and tilted, never scaled
+
+
+def test_dropped_joints_sit_on_their_parent():
+    windows = torch.from_numpy(synthetic_windows(1, 4)[0])
+    quiet = {"tilt_degrees": 0.0, "joint_noise_m": 0.0}
+    kept = augment_windows(windows, torch.Generator().manual_seed(1), {**quiet, "joint_drop": 0.0})
+    dropped = augment_windows(windows, torch.Generator().manual_seed(1), {**quiet, "joint_drop": 1.0})  # same turn
+    parents = [max(p, 0) for p in CANONICAL_PARENTS]
+    torch.testing.assert_close(dropped[:, :, 1:], kept[:, :, parents][:, :, 1:])
+    torch.testing.assert_close(dropped[:, :, 0], kept[:, :, 0])  # the root stays
+
+
+def test_the_loss_is_low_when_tracks_are_tight_and_apart_and_high_when_mixed():
+    tracks = torch.arange(4).repeat_interleave(3)
+    apart = torch.nn.functional.one_hot(tracks, 8).float()
+    mixed = torch.nn.functional.normalize(torch.ones(12, 8) + 0.01 * torch.randn(12, 8), dim=1)
+    low, high = supervised_contrastive_loss(apart, tracks, 0.1), supervised_contrastive_loss(mixed, tracks, 0.1)
+    assert torch.isfinite(low) and torch.isfinite(high)
+    # each anchor has 2 positives among 11 others: at best -log(1/2), when mixed about -log(1/11)
+    assert low < math.log(2) + 0.01 and high > math.log(11) - 0.1
+
+
+def test_the_loss_gives_finite_gradients():
+    embeddings = torch.nn.functional.normalize(torch.randn(16, 8), dim=1).requires_grad_()
+    supervised_contrastive_loss(embeddings, torch.arange(8).repeat_interleave(2), 0.1).backward()
+    assert torch.isfinite(embeddings.grad).all()
+
+
+def test_the_learning_rate_warms_up_then_falls_to_zero():
+    rates = [learning_rate(step, 100, 1.0) for step in range(100)]
+    assert rates[0] < rates[4] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(rates[5:])) and rates[-1] < 0.01
+
+
+def test_training_on_tracks_separates_people_it_never_saw_labelled(tmp_path: Path):
+    windows, walks, people = _walks(people=8, walks_per_person=2, windows_per_walk=20)
+    model = train(
+        "trackcon", windows, tmp_path, seed=0, description={"split": "synthetic"},
+        config_overrides={**SMALL, "epochs": 4}, show_progress=False, tracks=walks,
+    )  # fmt: skip
+    encoder, info = load_encoder(model)
+    assert info["method"] == "trackcon"
+    log = json.loads((tmp_path / "losses.json").read_text())
+    assert log[-1]["loss"] < log[0]["loss"]
+    with torch.no_grad():
+        embedded = encoder(torch.from_numpy(windows)).numpy()
+    # each walk's mean against the person's other walk: right in most cases (chance: 1 in 8)
+    means = np.stack([embedded[walks == w].mean(0) for w in range(walks.max() + 1)])
+    person_of_walk = people[::20]
+    distances = np.linalg.norm(means[:, None] - means[None], axis=2)
+    np.fill_diagonal(distances, np.inf)
+    right = (person_of_walk[distances.argmin(1)] == person_of_walk).mean()
+    assert right >= 0.75
+
+
+def test_trackcon_needs_the_tracks(tmp_path: Path):
+    windows, _, _ = _walks(people=2, walks_per_person=1, windows_per_walk=8)
+    with pytest.raises(ValueError, match="needs the track"):
+        train("trackcon", windows, tmp_path, seed=0, description={}, config_overrides=SMALL, show_progress=False)
+    with pytest.raises(ValueError, match="one per window"):
+        train("trackcon", windows, tmp_path / "b", seed=0, description={}, config_overrides=SMALL,
+              show_progress=False, tracks=np.zeros(3))  # fmt: skip
+
+
+def test_resume_continues_exactly_schedule_included(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from engines.train import loop
+
+    windows, walks, _ = _walks(people=4, walks_per_person=2, windows_per_walk=10, seed=1)
+
+    def run(folder: Path) -> Path:
+        return train("trackcon", windows, folder, seed=3, description={}, config_overrides=SMALL,
+                     show_progress=False, tracks=walks)  # fmt: skip
+
+    straight = run(tmp_path / "straight")
+    saves = []
+
+    def save_twice_then_stop(obj: dict, path: Path) -> None:  # a run killed after its second epoch
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+        saves.append(path)
+        original(obj, path)
+
+    original = loop.atomic_save
+    monkeypatch.setattr(loop, "atomic_save", save_twice_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "resumed")
+    monkeypatch.setattr(loop, "atomic_save", original)
+    resumed = run(tmp_path / "resumed")
+    a, b = load_encoder(straight)[0], load_encoder(resumed)[0]
+    for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0, msg=name)
