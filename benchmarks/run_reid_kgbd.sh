@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Reproduces benchmarks/reid_kgbd.md: trains SimMC and AGE on each KGBD split (seeds 0-4),
+# Reproduces benchmarks/reid_kgbd.md: trains SimMC, AGE and TrackCon on each KGBD split (seeds 0-4),
 # evaluates them and the raw baseline, and writes the table. Run from the repository root
 # with the shared data beside it, after `pip install -c constraints.txt -e '.[train]'`.
 set -euo pipefail
 DATA=${DATA:-../shared/datasets/kgbd/KinectGait-master.zip}
 RUNS=${RUNS:-runs}
 SEEDS=${SEEDS:-"0 1 2 3 4"}
-METHODS=${METHODS:-"simmc age"}
+METHODS=${METHODS:-"simmc age trackcon"}
 splits=()
 for seed in $SEEDS; do splits+=(--split "kgbd:$seed"); done
 gaitwatch eval raw --data "$DATA" "${splits[@]}" --out benchmarks/results/kgbd-raw
@@ -19,4 +19,10 @@ for method in $METHODS; do
   gaitwatch eval "${models[@]}" --data "$DATA" --out "benchmarks/results/kgbd-$method"
 done
 python benchmarks/age_selection.py "$RUNS/age-seed0" "$RUNS/age-seed1" --data "$DATA"
+for method in simmc trackcon; do  # the shipped model's choice: held-out validation walks, kgbd:0
+  gaitwatch train "$method" --data "$DATA" --split kgbd:0 --hold-out-validation --out "$RUNS/$method-holdout-seed0"
+  gaitwatch eval "$RUNS/$method-holdout-seed0" --data "$DATA" --on validation --out "benchmarks/results/selection-$method"
+done
+python benchmarks/strangers_kgbd.py --model raw=raw --model simmc="$RUNS/simmc-seed{seed}" \
+  --model trackcon="$RUNS/trackcon-seed{seed}"
 python benchmarks/reid_table.py

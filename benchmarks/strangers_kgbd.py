@@ -63,7 +63,8 @@ def run_seed(model: Path, data_path: Path, raw_split: str | None = None) -> dict
         enrolled = gallery.store.track_means()
         identities = len(gallery.identities())
         gallery.close()
-    fit = ImpostorFit.of(identity_pairs(enrolled.owners, enrolled.means, set(enrolled.owners.tolist())))
+    named = set(enrolled.owners.tolist())
+    fit = ImpostorFit.of(identity_pairs(enrolled.owners, enrolled.means, named), encoder.card.get("impostor_shape"))
     is_known = np.array([p in known for p in scores.people])
     nearest = np.array([min(row.values()) for row in scores.distances])
     own_if_nearest = np.array(

@@ -47,7 +47,7 @@ def register(commands: Commands, groups: Groups) -> None:
         "models",
         nargs="*",
         help="models (.pt, .onnx, .engine) or run folders, each scored on its own split; 'raw'; "
-        "default: the shipped SimMC model",
+        "default: the shipped TrackCon model",
     )
     ev.add_argument("--data", type=Path, required=True, help="the KGBD zip or folder")
     ev.add_argument("--split", action="append", default=[], help="kgbd:SEED; repeat for several (needed for 'raw')")

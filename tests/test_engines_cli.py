@@ -57,3 +57,20 @@ def test_eval_on_the_validation_part_of_the_training_walks(kgbd_zip: Path, tmp_p
     [run] = json.loads((out / "results.json").read_text())["runs"]
     assert run["part"] == "validation" and run["split"] == "kgbd:0"
     assert run["walk"]["num_probes"] == 160  # the people with 2 or more training walks
+
+
+@pytest.mark.slow
+def test_train_trackcon_on_kgbd_tracks_with_the_validation_probes_held_out(kgbd_zip: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    gaitwatch("train", "trackcon", "--data", kgbd_zip, "--split", "kgbd:0", "--out", run, "--epochs", "1",
+              "--hold-out-validation")  # fmt: skip
+    from engines.checkpoint import load
+
+    trained = load(run / "model.pt")
+    assert trained["method"] == "trackcon" and trained["held_out"] == "validation probe walks"
+    assert 30_000 < trained["train_windows"] < 63_052  # about half of kgbd:0's 63,052 training windows
+    assert trained["impostor_shape"]["pairs"] > 10_000 and 0 < trained["impostor_shape"]["relative_spread"] < 1
+    out = tmp_path / "eval"
+    gaitwatch("eval", run, "--data", kgbd_zip, "--on", "validation", "--out", out)
+    [scored] = json.loads((out / "results.json").read_text())["runs"]
+    assert scored["method"] == "trackcon" and scored["part"] == "validation" and scored["walk"]["num_probes"] == 160

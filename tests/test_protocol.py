@@ -296,3 +296,18 @@ def test_validation_probe_is_drawn_from_the_seed(committed: dict[int, Split]):
     split = committed[0]
     reseeded = Split(split.dataset, 7, split.gallery, split.probe, split.train)  # same training walks
     assert validation_split(reseeded).probe != validation_split(split).probe
+
+
+def test_holding_out_the_validation_probes_removes_exactly_their_training_windows(fake_kgbd: Path):
+    split = draw_kgbd_split(KgbdDataset(fake_kgbd).walks, seed=1)
+    data = load_protocol(fake_kgbd, split, train_stride=3, progress=False)
+    windows, tracks = data.without_validation_probes()
+    probes = {f"{p}/{w}" for p, w in validation_split(split).walks("probe")}
+    assert probes and probes <= {f"{p}/{w}" for p, w in split.walks("train")}
+    kept = Counter(data.walk_names[i] for i in tracks)
+    everything = Counter(data.walk_names[i] for i in data.train_walk)
+    assert kept == Counter({name: n for name, n in everything.items() if name not in probes})
+    assert len(windows) == len(tracks) < len(data.train)
+    for index in np.unique(tracks):  # the windows still carry their own walk (y = walk number)
+        walk = data.walk_names[index].split("/")[1]
+        assert (windows[tracks == index][..., 1] == int(walk)).all()

@@ -1,14 +1,15 @@
 """The README's pictures, made from real runs of the installed ``gaitwatch`` (nothing drawn by hand).
 
-    python tools/readme_images.py [--kgbd ../shared/datasets/kgbd/KinectGait-master.zip]
-                                  [--casia ../shared/media/casia-b] [--only listen floor preview det]
+    python tools/readme_images.py [--cmu ../shared/datasets/cmu-mocap]
+                                  [--casia ../shared/media/casia-b] [--only listen floor preview site]
 
 Writes into docs/images/:
 - listen.png   the demo replayed (left: the end of what ``gaitwatch replay`` prints) beside ``gaitwatch listen``'s
                table during the run
 - floor.png    ``gaitwatch calibrate floor --plot`` on the bundled demo walks
 - preview.png  a frame of ``gaitwatch camera --preview``: CASIA-B 001's third walk, 5 people enrolled from other walks
-- det.png      the DET plot of ``gaitwatch calibrate threshold`` (needs --kgbd and the train extra)
+- site.png     ``gaitwatch calibrate site`` on the CMU walks: the first trial of each subject enrolled, the others
+               given as the site's unlabeled recordings (needs --cmu and the train extra)
 """
 
 from __future__ import annotations
@@ -117,27 +118,31 @@ def preview_image(casia: Path) -> None:
         cv2.imwrite(str(OUT / "preview.png"), image)
 
 
-def det_image(kgbd: Path) -> None:
+def site_image(cmu: Path) -> None:
     with tempfile.TemporaryDirectory() as scratch:
-        run("calibrate", "threshold", "--data", kgbd, "--out", scratch)
-        (OUT / "det.png").write_bytes((Path(scratch) / "det.png").read_bytes())
+        gallery, trials = Path(scratch) / "people.db", [sorted(s.glob("*.amc")) for s in sorted(cmu.iterdir())]
+        run("gallery", "create", gallery)
+        run("gallery", "enroll", gallery, *[t[0] for t in trials if t], "--label", "subject")
+        others = [trial for t in trials for trial in t[1:]]
+        run("calibrate", "site", *others, "--gallery", gallery, "--out", Path(scratch) / "site")
+        (OUT / "site.png").write_bytes((Path(scratch) / "site" / "site.png").read_bytes())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kgbd", type=Path, help="the KGBD zip, for det.png")
+    parser.add_argument("--cmu", type=Path, help="the folder of CMU subjects, for site.png")
     parser.add_argument("--casia", type=Path, help="the folder of CASIA-B clips, for preview.png")
-    parser.add_argument("--only", nargs="+", choices=["listen", "floor", "preview", "det"], help="default: all")
+    parser.add_argument("--only", nargs="+", choices=["listen", "floor", "preview", "site"], help="default: all")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    wanted = set(args.only or ["listen", "floor", "preview", "det"])
+    wanted = set(args.only or ["listen", "floor", "preview", "site"])
     jobs = {
         "listen": listen_image,
         "floor": floor_image,
         "preview": lambda: preview_image(args.casia) if args.casia else print("preview: skipped (no --casia)"),
-        "det": lambda: det_image(args.kgbd) if args.kgbd else print("det: skipped (no --kgbd)"),
+        "site": lambda: site_image(args.cmu) if args.cmu else print("site: skipped (no --cmu)"),
     }
-    for name in ("listen", "floor", "preview", "det"):
+    for name in ("listen", "floor", "preview", "site"):
         if name in wanted:
             began = time.monotonic()
             jobs[name]()

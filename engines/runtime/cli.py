@@ -13,7 +13,7 @@ from sensors.errors import InputError
 def add_commands(bench: argparse._SubParsersAction) -> None:
     """``gaitwatch bench encoder`` (registered by ``engines.cli`` into the shared ``bench`` group)."""
     enc = bench.add_parser("encoder", help="one model through every backend available here, at each --batches size")
-    enc.add_argument("--model", type=Path, help="ONNX artifact (default: the shipped SimMC)")
+    enc.add_argument("--model", type=Path, help="ONNX artifact (default: the shipped TrackCon)")
     enc.add_argument("--checkpoint", type=Path, help="torch reference (default: the .pt shipped beside the model)")
     enc.add_argument("--engine", type=Path, help="a TensorRT engine of the same model, timed where TensorRT runs")
     enc.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64, 256], help="batch sizes to time")

@@ -38,7 +38,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         return p
 
     create = add("create", "make an empty gallery bound to a model", run_create)
-    create.add_argument("--model", type=Path, help="encoder artifact (default: the shipped SimMC model)")
+    create.add_argument("--model", type=Path, help="encoder artifact (default: the shipped TrackCon model)")
     enroll = add("enroll", "encode recorded files or a dataset's walks and enroll them by their labels", run_enroll)
     enroll.add_argument("inputs", nargs="+", help="recorded files (.gwrec, .skeleton, ...) or a KGBD zip/folder")
     enroll.add_argument("--name", help="enroll everything as this one identity (instead of by labels)")

@@ -29,7 +29,7 @@ def add_commands(commands: argparse._SubParsersAction, bench: argparse._SubParse
     )
     replay.add_argument("paths", type=Path, nargs="*", help="recordings or datasets (default: the bundled demo)")
     replay.add_argument("--gallery", type=Path, help="gallery to match against (required with files)")
-    replay.add_argument("--model", type=model_spec, help="encoder artifact, or raw (default: the shipped SimMC)")
+    replay.add_argument("--model", type=model_spec, help="encoder artifact, or raw (default: the shipped TrackCon)")
     replay.add_argument("--speed", default="1", help="pace factor, or 'max' for as fast as possible")
     replay.add_argument("--loop", action="store_true", help="start over at the end, until interrupted")
     add_node_options(replay)
@@ -40,7 +40,7 @@ def add_commands(commands: argparse._SubParsersAction, bench: argparse._SubParse
     )
     camera.add_argument("--source", required=True, help="device index (0), video file or stream URL")
     camera.add_argument("--gallery", type=Path, required=True, help="gallery to match against")
-    camera.add_argument("--model", type=model_spec, help="encoder artifact, or raw (default: the shipped SimMC)")
+    camera.add_argument("--model", type=model_spec, help="encoder artifact, or raw (default: the shipped TrackCon)")
     camera.add_argument("--pose-model", type=Path, help="MediaPipe pose landmarker .task (default: the shipped full)")
     camera.add_argument("--people", type=int, default=1, help="most people estimated per image")
     camera.add_argument(
@@ -54,7 +54,7 @@ def add_commands(commands: argparse._SubParsersAction, bench: argparse._SubParse
 
     kinect = commands.add_parser("kinect", help="run the node on a Kinect v2 (Windows, pykinect2)")
     kinect.add_argument("--gallery", type=Path, required=True, help="gallery to match against")
-    kinect.add_argument("--model", type=model_spec, help="encoder artifact, or raw (default: the shipped SimMC)")
+    kinect.add_argument("--model", type=model_spec, help="encoder artifact, or raw (default: the shipped TrackCon)")
     kinect.add_argument("--sensor-id", default="kinect", help="the Kinect's sensor id in events and calibration")
     add_node_options(kinect)
     kinect.set_defaults(func=run_kinect)
