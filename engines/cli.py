@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from engines.runtime.base import Encoder
 
 RAW = "raw"
+logger = logging.getLogger("gaitwatch.eval")
 
 
 def register(commands: Commands, groups: Groups) -> None:
@@ -134,6 +136,13 @@ def run_eval(args: argparse.Namespace) -> int:
     rows = []
     for name, encoder, split_spec in _jobs(args.models, args.split):
         split = load_split(split_spec)
+        training = encoder.card.get("training") or {}
+        if args.on == "validation" and encoder.card["method"] == "trackcon" and not training.get("held_out"):
+            logger.warning(
+                "%s learned from these validation walks as whole tracks: its validation scores are flattered; "
+                "train it with --hold-out-validation to compare settings",
+                name,
+            )
         data = load_protocol(args.data, validation_split(split) if args.on == "validation" else split, f=encoder.f)
         results = evaluate(encoder, data)
         method = encoder.card["method"]

@@ -9,13 +9,17 @@ import numpy as np
 import pytest
 
 from calibration.sensor_file import SensorCalibrations
-from engines.runtime.load import open_encoder
+from engines.runtime.load import SHIPPED_SIMMC, open_encoder
 from sensors.formats.gwrec import write_recording
 from sensors.layouts import KINECT_V1
 from sensors.recording import Recording
 from stream.cli import main
 from stream.gallery.store import GalleryStore
 from stream.windows import track_windows
+
+# The encoder of these tests sees the sensor's frame (SimMC): TrackCon, the default, turns every window into the
+# walker's own frame, so the very turn these tests look for cannot change its embeddings, by design.
+MODEL = ["--model", str(SHIPPED_SIMMC)]
 
 
 def walker(sensor_id: str) -> Recording:
@@ -42,7 +46,7 @@ def vectors_of(gallery: Path) -> dict[str, np.ndarray]:
 
 def expected(recording: Recording, calibration: Path, sensor_id: str) -> np.ndarray:
     """What the node would encode of this recording seen by calibrated sensor ``sensor_id``."""
-    encoder = open_encoder()
+    encoder = open_encoder(SHIPPED_SIMMC)
     pose = SensorCalibrations.load(calibration).sensors[sensor_id].pose()
     [part] = track_windows(recording, encoder.f, float(encoder.card["rate_hz"]), pose=pose)
     return encoder.encode(part.windows)
@@ -55,7 +59,7 @@ def calibrated(tmp_path: Path) -> tuple[Path, Path]:
     place = ["calibrate", "place", "--calibration", str(calibration), "--sensor-id", "cam", "--yaw", "90", "--x", "1"]
     assert main(place) == 0
     gallery = tmp_path / "g.db"
-    assert main(["gallery", "create", str(gallery)]) == 0
+    assert main(["gallery", "create", str(gallery), *MODEL]) == 0
     return gallery, calibration
 
 
@@ -64,7 +68,7 @@ def test_a_recording_enrolled_as_a_calibrated_sensor_is_turned_into_its_world_fr
     recording = walker("recorder-7")  # recorded under another sensor id than the calibrated one
     path = tmp_path / "walk.gwrec"
     write_recording(path, recording)
-    enroll = ["gallery", "enroll", str(gallery), str(path), "--name"]
+    enroll = ["gallery", "enroll", str(gallery), str(path), *MODEL, "--name"]
     assert main([*enroll, "plain"]) == 0
     assert main([*enroll, "own-id", "--calibration", str(calibration)]) == 0  # recorder-7 has no entry: as recorded
     assert main([*enroll, "as-cam", "--calibration", str(calibration), "--sensor-id", "cam"]) == 0
@@ -89,8 +93,8 @@ def test_a_video_is_placed_with_its_camera_s_intrinsics_and_calibrated(tmp_path,
         return walker(path.name)  # a video's own sensor id is its file name
 
     monkeypatch.setattr(video, "read_video", read_video)
-    assert main(["gallery", "enroll", str(gallery), str(clip), "--name", "plain"]) == 0
-    enroll = ["gallery", "enroll", str(gallery), str(clip), "--calibration", str(calibration)]
+    assert main(["gallery", "enroll", str(gallery), str(clip), *MODEL, "--name", "plain"]) == 0
+    enroll = ["gallery", "enroll", str(gallery), str(clip), *MODEL, "--calibration", str(calibration)]
     assert main([*enroll, "--name", "own-id"]) == 0
     assert main([*enroll, "--name", "as-cam", "--sensor-id", "cam"]) == 0
     assert placers[0] is None and placers[1] is None and callable(placers[2])  # only the camera's entry places it
@@ -102,7 +106,8 @@ def test_a_video_is_placed_with_its_camera_s_intrinsics_and_calibrated(tmp_path,
 def test_a_missing_video_is_one_clear_error(tmp_path, calibrated, capsys):
     gallery, calibration = calibrated
     missing = tmp_path / "gone.mp4"
-    args = ["gallery", "enroll", str(gallery), str(missing), "--calibration", str(calibration), "--sensor-id", "cam"]
+    args = ["gallery", "enroll", str(gallery), str(missing), *MODEL, "--calibration", str(calibration)]
+    args += ["--sensor-id", "cam"]
     assert main(args) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "gone.mp4: no such file" in line
