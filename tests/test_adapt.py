@@ -97,3 +97,6 @@ def test_adapt_command_writes_an_artifact_a_gallery_moves_onto(checkpoint: Path,
     stats = json.loads(gaitwatch("gallery", "stats", gallery, "--json").stdout)
     assert stats["model"]["model_sha256"] == card["file"]["sha256"]
     assert_one_line_error(gaitwatch("adapt", DEMO, "--from", checkpoint, "--out", out, ok=False), "already exists")
+    onnx = gaitwatch("adapt", DEMO, "--from", out / "model.onnx", "--out", tmp_path / "again", ok=False)
+    assert_one_line_error(onnx, "starts from a torch checkpoint")
+    assert not (tmp_path / "again").exists()

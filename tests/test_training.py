@@ -59,3 +59,12 @@ def test_a_different_run_in_the_same_folder_is_refused(tmp_path: Path):
         )
     with pytest.raises(InputError, match="already trained 2 epochs"):
         run(tmp_path, windows, epochs=1)
+
+
+def test_tracks_do_not_change_a_run_of_a_method_that_does_not_learn_from_them(tmp_path: Path):
+    windows, _ = synthetic_windows(people=6, windows_per_person=20, seed=4)
+    train("simmc", windows, tmp_path, seed=3, description={}, config_overrides={**SMALL, "epochs": 1},
+          show_progress=False, tracks=np.arange(len(windows)) // 10)  # fmt: skip
+    resumed = train("simmc", windows, tmp_path, seed=3, description={}, config_overrides={**SMALL, "epochs": 2},
+                    show_progress=False)  # fmt: skip
+    assert len(json.loads((tmp_path / "losses.json").read_text())) == 2 and resumed.is_file()

@@ -69,6 +69,7 @@ class AgeMethod:
     """AGE / SGE-LA: reverse reconstruction with locality-aware attention, per axis."""
 
     name = "age"
+    uses_tracks = False
 
     @staticmethod
     def default_config() -> dict:

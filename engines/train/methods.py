@@ -12,6 +12,7 @@ from sensors.errors import InputError
 
 class Method(Protocol):
     name: str
+    uses_tracks: bool  # learns from the track of each window (then ``train`` needs them)
 
     def default_config(self) -> dict: ...
 

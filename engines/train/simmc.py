@@ -52,6 +52,7 @@ def intra_sequence_loss(predictor: nn.Module, z1: torch.Tensor, z2: torch.Tensor
 
 class SimMCMethod:
     name = "simmc"
+    uses_tracks = False
 
     @staticmethod
     def default_config() -> dict:

@@ -69,6 +69,7 @@ def track_batches(tracks: torch.Tensor) -> list[torch.Tensor]:
 
 class TrackConMethod:
     name = "trackcon"
+    uses_tracks = True
 
     @staticmethod
     def default_config() -> dict:
