@@ -48,6 +48,7 @@ def run_site(args: argparse.Namespace) -> int:
         if not 0 < far < 1:
             raise InputError(f"--far {far}: expected a rate in (0, 1)")
     encoder = open_encoder(args.model)
+    _check_gallery(args.gallery, encoder.card)  # before minutes of reading recordings
     calibrations = SensorCalibrations.load(args.calibration) if args.calibration else None
     seen = seen_tracks(args.recordings, encoder, args.sensor_id, calibrations)
     report, plot_data = site_report(args.gallery, encoder, seen, sorted(args.far))
@@ -73,6 +74,16 @@ def run_site(args: argparse.Namespace) -> int:
         + (f" and {args.out / 'site.png'}" if drawn else " (no site.png: matplotlib, the 'train' extra, is missing)")
     )
     return 0
+
+
+def _check_gallery(gallery: Path, card: dict) -> None:
+    from stream.gallery.store import GalleryStore
+
+    store = GalleryStore(gallery, writable=False)
+    try:
+        store.check_model(card)
+    finally:
+        store.close()
 
 
 def site_report(gallery: Path, encoder, seen: list, fars: list[float]) -> tuple[dict, tuple]:

@@ -292,7 +292,8 @@ class GalleryStore:
         if sha != self.meta["model_sha256"]:
             raise InputError(
                 f"{self.path}: filled by {self.meta['model_name']} (sha256 {self.meta['model_sha256'][:12]}...), "
-                f"not by {card['file']['name']} (sha256 {sha[:12]}...); re-embed the gallery with "
+                f"not by {card['file']['name']} (sha256 {sha[:12]}...); name its model with --model "
+                f"{self.meta['model_name']}, or re-embed the gallery with "
                 f"'gaitwatch gallery reembed {self.path} --model {card['file']['name']}'"
             )
 
