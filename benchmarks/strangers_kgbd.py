@@ -10,7 +10,8 @@ Per split seed S and model (one trained on S's training walks):
 2. thresholds for FAR 1 % and 0.1 % come from two places, neither of them the test strangers:
    - **label-free site calibration** (``stream.site_impostors``, what ``gaitwatch calibrate site`` does):
      impostor distances between the enrolled identities only (different names, different people), a
-     robust normal fit, and the open-set rate for this many identities;
+     robust normal fit and the open-set rate for this many identities, or the enrolled people's own
+     leave-one-out scores where they are enough and stricter;
    - **labelled validation** (what ``gaitwatch calibrate threshold`` does): KGBD's validation split of
      the training walks, each validation probe scored without its own identity;
 3. for reference only, the DET curve of the test itself (FRR at exactly that FAR on the test strangers),
@@ -39,7 +40,7 @@ from engines.report import mean_std
 from engines.runtime.load import open_encoder
 from stream.gallery.gallery import Gallery
 from stream.kgbd_scores import enroll_gallery_walks, probe_scores, scores_for
-from stream.site_impostors import identity_pairs
+from stream.site_impostors import identity_pairs, leave_one_out_nearest, site_threshold
 from stream.threshold import open_set_thresholds, threshold_for_far
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +66,7 @@ def run_seed(model: Path, data_path: Path, raw_split: str | None = None) -> dict
         gallery.close()
     named = set(enrolled.owners.tolist())
     fit = ImpostorFit.of(identity_pairs(enrolled.owners, enrolled.means, named), encoder.card.get("impostor_shape"))
+    strangers_own = leave_one_out_nearest(enrolled.owners, enrolled.means, named)
     is_known = np.array([p in known for p in scores.people])
     nearest = np.array([min(row.values()) for row in scores.distances])
     own_if_nearest = np.array(
@@ -85,7 +87,7 @@ def run_seed(model: Path, data_path: Path, raw_split: str | None = None) -> dict
         "impostor_fit": fit.to_dict(),
     }
     for target, labelled_row in zip(TARGETS, labelled, strict=True):
-        site = fit.threshold(target, identities)
+        site, _ = site_threshold(fit, strangers_own, target, identities)
         exact = threshold_for_far(strangers, target)
         result[f"far{target:g}"] = {
             "site": {"threshold": site, "frr": _frr(known_ids, site), "far": float(np.mean(strangers <= site))},

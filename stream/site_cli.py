@@ -90,7 +90,7 @@ def site_report(gallery: Path, encoder, seen: list, fars: list[float]) -> tuple[
     """The threshold file's content for ``gallery`` and the site's ``seen`` tracks; and what the plot shows."""
     from engines.impostors import ImpostorFit
     from stream.gallery.store import GalleryStore
-    from stream.site_impostors import concurrent_pairs, identity_pairs, leave_one_out_nearest
+    from stream.site_impostors import concurrent_pairs, identity_pairs, leave_one_out_nearest, site_threshold
     from stream.threshold import FORMAT, VERSION
 
     store = GalleryStore(gallery, writable=False)
@@ -109,11 +109,12 @@ def site_report(gallery: Path, encoder, seen: list, fars: list[float]) -> tuple[
     nearest = _nearest_enrolled([t.mean for t in seen], enrolled.means)
     rows = []
     for far in fars:
-        threshold = fit.threshold(far, len(identities))
+        threshold, source = site_threshold(fit, strangers, far, len(identities))
         rows.append(
             {
                 "target_far": far,
                 "threshold": threshold,
+                "set_by": source,
                 "far": far,
                 "enrolled_as_strangers_accepted": _share(strangers, threshold, len(named) - 1, fit),
                 "recording_tracks_named": int((nearest <= threshold).sum()),
@@ -133,7 +134,9 @@ def site_report(gallery: Path, encoder, seen: list, fars: list[float]) -> tuple[
         "impostor_fit": fit.to_dict(),
         "matcher": {
             "note": "the node's threshold (--threshold FILE --far F): per target open-set FAR, predicted from the "
-            "site's impostor pairs for a gallery of this many identities (calibrate again when it grows a lot); "
+            "site's impostor pairs for a gallery of this many identities (calibrate again when it grows a lot), "
+            "or the enrolled people's own leave-one-out scores where there are enough and they are stricter "
+            "(set_by); "
             "far is the target, not a measurement (no labels); enrolled_as_strangers_accepted: each enrolled "
             "track scored against the other named identities (the fit's check); recording_tracks_named: tracks "
             "of the recordings within the threshold",

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engines.impostors import ImpostorFit
+from stream.threshold import threshold_for_far
+
 
 def identity_pairs(owners: np.ndarray, means: np.ndarray, named: set[int]) -> np.ndarray:
     """Per enrolled track of a named identity and per *other* named identity: the distance of the track to
@@ -63,3 +66,19 @@ def leave_one_out_nearest(owners: np.ndarray, means: np.ndarray, named: set[int]
     distances = np.linalg.norm(means[:, None] - means[None], axis=2)
     distances[owners[:, None] == owners[None, :]] = np.inf
     return distances.min(axis=1)
+
+
+def site_threshold(fit: ImpostorFit, strangers: np.ndarray, far: float, identities: int) -> tuple[float, str]:
+    """The matcher's threshold for open-set rate ``far``: the fit's, or lower where the site's own people say so.
+
+    ``strangers`` are the leave-one-out scores (``leave_one_out_nearest``): the site's enrolled people scored as
+    if they were strangers, a direct, label-free measurement of the open-set score. Where there are enough of
+    them to hold the target quantile (at least 1 / far), their empirical quantile is taken when it is stricter
+    than the fit's: real impostor distances have a heavier lower tail than a normal (a few people walk alike),
+    and on KGBD the fit alone accepted 7.6 % of strangers at a 1 % target (docs/site.md).
+    Returns (threshold, which of the two set it)."""
+    fitted = fit.threshold(far, identities)
+    if len(strangers) * far < 1:
+        return fitted, "fit"
+    measured = threshold_for_far(strangers, far)
+    return (measured, "site's own people") if measured < fitted else (fitted, "fit")

@@ -12,6 +12,7 @@ from stream.site_impostors import (
     concurrent_pairs,
     identity_pairs,
     leave_one_out_nearest,
+    site_threshold,
 )
 
 
@@ -101,3 +102,14 @@ def test_track_shape_is_the_relative_spread_between_track_means():
     assert shape["pairs"] == 60 * 59 // 2
     assert shape["relative_spread"] == pytest.approx(fit.spread / fit.centre, rel=0.01)
     assert track_shape(embeddings, tracks, most=10)["pairs"] == 45
+
+
+def test_the_site_s_own_people_tighten_the_threshold_when_they_are_enough_and_stricter():
+    rng = np.random.default_rng(4)
+    fit = ImpostorFit.of(rng.normal(1.0, 0.1, size=5000))
+    fitted = fit.threshold(0.01, 100)
+    heavy = np.concatenate([rng.normal(0.9, 0.05, size=195), [0.3, 0.35, 0.4, 0.45, 0.5]])  # a few alike pairs
+    threshold, source = site_threshold(fit, heavy, 0.01, 100)
+    assert source == "site's own people" and threshold < 0.4 < fitted and np.mean(heavy <= threshold) <= 0.01
+    assert site_threshold(fit, heavy[:50], 0.01, 100) == (fitted, "fit")  # 50 cannot hold a 1 % quantile
+    assert site_threshold(fit, rng.normal(2.0, 0.1, size=400), 0.01, 100) == (fitted, "fit")  # looser: the fit rules
