@@ -15,6 +15,7 @@ import engines.cli
 import sensors.cli
 import stream.adapt_cli
 import stream.gallery.cli
+import stream.keys_cli
 import stream.node.cli
 import stream.site_cli
 import stream.threshold_cli
@@ -30,12 +31,14 @@ SHARED_GROUPS = {
 
 def register(commands: Commands, groups: Groups) -> None:
     """The stream package's commands: the gallery, the node (replay, camera, kinect, listen, launch, bench
-    pipeline), the matcher's threshold (calibrate threshold, calibrate site) and site adaptation (adapt)."""
+    pipeline), the matcher's threshold (calibrate threshold, calibrate site), site adaptation (adapt) and CURVE
+    keys (keys)."""
     stream.gallery.cli.add_commands(commands)
     stream.node.cli.add_commands(commands, groups["bench"])
     stream.threshold_cli.add_commands(groups["calibrate"])
     stream.site_cli.add_commands(groups["calibrate"])
     stream.adapt_cli.add_commands(commands)
+    stream.keys_cli.add_commands(commands)
 
 
 PACKAGES = (sensors.cli.register, calibration.cli.register, engines.cli.register, register)
