@@ -132,7 +132,7 @@ def write_report(results: dict[str, list[dict]], command: str) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("strangers named as someone (open-set FAR)")
     ax.set_ylabel("enrolled people not named right (FRR)")
-    ax.set_title("KGBD walks, a third of the people never enrolled (one line per split seed)")
+    ax.set_title("KGBD walks, a third never enrolled (a line per split seed)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
