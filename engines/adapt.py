@@ -27,8 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engines.train.augment import augment_windows
-from engines.train.trackcon import TrackConMethod, supervised_contrastive_loss, track_batches
+from engines.train.trackcon import TrackConMethod, batch_loss, track_batches
 from sensors.errors import InputError
 from sensors.progress import progress
 
@@ -120,20 +119,13 @@ def _fine_tune(
 ) -> None:
     members = track_batches(tracks)
     per_batch = min(config["tracks_per_batch"], len(members))
-    k = config["windows_per_track"]
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config["lr"] * LEARNING_RATE_SHARE, weight_decay=config["weight_decay"]
     )
     model.train()
     total = 0.0
     for _ in progress(range(steps), "Adapting", total=steps, enabled=show_progress):
-        chosen = torch.randperm(len(members), generator=generator)[:per_batch]
-        index = torch.cat(
-            [members[t][torch.randint(len(members[t]), (k,), generator=generator)] for t in chosen.tolist()]
-        )
-        embeddings = model.encoder(augment_windows(windows[index], generator, config))
-        batch_tracks = torch.arange(per_batch).repeat_interleave(k)
-        loss = supervised_contrastive_loss(embeddings, batch_tracks, config["temperature"])
+        loss = batch_loss(model.encoder, windows, members, per_batch, generator, config)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

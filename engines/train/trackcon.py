@@ -67,6 +67,23 @@ def track_batches(tracks: torch.Tensor) -> list[torch.Tensor]:
     return list(torch.split(order, counts.tolist()))
 
 
+def batch_loss(
+    encoder: nn.Module,
+    windows: torch.Tensor,
+    members: list[torch.Tensor],
+    per_batch: int,
+    generator: torch.Generator,
+    config: dict,
+) -> torch.Tensor:
+    """The loss of one batch: ``per_batch`` tracks drawn from ``members`` (``track_batches``), ``windows_per_track``
+    windows of each drawn with replacement, every window augmented; shared by training and site adaptation."""
+    k = config["windows_per_track"]
+    chosen = torch.randperm(len(members), generator=generator)[:per_batch]
+    index = torch.cat([members[t][torch.randint(len(members[t]), (k,), generator=generator)] for t in chosen.tolist()])
+    embeddings = encoder(augment_windows(windows[index], generator, config))
+    return supervised_contrastive_loss(embeddings, torch.arange(per_batch).repeat_interleave(k), config["temperature"])
+
+
 class TrackConMethod:
     name = "trackcon"
     uses_tracks = True
@@ -114,19 +131,12 @@ class TrackConMethod:
         per_batch = min(config["tracks_per_batch"], len(members))
         if per_batch < 2:
             raise ValueError(f"trackcon needs windows of at least 2 tracks, got {len(members)}")
-        k = config["windows_per_track"]
         total_steps = config["steps_per_epoch"] * config["epochs"]
         model.train()
         total = 0.0
         steps = range(config["steps_per_epoch"])
         for _ in progress(steps, "trackcon epoch", total=len(steps), enabled=show_progress):
-            chosen = torch.randperm(len(members), generator=generator)[:per_batch]
-            index = torch.cat(
-                [members[t][torch.randint(len(members[t]), (k,), generator=generator)] for t in chosen.tolist()]
-            )
-            batch_tracks = torch.arange(per_batch).repeat_interleave(k)
-            embeddings = model.encoder(augment_windows(windows[index], generator, config))
-            loss = supervised_contrastive_loss(embeddings, batch_tracks, config["temperature"])
+            loss = batch_loss(model.encoder, windows, members, per_batch, generator, config)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(steps_taken(optimizer), total_steps, config["lr"])
             optimizer.zero_grad()
