@@ -40,7 +40,7 @@ from engines.report import mean_std
 from engines.runtime.load import open_encoder
 from stream.gallery.gallery import Gallery
 from stream.kgbd_scores import enroll_gallery_walks, probe_scores, scores_for
-from stream.site_impostors import identity_pairs, leave_one_out_nearest, site_threshold
+from stream.site_impostors import EnrolledTracks, site_threshold
 from stream.threshold import open_set_thresholds, threshold_for_far
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,9 +64,9 @@ def run_seed(model: Path, data_path: Path, raw_split: str | None = None) -> dict
         enrolled = gallery.store.track_means()
         identities = len(gallery.identities())
         gallery.close()
-    named = set(enrolled.owners.tolist())
-    fit = ImpostorFit.of(identity_pairs(enrolled.owners, enrolled.means, named), encoder.card.get("impostor_shape"))
-    strangers_own = leave_one_out_nearest(enrolled.owners, enrolled.means, named)
+    tracks = EnrolledTracks.of(enrolled.owners, enrolled.means, set(enrolled.owners.tolist()))
+    fit = ImpostorFit.of(tracks.identity_pairs(), encoder.card.get("impostor_shape"))
+    strangers_own = tracks.leave_one_out_nearest()
     is_known = np.array([p in known for p in scores.people])
     nearest = np.array([min(row.values()) for row in scores.distances])
     own_if_nearest = np.array(

@@ -90,7 +90,7 @@ def site_report(gallery: Path, encoder, seen: list, fars: list[float]) -> tuple[
     """The threshold file's content for ``gallery`` and the site's ``seen`` tracks; and what the plot shows."""
     from engines.impostors import ImpostorFit
     from stream.gallery.store import GalleryStore
-    from stream.site_impostors import concurrent_pairs, identity_pairs, leave_one_out_nearest, site_threshold
+    from stream.site_impostors import EnrolledTracks, concurrent_pairs, site_threshold
     from stream.threshold import FORMAT, VERSION
 
     store = GalleryStore(gallery, writable=False)
@@ -101,11 +101,12 @@ def site_report(gallery: Path, encoder, seen: list, fars: list[float]) -> tuple[
     finally:
         store.close()
     named = {i.id for i in identities if not i.anonymous}
-    from_identities = identity_pairs(enrolled.owners, enrolled.means, named)
+    tracks = EnrolledTracks.of(enrolled.owners, enrolled.means, named)
+    from_identities = tracks.identity_pairs()
     from_recordings = concurrent_pairs(seen)
     impostors = np.concatenate([from_identities, from_recordings])
     fit = ImpostorFit.of(impostors, prior=encoder.card.get("impostor_shape"))
-    strangers = leave_one_out_nearest(enrolled.owners, enrolled.means, named)
+    strangers = tracks.leave_one_out_nearest()
     nearest = _nearest_enrolled([t.mean for t in seen], enrolled.means)
     rows = []
     for far in fars:
@@ -174,10 +175,11 @@ def seen_tracks(paths: list[Path], encoder, sensor_id: str | None, calibrations)
 
 
 def _nearest_enrolled(means: list[np.ndarray], enrolled: np.ndarray) -> np.ndarray:
+    from engines.metrics import euclidean_distances
+
     if not means or len(enrolled) == 0:
         return np.zeros(0)
-    queries = np.asarray(means, np.float64)
-    return np.linalg.norm(queries[:, None] - np.asarray(enrolled, np.float64)[None], axis=2).min(axis=1)
+    return euclidean_distances(np.asarray(means), enrolled).min(axis=1)
 
 
 def _share(strangers: np.ndarray, threshold: float, others: int, fit) -> dict | None:

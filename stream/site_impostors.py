@@ -14,24 +14,43 @@ from dataclasses import dataclass
 import numpy as np
 
 from engines.impostors import ImpostorFit
+from engines.metrics import euclidean_distances
 from stream.threshold import threshold_for_far
 
 
-def identity_pairs(owners: np.ndarray, means: np.ndarray, named: set[int]) -> np.ndarray:
-    """Per enrolled track of a named identity and per *other* named identity: the distance of the track to
-    that identity's nearest track — how the matcher would score this person if they were not enrolled."""
-    keep = np.isin(owners, sorted(named))
-    owners, means = owners[keep], np.asarray(means[keep], np.float64)
-    people = np.unique(owners)
-    if len(people) < 2:
-        return np.zeros(0)
-    distances = np.linalg.norm(means[:, None] - means[None], axis=2)
-    out = []
-    for person in people:
-        columns = owners == person
-        nearest = distances[:, columns].min(axis=1)  # each track to this identity
-        out.append(nearest[~columns])
-    return np.concatenate(out)
+@dataclass(frozen=True)
+class EnrolledTracks:
+    """The enrolled tracks of the named identities and the distance between every two of them, computed once
+    (``engines.metrics.euclidean_distances``: chunked, no [T, T, D] temporary) for both impostor readings."""
+
+    owners: np.ndarray  # [T] identity of each track
+    distances: np.ndarray  # [T, T]
+
+    @classmethod
+    def of(cls, owners: np.ndarray, means: np.ndarray, named: set[int]) -> EnrolledTracks:
+        keep = np.isin(owners, sorted(named))
+        return cls(owners[keep], euclidean_distances(means[keep], means[keep]))
+
+    def identity_pairs(self) -> np.ndarray:
+        """Per track and per *other* identity: the distance of the track to that identity's nearest track — how
+        the matcher would score this person if they were not enrolled."""
+        people = np.unique(self.owners)
+        if len(people) < 2:
+            return np.zeros(0)
+        out = []
+        for person in people:
+            columns = self.owners == person
+            nearest = self.distances[:, columns].min(axis=1)  # each track to this identity
+            out.append(nearest[~columns])
+        return np.concatenate(out)
+
+    def leave_one_out_nearest(self) -> np.ndarray:
+        """Per track: its distance to the nearest *other* identity (a stranger's score against the rest of the
+        gallery), the site's own measurement of what ``site_threshold`` promises."""
+        if len(np.unique(self.owners)) < 2:
+            return np.zeros(0)
+        others = np.where(self.owners[:, None] == self.owners[None, :], np.inf, self.distances)
+        return others.min(axis=1)
 
 
 @dataclass(frozen=True)
@@ -56,26 +75,14 @@ def concurrent_pairs(tracks: list[SeenTrack]) -> np.ndarray:
     return np.asarray(out, np.float64)
 
 
-def leave_one_out_nearest(owners: np.ndarray, means: np.ndarray, named: set[int]) -> np.ndarray:
-    """Per track of a named identity: its distance to the nearest *other* named identity (a stranger's score
-    against the rest of the gallery) — a check of the fit on the site's own people, not used to set it."""
-    keep = np.isin(owners, sorted(named))
-    owners, means = owners[keep], np.asarray(means[keep], np.float64)
-    if len(np.unique(owners)) < 2:
-        return np.zeros(0)
-    distances = np.linalg.norm(means[:, None] - means[None], axis=2)
-    distances[owners[:, None] == owners[None, :]] = np.inf
-    return distances.min(axis=1)
-
-
 def site_threshold(fit: ImpostorFit, strangers: np.ndarray, far: float, identities: int) -> tuple[float, str]:
     """The matcher's threshold for open-set rate ``far``: the fit's, or lower where the site's own people say so.
 
-    ``strangers`` are the leave-one-out scores (``leave_one_out_nearest``): the site's enrolled people scored as
-    if they were strangers, a direct, label-free measurement of the open-set score. Where there are enough of
-    them to hold the target quantile (at least 1 / far), their empirical quantile is taken when it is stricter
-    than the fit's: real impostor distances have a heavier lower tail than a normal (a few people walk alike),
-    and on KGBD the fit alone accepted 7.6 % of strangers at a 1 % target (docs/site.md).
+    ``strangers`` are the leave-one-out scores (``EnrolledTracks.leave_one_out_nearest``): the site's enrolled
+    people scored as if they were strangers, a direct, label-free measurement of the open-set score. Where there
+    are enough of them to hold the target quantile (at least 1 / far), their empirical quantile is taken when it
+    is stricter than the fit's: real impostor distances have a heavier lower tail than a normal (a few people
+    walk alike), and on KGBD the fit alone accepted 7.6 % of strangers at a 1 % target (docs/site.md).
     Returns (threshold, which of the two set it)."""
     fitted = fit.threshold(far, identities)
     if len(strangers) * far < 1:
