@@ -36,10 +36,9 @@ from engines.export.artifact import export_onnx_artifact
 from engines.runtime.load import open_encoder
 from stream.gallery.gallery import Gallery
 from stream.gallery.store import Origin
-from stream.inputs import read_input
+from stream.inputs import site_tracks
 from stream.site_cli import site_report
 from stream.site_impostors import SeenTrack
-from stream.windows import track_windows
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -56,13 +55,10 @@ class Track:
 
 
 def read_tracks(paths: list[Path], person_of, f: int = 6, rate: float = 30.0) -> list[Track]:
-    tracks = []
-    for path in paths:
-        for recording in read_input(path, None, None):
-            for part in track_windows(recording, f, rate):
-                if len(part.windows):
-                    tracks.append(Track(path, person_of(path), part.windows, part.t_start[0], part.t_end[-1]))
-    return tracks
+    return [
+        Track(paths[number], person_of(paths[number]), part.windows, part.t_start[0], part.t_end[-1])
+        for number, _, part in site_tracks(paths, f, rate, None, None)
+    ]
 
 
 def cmu_site() -> tuple[list[Track], list[Track]]:

@@ -85,20 +85,10 @@ def site_windows(
     paths: list[Path], f: int, rate_hz: float, sensor_id: str | None, calibrations
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every whole window of every track of ``paths`` and the track (numbered over all inputs) of each."""
-    from calibration.sensor_pose import PoseLookup
-    from sensors.progress import progress
-    from stream.inputs import read_input
-    from stream.windows import track_windows
+    from stream.inputs import site_tracks
 
-    pose_of = PoseLookup(calibrations.poses() if calibrations is not None else {})
-    windows, tracks = [], []
-    for path in progress(paths, "Reading the site's recordings", total=len(paths)):
-        for recording in read_input(path, sensor_id, calibrations):
-            pose = pose_of(sensor_id or recording.sensor_id)
-            for part in track_windows(recording, f, rate_hz, STRIDE, pose):
-                if len(part.windows):
-                    windows.append(part.windows)
-                    tracks.append(np.full(len(part.windows), len(tracks), np.int64))
-    if not windows:
+    parts = [part.windows for _, _, part in site_tracks(paths, f, rate_hz, sensor_id, calibrations, STRIDE)]
+    if not parts:
         raise InputError(f"{', '.join(map(str, paths))}: no person is seen for a whole window; nothing to adapt on")
-    return np.concatenate(windows), np.concatenate(tracks)
+    tracks = [np.full(len(windows), number, np.int64) for number, windows in enumerate(parts)]
+    return np.concatenate(parts), np.concatenate(tracks)

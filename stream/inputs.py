@@ -11,6 +11,7 @@ from sensors.errors import InputError
 if TYPE_CHECKING:
     from calibration.sensor_file import SensorCalibrations
     from sensors.recording import Recording
+    from stream.windows import TrackWindows
 
 
 def read_input(path: Path, sensor_id: str | None, calibrations: SensorCalibrations | None) -> Iterator[Recording]:
@@ -29,3 +30,27 @@ def read_input(path: Path, sensor_id: str | None, calibrations: SensorCalibratio
         raise InputError(f"{path}: not a regular file; expected a video")
     stored = calibrations.sensors.get(sensor_id or path.name) if calibrations is not None else None
     yield video.read_video(path, placer_for(None, None, stored.intrinsics if stored is not None else None))
+
+
+def site_tracks(
+    paths: list[Path],
+    f: int,
+    rate_hz: float,
+    sensor_id: str | None,
+    calibrations: SensorCalibrations | None,
+    stride: int | None = None,
+) -> Iterator[tuple[int, Recording, TrackWindows]]:
+    """(input number, recording, track) for every track with a whole window in ``paths``, cut as the node cuts them
+    (placed by the calibration of ``sensor_id``, else of each recording's own sensor); what site calibration and
+    adaptation read."""
+    from calibration.sensor_pose import PoseLookup
+    from sensors.progress import progress
+    from stream.windows import track_windows
+
+    pose_of = PoseLookup(calibrations.poses() if calibrations is not None else {})
+    for number, path in enumerate(progress(paths, "Reading the site's recordings", total=len(paths))):
+        for recording in read_input(path, sensor_id, calibrations):
+            pose = pose_of(sensor_id or recording.sensor_id)
+            for part in track_windows(recording, f, rate_hz, stride, pose):
+                if len(part.windows):
+                    yield number, recording, part

@@ -153,25 +153,20 @@ def site_report(gallery: Path, encoder, seen: list, fars: list[float]) -> tuple[
 
 def seen_tracks(paths: list[Path], encoder, sensor_id: str | None, calibrations) -> list:
     """Every track of every recording with a whole window: its time span and mean embedding."""
-    from calibration.sensor_pose import PoseLookup
-    from sensors.progress import progress
-    from stream.inputs import read_input
+    from stream.inputs import site_tracks
     from stream.site_impostors import SeenTrack
-    from stream.windows import track_windows
 
-    pose_of = PoseLookup(calibrations.poses() if calibrations is not None else {})
     rate = float(encoder.card["rate_hz"])
-    seen = []
-    for number, path in enumerate(progress(paths, "Reading the site's recordings", total=len(paths))):
-        for recording in read_input(path, sensor_id, calibrations):
-            pose = pose_of(sensor_id or recording.sensor_id)
-            for part in track_windows(recording, encoder.f, rate, None, pose):
-                if len(part.windows):
-                    mean = encoder.encode(part.windows).astype(np.float64).mean(axis=0)
-                    seen.append(
-                        SeenTrack(number, recording.sensor_id, float(part.t_start[0]), float(part.t_end[-1]), mean)
-                    )
-    return seen
+    return [
+        SeenTrack(
+            number,
+            recording.sensor_id,
+            float(part.t_start[0]),
+            float(part.t_end[-1]),
+            encoder.encode(part.windows).astype(np.float64).mean(axis=0),
+        )
+        for number, recording, part in site_tracks(paths, encoder.f, rate, sensor_id, calibrations)
+    ]
 
 
 def _nearest_enrolled(means: list[np.ndarray], enrolled: np.ndarray) -> np.ndarray:
