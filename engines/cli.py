@@ -130,6 +130,7 @@ def _jobs(models: list[str], splits: list[str]) -> list[tuple[str, Encoder, str]
 def run_eval(args: argparse.Namespace) -> int:
     require_extra("train", ("torch", "matplotlib"), "evaluation")
     from engines.evaluate import evaluate
+    from engines.model_card import learned_from_tracks
     from engines.protocol import load_protocol, load_split, validation_split
     from engines.report import summarise, write_cmc_plot
 
@@ -137,7 +138,7 @@ def run_eval(args: argparse.Namespace) -> int:
     for name, encoder, split_spec in _jobs(args.models, args.split):
         split = load_split(split_spec)
         training = encoder.card.get("training") or {}
-        if args.on == "validation" and encoder.card["method"] == "trackcon" and not training.get("held_out"):
+        if args.on == "validation" and learned_from_tracks(encoder.card) and not training.get("held_out"):
             logger.warning(
                 "%s learned from these validation walks as whole tracks: its validation scores are flattered; "
                 "train it with --hold-out-validation to compare settings",

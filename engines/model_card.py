@@ -16,6 +16,14 @@ from sensors.errors import FormatError, InputError
 
 CARD_VERSION = 1
 CARD_SUFFIX = ".card.json"
+TRACK_METHODS = ("trackcon",)  # methods whose training reads whole tracks (``Method.uses_tracks``; a test keeps both)
+
+
+def learned_from_tracks(card: dict) -> bool:
+    """Whether the model was trained on whole walks as units, so walks it trained on flatter its scores."""
+    return card["method"] in TRACK_METHODS
+
+
 REQUIRED = ("card_version", "method", "f", "rate_hz", "layout", "embedding_dim", "metric", "file")
 
 

@@ -11,8 +11,6 @@ from pathlib import Path
 from sensors.cli_helpers import require_extra
 from sensors.errors import InputError
 
-TRACK_METHODS = ("trackcon",)  # methods that learn from whole training walks (engines/train/trackcon.py)
-
 
 def add_commands(what: argparse._SubParsersAction) -> None:
     """``threshold`` under the shared ``calibrate`` group."""
@@ -32,6 +30,7 @@ def add_commands(what: argparse._SubParsersAction) -> None:
 
 
 def run_threshold(args: argparse.Namespace) -> int:
+    from engines.model_card import learned_from_tracks
     from engines.protocol import load_protocol, load_split, validation_split
     from engines.runtime.load import open_encoder
     from sensors import atomic
@@ -45,7 +44,7 @@ def run_threshold(args: argparse.Namespace) -> int:
     encoder = open_encoder(args.model)
     training = encoder.card.get("training") or {}
     args.split = args.split or training.get("split") or "kgbd:0"
-    if encoder.card["method"] in TRACK_METHODS and args.on == "validation" and training.get("split") == args.split:
+    if learned_from_tracks(encoder.card) and args.on == "validation" and training.get("split") == args.split:
         raise InputError(
             f"{encoder.card['file']['name']} learned from the validation walks of {args.split} as whole tracks, so "
             "their distances are not a stranger's (a threshold from them names about 3 strangers in 10 as someone "

@@ -157,3 +157,10 @@ def test_resume_continues_exactly_schedule_included(tmp_path: Path, monkeypatch:
     a, b = load_encoder(straight)[0], load_encoder(resumed)[0]
     for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0, msg=name)
+
+
+def test_the_methods_that_learn_from_tracks_are_the_ones_the_cards_say():
+    from engines.model_card import TRACK_METHODS
+    from engines.train.methods import METHODS, get_method
+
+    assert {name for name in METHODS if get_method(name).uses_tracks} == set(TRACK_METHODS)
