@@ -68,14 +68,8 @@ def run_seed(model: Path, data_path: Path, raw_split: str | None = None) -> dict
     fit = ImpostorFit.of(tracks.identity_pairs(), encoder.card.get("impostor_shape"))
     strangers_own = tracks.leave_one_out_nearest()
     is_known = np.array([p in known for p in scores.people])
-    nearest = np.array([min(row.values()) for row in scores.distances])
-    own_if_nearest = np.array(
-        [
-            row[p] if p in row and row[p] <= min(row.values()) else np.inf
-            for p, row in zip(scores.people, scores.distances, strict=True)
-        ]
-    )
-    strangers, known_ids = nearest[~is_known], own_if_nearest[is_known]
+    identified, nearest_other = scores.open_set()  # a stranger's own identity is not enrolled: nearest of all
+    strangers, known_ids = nearest_other[~is_known], identified[is_known]
     result = {
         "model": str(model),
         "method": encoder.card["method"],
