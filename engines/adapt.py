@@ -33,7 +33,6 @@ from sensors.progress import progress
 
 logger = logging.getLogger("gaitwatch.adapt")
 
-DEFAULT_STEPS = 0  # statistics only; see the module docstring for why the fine-tune is opt-in
 SUGGESTED_STEPS = 300  # what was measured, when a site has many people and few walks each
 LEARNING_RATE_SHARE = 0.1  # of the method's training learning rate
 STATISTICS_BATCH = 4096
@@ -44,7 +43,7 @@ def adapt_checkpoint(
     windows: np.ndarray,
     tracks: np.ndarray,
     *,
-    steps: int = DEFAULT_STEPS,
+    steps: int,
     seed: int = 0,
     show_progress: bool = True,
 ) -> dict:

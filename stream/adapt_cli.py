@@ -15,12 +15,11 @@ import numpy as np
 from sensors.cli_helpers import require_extra
 from sensors.errors import InputError
 
+DEFAULT_STEPS = 0  # statistics only: why the fine-tune is opt-in is in engines/adapt.py (torch: not imported here)
 STRIDE = 2  # windows start every 2 frames: a site gives few tracks, so each gives as many windows as is useful
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    from engines.adapt import DEFAULT_STEPS
-
     adapt = commands.add_parser(
         "adapt", help="adapt the encoder to a site's unlabeled recordings (statistics, optional fine-tune)"
     )

@@ -75,11 +75,11 @@ def test_reestimating_leaves_the_encoder_in_eval_mode(checkpoint: Path):
 def test_what_cannot_be_adapted_is_refused(checkpoint: Path, tmp_path: Path):
     windows, tracks = _site()
     with pytest.raises(InputError, match="at least 2 tracks"):
-        adapt_checkpoint(load(checkpoint), windows, np.zeros(len(windows), np.int64), show_progress=False)
+        adapt_checkpoint(load(checkpoint), windows, np.zeros(len(windows), np.int64), steps=0, show_progress=False)
     simmc = train("simmc", windows, tmp_path, seed=0, description={}, config_overrides={"epochs": 1, "batch_size": 16},
                   show_progress=False)  # fmt: skip
     with pytest.raises(InputError, match="needs a trackcon checkpoint"):
-        adapt_checkpoint(load(simmc), windows, tracks, show_progress=False)
+        adapt_checkpoint(load(simmc), windows, tracks, steps=0, show_progress=False)
 
 
 @pytest.mark.skipif(not DEMO.is_file(), reason="the bundled demo recording is missing")

@@ -4,6 +4,8 @@ adds to, ``--version``, and the command a handler is given."""
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -76,3 +78,14 @@ def test_the_version_is_printed(capsys):
 def test_a_handler_gets_the_command_it_was_given_from_its_arguments():
     args = parse(["bench", "pipeline", "--sensors", "2", "--out", "a b.json"])
     assert command_line(args) == "gaitwatch bench pipeline --sensors 2 --out 'a b.json'"
+
+
+def test_building_the_command_line_imports_no_training_package():
+    """Without the 'train' extra (torch, onnx, matplotlib) every command must still parse and run: the parser and
+    every module it imports at start keep those imports inside the commands that need them."""
+    code = (
+        "import sys; from stream.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('torch', 'onnx', 'onnxscript', 'matplotlib') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
