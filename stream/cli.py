@@ -15,6 +15,7 @@ import engines.cli
 import sensors.cli
 import stream.adapt_cli
 import stream.gallery.cli
+import stream.hub_cli
 import stream.keys_cli
 import stream.node.cli
 import stream.site_cli
@@ -39,6 +40,7 @@ def register(commands: Commands, groups: Groups) -> None:
     stream.site_cli.add_commands(groups["calibrate"])
     stream.adapt_cli.add_commands(commands)
     stream.keys_cli.add_commands(commands)
+    stream.hub_cli.add_commands(commands)
 
 
 PACKAGES = (sensors.cli.register, calibration.cli.register, engines.cli.register, register)

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import sys
 import time
 from importlib.resources import files
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stream.curve import Curve
 
 SCHEMA_VERSION = 2
 PREFIX = "gaitwatch"
@@ -63,32 +66,54 @@ def exposed(endpoint: str) -> bool:
 
 
 class Publisher:
-    """The node's PUB socket. Only the thread that publishes may use it: ZeroMQ sockets are not thread-safe."""
+    """The node's PUB socket. Only the thread that publishes may use it: ZeroMQ sockets are not thread-safe.
 
-    def __init__(self, endpoint: str, publisher_id: str, high_water_mark: int = 10_000) -> None:
+    It binds ``endpoint`` (subscribers connect to the node), or with ``to_hub`` connects to a hub's input
+    (``gaitwatch hub``), which every subscriber of the site reads. ``curve``: CURVE keys (``stream.curve``);
+    without them, binding beyond loopback needs ``insecure``."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        publisher_id: str,
+        high_water_mark: int = 10_000,
+        curve: Curve | None = None,
+        to_hub: bool = False,
+        insecure: bool = False,
+    ) -> None:
         import zmq
+
+        from sensors.errors import InputError
+        from stream.curve import check_exposure, connect_as_client, serve
 
         self._zmq = zmq
         self.context = zmq.Context.instance()
+        option = "--hub" if to_hub else "--pub"
+        if not to_hub:
+            check_exposure(endpoint, curve, insecure, option)
         self.socket = self.context.socket(zmq.PUB)
         self.socket.setsockopt(zmq.SNDHWM, high_water_mark)  # per subscriber: a slow one loses events instead
         self.socket.setsockopt(zmq.RCVHWM, PEER_QUEUE)
         self.socket.setsockopt(zmq.MAXMSGSIZE, PEER_MAX_BYTES)
         self.socket.setsockopt(zmq.LINGER, 1000)
         try:
-            self.socket.bind(endpoint)
+            if to_hub:
+                self.socket.setsockopt(zmq.IMMEDIATE, 1)  # nothing queued for a hub that is down: stale events
+                if curve is not None:
+                    connect_as_client(self.socket, curve)
+                self.socket.connect(endpoint)
+            else:
+                if curve is not None:
+                    serve(self.socket, curve)
+                self.socket.bind(endpoint)
+        except InputError:
+            self.socket.close()
+            raise
         except zmq.ZMQError as err:
             self.socket.close()
-            from sensors.errors import InputError
-
-            raise InputError(f"--pub {endpoint}: cannot bind ({err})") from None
+            raise InputError(f"{option} {endpoint}: cannot {'connect' if to_hub else 'bind'} ({err})") from None
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)  # resolves tcp://*:0 to the real port
-        if exposed(endpoint):
-            print(
-                f"warning: publishing on {endpoint}: events are unauthenticated and unencrypted, readable by anyone "
-                "who can reach that interface (tcp://127.0.0.1:PORT keeps them on this machine)",
-                file=sys.stderr,
-            )
+        self.to_hub = to_hub
         self.publisher_id = publisher_id
         self.seq = 0
         self.topic_seq: dict[str, int] = {}

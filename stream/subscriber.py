@@ -23,9 +23,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sensors.errors import InputError
 from stream.events import MAX_EVENT_BYTES, PREFIX, schema
+
+if TYPE_CHECKING:
+    from stream.curve import Curve
 
 READABLE_VERSIONS = (1, 2)  # version 1 has no topic_seq: its losses are counted over all topics, as before
 
@@ -213,11 +217,22 @@ def _count(
 
 
 class Subscriber:
-    def __init__(self, endpoint: str, topics: list[str] | None = None, timeout_s: float | None = None) -> None:
-        """Subscribe to ``topics`` (prefixes; default: everything under the gaitwatch prefix).
+    def __init__(
+        self,
+        endpoint: str,
+        topics: list[str] | None = None,
+        timeout_s: float | None = None,
+        curve: Curve | None = None,
+    ) -> None:
+        """Subscribe to ``topics`` (prefixes; default: everything under the gaitwatch prefix) of a node's ``--pub``
+        or a hub's output.
 
-        ``timeout_s``: iteration stops when nothing arrives for that long (None: wait forever)."""
+        ``timeout_s``: iteration stops when nothing arrives for that long (None: wait forever). ``curve``: this
+        subscriber's keys and the server's public key (``stream.curve.Curve``) where the server requires CURVE;
+        with a key the server does not accept, nothing arrives."""
         import zmq
+
+        from stream.curve import connect_as_client
 
         self._zmq = zmq
         self.socket = zmq.Context.instance().socket(zmq.SUB)
@@ -227,7 +242,12 @@ class Subscriber:
         for topic in topics or [PREFIX]:
             self.socket.setsockopt_string(zmq.SUBSCRIBE, topic)
         try:
+            if curve is not None:
+                connect_as_client(self.socket, curve)
             self.socket.connect(endpoint)
+        except InputError:
+            self.socket.close()
+            raise
         except zmq.ZMQError as err:
             self.socket.close()
             raise InputError(f"{endpoint}: cannot connect ({err})") from None

@@ -10,63 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from sensors.errors import InputError
 from stream.events import MAX_EVENT_BYTES, STATUS, Publisher, exposed
 from stream.subscriber import Subscriber
+from tests.zmtp import MiB, hung_up, long_frame, send_until_refused, zmtp_hello, zmtp_peer
 
-MiB = 2**20
 STATUS_FIELDS = {"uptime_s": 1.0, "rates": {}, "queues": {}, "dropped": {}, "tracks": []}
 
 
 def rss_bytes() -> int:
     """This process's resident memory (Linux)."""
     return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
-
-
-def zmtp_hello(socket_type: bytes) -> bytes:
-    """The ZMTP 3.0 greeting (NULL security) and READY command of a ``socket_type`` socket."""
-    greeting = b"\xff" + bytes(8) + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\x00") + bytes(32)
-    ready = b"\x05READY" + b"\x0bSocket-Type" + len(socket_type).to_bytes(4, "big") + socket_type
-    return greeting + b"\x04" + bytes([len(ready)]) + ready
-
-
-def zmtp_peer(endpoint: str) -> socket.socket:
-    """A raw TCP connection that has said what a SUB socket says first, nothing more."""
-    host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
-    peer = socket.create_connection((host, int(port)), timeout=10)
-    peer.sendall(zmtp_hello(b"SUB"))
-    return peer
-
-
-def long_frame(size: int) -> bytes:
-    """A ZMTP header of one final message frame of ``size`` bytes."""
-    return b"\x02" + size.to_bytes(8, "big")
-
-
-def send_until_refused(peer: socket.socket, header: bytes, body_bytes: int) -> None:
-    """Write ``header`` and then ``body_bytes`` of its body, stopping where the node hangs up."""
-    chunk = b"g" * MiB
-    try:
-        peer.sendall(header)
-        for _ in range(body_bytes // MiB):
-            peer.sendall(chunk)
-    except OSError:  # the node closed the connection: what a bounded node does
-        pass
-
-
-def hung_up(peer: socket.socket, meanwhile: Callable[[], None], deadline_s: float = 30.0) -> bool:
-    """Whether the other end closes ``peer`` within the deadline, calling ``meanwhile`` while waiting."""
-    peer.settimeout(0.05)
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        meanwhile()
-        try:
-            if peer.recv(65536) == b"":
-                return True
-        except TimeoutError:
-            continue
-        except OSError:
-            return True
-    return False
 
 
 def received_after(publisher: Publisher, subscriber: Subscriber, deadline_s: float = 10.0) -> bool:
@@ -174,10 +128,12 @@ def test_loopback_endpoints_are_not_exposed(endpoint: str):
     assert not exposed(endpoint)
 
 
-def test_binding_beyond_loopback_warns_on_stderr(capfd):
+def test_binding_beyond_loopback_without_keys_is_refused_and_insecure_warns(capfd):
     Publisher("tcp://127.0.0.1:0", "quiet").close()
     assert capfd.readouterr().err == ""
-    Publisher("tcp://0.0.0.0:0", "loud").close()
+    with pytest.raises(InputError, match=r"--pub tcp://0.0.0.0:0: reachable from other machines.*--insecure"):
+        Publisher("tcp://0.0.0.0:0", "refused")
+    Publisher("tcp://0.0.0.0:0", "loud", insecure=True).close()
     err = capfd.readouterr().err
     assert len(err.splitlines()) == 1
     assert "tcp://0.0.0.0:0" in err and "unauthenticated" in err and "unencrypted" in err

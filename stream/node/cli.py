@@ -60,7 +60,8 @@ def add_commands(commands: argparse._SubParsersAction, bench: argparse._SubParse
     kinect.set_defaults(func=run_kinect)
 
     listen = commands.add_parser("listen", help="show a node's identity events live")
-    listen.add_argument("endpoint", nargs="?", default=DEFAULT_PUB, help="the node's --pub")
+    listen.add_argument("endpoint", nargs="?", default=DEFAULT_PUB, help="the node's --pub, or a hub's --out")
+    add_curve_options(listen, "nothing (listen connects)")
     listen.add_argument("--topics", nargs="+", help="topic prefixes (default: every gaitwatch topic)")
     listen.add_argument("--plain", action="store_true", help="one line per event instead of the live table")
     listen.add_argument(
@@ -88,6 +89,13 @@ def add_commands(commands: argparse._SubParsersAction, bench: argparse._SubParse
 def add_node_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pub", default=DEFAULT_PUB, help=f"ZeroMQ PUB endpoint to bind; {ANY_PORT} takes any free port"
+    )
+    parser.add_argument(
+        "--hub", help="publish into a site hub's --in endpoint instead of binding --pub (see `gaitwatch hub`)"
+    )
+    add_curve_options(parser, "--pub (the subscribers it accepts)")
+    parser.add_argument(
+        "--insecure", action="store_true", help="allow --pub beyond loopback without --keys (with a warning)"
     )
     parser.add_argument("--node-id", default="gaitwatch", help="publisher id in every event")
     parser.add_argument(
@@ -117,6 +125,15 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
         "turned into the shared world frame before tracking and encoding (default: frames as sensed)",
     )
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
+
+
+def add_curve_options(parser: argparse.ArgumentParser, binding: str) -> None:
+    """``--keys``, ``--allow``, ``--server-key``: CURVE for a process's event socket (``stream.curve``)."""
+    parser.add_argument("--keys", type=Path, help="this process's .key_secret file (`gaitwatch keys create`): CURVE")
+    parser.add_argument("--allow", type=Path, help=f"with --keys, for {binding}: folder of allowed public .key files")
+    parser.add_argument(
+        "--server-key", type=Path, help="with --keys, when connecting: the public .key of the hub or node connected to"
+    )
 
 
 def threshold_of(text: str | None, far: float, model_sha256: str | None = None) -> float:
@@ -213,6 +230,12 @@ def _play(replay, gallery, encoder, publisher: Publisher, config, args: argparse
         gallery.close()
 
 
+def _curve(args: argparse.Namespace):
+    from stream.curve import Curve
+
+    return Curve.of(args.keys, args.allow, args.server_key)
+
+
 @contextmanager
 def _bound(args: argparse.Namespace) -> Iterator[Publisher]:
     """The node's publisher, bound to --pub, closed on the way out. Bound first, so a port in use is one line
@@ -222,7 +245,9 @@ def _bound(args: argparse.Namespace) -> Iterator[Publisher]:
     from stream.events import Publisher
 
     try:
-        publisher = Publisher(args.pub, args.node_id)
+        publisher = Publisher(
+            args.hub or args.pub, args.node_id, curve=_curve(args), to_hub=args.hub is not None, insecure=args.insecure
+        )
     except InputError as err:
         if getattr(err.__context__, "errno", None) != zmq.EADDRINUSE:  # ZeroMQ's own error, kept as the context
             raise
@@ -269,10 +294,12 @@ def _run_node(
     stops = "; ^C stops" if on_interrupt is not None else ""
     node = Node(sources, encoder, gallery, publisher, config, events, on_frame, args.record)
     try:
-        print(
-            f"publishing on {publisher.endpoint} (listen with: gaitwatch listen {publisher.endpoint}){stops}",
-            flush=True,
+        where = (
+            f"publishing into the hub at {publisher.endpoint} (listen on the hub's --out)"
+            if publisher.to_hub
+            else f"publishing on {publisher.endpoint} (listen with: gaitwatch listen {publisher.endpoint})"
         )
+        print(where + stops, flush=True)
         counters = node.run()
     except KeyboardInterrupt:
         node.stop()
@@ -382,7 +409,9 @@ def run_listen(args: argparse.Namespace) -> int:
 
     if args.timeout is not None and not args.timeout > 0:
         raise InputError(f"--timeout: a number of seconds above 0, got {args.timeout}")
-    return listen(args.endpoint, args.topics, args.plain, args.timeout, args.until_finished)
+    if args.allow is not None:
+        raise InputError("--allow: listen connects, it accepts nobody; give --keys and --server-key")
+    return listen(args.endpoint, args.topics, args.plain, args.timeout, args.until_finished, _curve(args))
 
 
 def run_launch(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -14,9 +15,19 @@ from rich.text import Text
 from stream.events import IDENTITY, STATUS, TRACK_END, TRACK_START
 from stream.subscriber import Event, Subscriber
 
+if TYPE_CHECKING:
+    from stream.curve import Curve
 
-def listen(endpoint: str, topics: list[str] | None, plain: bool, timeout: float | None, until_finished: bool) -> int:
-    with Subscriber(endpoint, topics, timeout_s=timeout) as events:
+
+def listen(
+    endpoint: str,
+    topics: list[str] | None,
+    plain: bool,
+    timeout: float | None,
+    until_finished: bool,
+    curve: Curve | None = None,
+) -> int:
+    with Subscriber(endpoint, topics, timeout_s=timeout, curve=curve) as events:
         view = _Plain() if plain else _Table(endpoint)
         with view:
             for event in events:
