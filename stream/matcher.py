@@ -8,17 +8,23 @@ enrolled tracks (``Gallery.search_tracks_many``, through the gallery's index of 
 up to 5,000 tracks, HNSW above): the nearest identity if its distance is within ``threshold``,
 otherwise "unknown". An unknown track seen for ``enroll_after`` windows can be enrolled as a new
 anonymous identity (its track mean searchable from the next batch on), so that it is recognised when
-it comes back.
+it comes back. Where that enrollment fails (a shared gallery's database unreachable), the track stays
+unknown, the failure is counted and said once, and the next decision of the track tries again: matching never
+stops for the database.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from sensors.errors import GaitwatchError
 from stream.gallery.gallery import Gallery, Match
 from stream.gallery.store import Origin
+
+log = logging.getLogger("gaitwatch.matcher")
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class _Track:
     total: np.ndarray
     embeddings: list[np.ndarray] = field(default_factory=list)
     enrolled_as: int | None = None
+    anonymous: int | None = None  # the identity made for it, before its embeddings were stored
 
 
 class TrackMatcher:
@@ -58,6 +65,7 @@ class TrackMatcher:
         self.enroll_after = enroll_after
         self.source = source
         self.tracks: dict[str, _Track] = {}
+        self.enroll_failures = 0
 
     def observe(self, track: str, embedding: np.ndarray) -> Decision | None:
         """Add one window's embedding to ``track``; a decision once the track has ``min_windows`` windows."""
@@ -96,7 +104,7 @@ class TrackMatcher:
         enrolled = False
         if not known and self.enroll_after is not None and count >= self.enroll_after and state.enrolled_as is None:
             state.enrolled_as = self._enroll_anonymous(track, state)
-            enrolled = True
+            enrolled = state.enrolled_as is not None
         if known:
             identity = best.identity
         elif state.enrolled_as is not None:
@@ -110,8 +118,18 @@ class TrackMatcher:
         """Forget a track that has left the scene."""
         self.tracks.pop(track, None)
 
-    def _enroll_anonymous(self, track: str, state: _Track) -> int:
-        identity = self.gallery.add_anonymous({"first_track": track})
-        vectors = np.stack(state.embeddings)
-        self.gallery.enroll(identity, vectors, [Origin(self.source, track)] * len(vectors))
-        return identity
+    def _enroll_anonymous(self, track: str, state: _Track) -> int | None:
+        """The new anonymous identity of ``track``, or None where the gallery refused (tried again later)."""
+        try:
+            if state.anonymous is None:
+                state.anonymous = self.gallery.add_anonymous({"first_track": track})
+            vectors = np.stack(state.embeddings)
+            self.gallery.enroll(state.anonymous, vectors, [Origin(self.source, track)] * len(vectors))
+        except GaitwatchError as err:
+            self.enroll_failures += 1
+            if self.enroll_failures == 1 or self.enroll_failures % 100 == 0:
+                log.warning(
+                    "track %s not enrolled (%d failed so far): %s; tried again later", track, self.enroll_failures, err
+                )
+            return None
+        return state.anonymous

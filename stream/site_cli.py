@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sensors.errors import InputError
+from stream.gallery.location import Location, gallery_location, open_store
 
 DEFAULT_FAR = (0.01, 0.001)
 
@@ -27,7 +28,9 @@ def add_commands(what: argparse._SubParsersAction) -> None:
         "site", help="the matcher's threshold for this site from its gallery and unlabeled recordings"
     )
     site.add_argument("recordings", nargs="*", type=Path, help="recordings or videos of the site (no labels needed)")
-    site.add_argument("--gallery", type=Path, required=True, help="the site's gallery (read only)")
+    site.add_argument(
+        "--gallery", type=gallery_location, required=True, help="the site's gallery, file or URL (read only)"
+    )
     site.add_argument("--model", type=Path, help="encoder artifact (default: the shipped model; must be the gallery's)")
     site.add_argument(
         "--far", type=float, nargs="+", default=list(DEFAULT_FAR), help="target open-set false-accept rates"
@@ -76,24 +79,21 @@ def run_site(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_gallery(gallery: Path, card: dict) -> None:
-    from stream.gallery.store import GalleryStore
-
-    store = GalleryStore(gallery, writable=False)
+def _check_gallery(gallery: Location, card: dict) -> None:
+    store = open_store(gallery, writable=False)
     try:
         store.check_model(card)
     finally:
         store.close()
 
 
-def site_report(gallery: Path, encoder, seen: list, fars: list[float]) -> tuple[dict, tuple]:
+def site_report(gallery: Location, encoder, seen: list, fars: list[float]) -> tuple[dict, tuple]:
     """The threshold file's content for ``gallery`` and the site's ``seen`` tracks; and what the plot shows."""
     from engines.impostors import ImpostorFit
-    from stream.gallery.store import GalleryStore
     from stream.site_impostors import EnrolledTracks, concurrent_pairs, site_threshold
     from stream.threshold import FORMAT, VERSION
 
-    store = GalleryStore(gallery, writable=False)
+    store = open_store(gallery, writable=False)
     try:
         store.check_model(encoder.card)
         identities = store.identities(counted=False)

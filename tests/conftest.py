@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.postgres import PASSWORD, Server, Unavailable, start_server
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 KGBD_ZIP = SHARED / "datasets" / "kgbd" / "KinectGait-master.zip"
@@ -24,6 +28,33 @@ def cmu_dir() -> Path:
     if not CMU_DIR.is_dir():
         pytest.skip(f"CMU mocap trials not found at {CMU_DIR}")
     return CMU_DIR
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Server]:
+    try:
+        server = start_server()
+    except Unavailable as why:
+        pytest.skip(str(why))
+    yield server
+    server.remove()
+
+
+_databases = iter(range(1, 10**6))
+
+
+@pytest.fixture
+def pg_url(postgres: Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """A new empty database on the test server, reached with the password from the environment."""
+    import psycopg
+
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    monkeypatch.setenv("GAITWATCH_REPLICA_DIR", str(tmp_path / "replicas"))
+    name = f"gallery_{os.getpid()}_{next(_databases)}"
+    admin = postgres.url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    return postgres.url.rsplit("/", 1)[0] + f"/{name}"
 
 
 # Tests of training and evaluation need the 'train' extra (torch, matplotlib).

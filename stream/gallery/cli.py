@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sensors.errors import FormatError, InputError
+from stream.gallery.location import Location, gallery_location, open_store
 from stream.inputs import read_input
 from stream.labels import PERSON_KEYS, person_label
 
@@ -33,7 +34,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     def add(name: str, help_text: str, func) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("gallery", type=Path, help="the gallery file (SQLite)")
+        p.add_argument(
+            "gallery",
+            type=gallery_location,
+            help="the gallery: a SQLite file, or postgresql://USER@HOST:PORT/DB (password in PGPASSWORD or ~/.pgpass)",
+        )
         p.set_defaults(func=func)
         return p
 
@@ -78,17 +83,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("out", type=Path, help="the .npz to write: a new file (never one that exists), private (0600)")
     imp = add("import", "add an export's identities not already here (same model only)", run_import)
     imp.add_argument("source", type=Path, help="an .npz written by gaitwatch gallery export")
+    migrate = add("migrate", "copy the whole gallery into a new one: SQLite to PostgreSQL or back", run_migrate)
+    migrate.add_argument("target", type=gallery_location, help="the new gallery: a file or a postgresql:// URL")
     add("stats", "sizes, model, index", run_stats).add_argument("--json", action="store_true", help="print as JSON")
     reembed = add("reembed", "re-encode the stored windows with another model and bind the gallery to it", run_reembed)
     reembed.add_argument("--model", type=Path, required=True, help="the new encoder artifact")
 
 
-def _store(path: Path, writable: bool):
+def _store(path: Location, writable: bool):
     """The store alone: what every command but ``stats`` needs (the search index is rebuilt or caught up by
     whoever next searches, so no command here pays for it)."""
-    from stream.gallery.store import GalleryStore
-
-    return GalleryStore(path, writable=writable)
+    return open_store(path, writable=writable)
 
 
 def _encoder(model: Path | None):
@@ -393,12 +398,21 @@ def _is_entry(entry) -> bool:
     )
 
 
+def run_migrate(args: argparse.Namespace) -> int:
+    from stream.gallery.migrate import migrate
+
+    identities, embeddings = migrate(args.gallery, args.target)
+    print(f"copied {identities} identities, {embeddings} embeddings from {args.gallery} into {args.target}")
+    return 0
+
+
 def run_stats(args: argparse.Namespace) -> int:
     from stream.gallery.gallery import Gallery
 
     gallery = Gallery.open(args.gallery, writable=False)
     store = gallery.store
-    siblings = args.gallery.parent.glob(glob.escape(args.gallery.name) + "*")  # the store, its log, its indexes
+    local = store.path  # the file (a PostgreSQL gallery's: this machine's saved index files of it)
+    siblings = local.parent.glob(glob.escape(local.name) + "*")  # the store, its log, its indexes
     stats = {
         "gallery": str(args.gallery),
         "identities": len(gallery.identities()),
@@ -407,7 +421,7 @@ def run_stats(args: argparse.Namespace) -> int:
         "tracks": len(gallery.tracks),  # the track index: what the node's decisions search
         "track_index": "hnsw" if gallery.tracks.index.hnsw is not None else "exact",
         "track_index_source": gallery.tracks.source,
-        "bytes": sum(p.stat().st_size for p in siblings if p.is_file()),
+        "bytes": sum(p.stat().st_size for p in siblings if p.is_file()),  # on this machine
     }
     print(json.dumps(stats, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in stats.items()))
     return 0
@@ -419,7 +433,7 @@ def run_reembed(args: argparse.Namespace) -> int:
     encoder = _encoder(args.model)
     store = _store(args.gallery, writable=True)
     if store.meta["f"] != encoder.f:
-        raise InputError(f"{args.gallery}: holds windows of {store.meta['f']} frames; {args.model} takes {encoder.f}")
+        raise InputError(f"{store.where}: holds windows of {store.meta['f']} frames; {args.model} takes {encoder.f}")
     count = store.rebind(encoder.card, encoder.encode)
     store.close()
     Gallery.open(args.gallery, encoder.card, writable=True).close()  # rebuild and save the index for the new vectors

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from stream.gallery.index import EXACT_LIMIT, EmbeddingIndex, nearest_identities, open_index, save_index
+from stream.gallery.location import Location, open_store
 from stream.gallery.store import GalleryStore, Identity, Origin
 from stream.gallery.track_index import TrackIndex
 from stream.windows import TrackWindows
@@ -43,17 +43,18 @@ class Gallery:
         self._index: EmbeddingIndex | None = None  # every embedding: made on the first ``search``
         self._index_source: str | None = None
         self._index_lock = threading.Lock()  # one first read; an enroll racing it waits, then adds (idempotent)
+        self._changing = threading.RLock()  # this process's writes and a replica's catching up, one at a time
         self._names = {identity.id: identity.name for identity in store.identities(counted=False)}
 
     @classmethod
-    def create(cls, path: str | Path, model_card: dict, exact_limit: int | None = None) -> Gallery:
-        store = GalleryStore(path, model_card, create=True)
+    def create(cls, path: Location, model_card: dict, exact_limit: int | None = None) -> Gallery:
+        store = open_store(path, model_card, create=True)
         return cls(store, TrackIndex.open(store, exact_limit), exact_limit)
 
     @classmethod
     def open(
         cls,
-        path: str | Path,
+        path: Location,
         model_card: dict | None = None,
         exact_limit: int | None = None,
         writable: bool | None = None,
@@ -61,7 +62,7 @@ class Gallery:
         """Open a gallery; with ``model_card``, refuse it unless that model filled it. ``writable``: as for
         ``GalleryStore`` (by default read-only where this process may not write it). ``exact_limit``: the rows
         up to which both indexes search exactly (default: each its own, 5,000 track means, 20,000 embeddings)."""
-        store = GalleryStore(path, writable=writable)
+        store = open_store(path, writable=writable)
         try:
             if model_card is not None:
                 store.check_model(model_card)
@@ -101,12 +102,13 @@ class Gallery:
 
     def enroll(self, identity: int, vectors: np.ndarray, origins: list[Origin]) -> list[int]:
         """Store embeddings of ``identity`` (committed before this returns), then make them searchable."""
-        ids = self.store.add_embeddings(identity, vectors, origins)
-        written = self.store.written
-        with self._index_lock:
-            if self._index is not None:
-                self._index.add(ids, np.full(len(ids), identity, np.int64), np.asarray(vectors, np.float32))
-        self.tracks.refresh(self.store, identity, written)
+        with self._changing:
+            ids = self.store.add_embeddings(identity, vectors, origins)
+            written = self.store.written
+            with self._index_lock:
+                if self._index is not None:
+                    self._index.add(ids, np.full(len(ids), identity, np.int64), np.asarray(vectors, np.float32))
+            self.tracks.refresh(self.store, identity, written)
         return ids
 
     def enroll_track(
@@ -119,19 +121,60 @@ class Gallery:
         return self.enroll(identity, encode(part.windows), track_origins(part, source, keep_windows))
 
     def remove(self, identity: int) -> int:
-        removed = self.store.remove_identity(identity)
-        written = self.store.written
-        with self._index_lock:
-            if self._index is not None:
-                self._index.remove_identity(identity)
-        self.tracks.remove_identity(identity, written)
-        self._names.pop(identity, None)
+        with self._changing:
+            removed = self.store.remove_identity(identity)
+            written = self.store.written
+            with self._index_lock:
+                if self._index is not None:
+                    self._index.remove_identity(identity)
+            self.tracks.remove_identity(identity, written)
+            self._names.pop(identity, None)
         return removed
 
     def rename(self, identity: int, name: str) -> None:
         self.store.rename(identity, name)
         self._names[identity] = name
         self.tracks.wrote(self.store.written)
+
+    # --- changes made by other processes (a PostgreSQL gallery's replica, ``stream.gallery.follow``) -------
+
+    def take_change(self, source, identity: int) -> None:
+        """Another process changed ``identity``: its name and track means become what ``source`` (a store of
+        this gallery, not the writer's) holds now; gone from there, gone from here."""
+        with self._changing:
+            found = source.identity_or_none(identity)
+            if found is None:
+                self.tracks.index.remove_identity(identity)
+                self._names.pop(identity, None)
+            else:
+                fresh = source.track_means(identity)
+                self._names[identity] = found.name  # before its rows: a decision naming it finds the name
+                self.tracks.index.replace_identity(identity, fresh.labels, fresh.means, fresh.counts)
+            self.tracks.synced = None  # a save must not claim a generation for rows it did not write
+            self._drop_embedding_index()
+
+    def catch_up(self, source) -> int:
+        """Make the track index and names equal ``source``'s state as it is now (after missed notifications,
+        or a lost connection); the generation they equal."""
+        from stream.gallery.track_index import reconcile
+
+        with self._changing, source.reading():
+            generation = source.generation()
+            kept, fresh = reconcile(source, self.tracks.index)
+            names = {identity.id: identity.name for identity in source.identities(counted=False)}
+            self._names.update(names)
+            self.tracks.index.keep(kept)
+            self.tracks.index.add(fresh.labels, fresh.owners, fresh.means, fresh.counts)
+            for gone in set(self._names) - set(names):
+                self._names.pop(gone, None)
+            self.tracks.synced = None
+            self._drop_embedding_index()
+        return generation
+
+    def _drop_embedding_index(self) -> None:
+        """The index of every embedding (``search``) is read again on its next use: a replica keeps track means."""
+        with self._index_lock:
+            self._index = None
 
     # --- reading (any thread) -------------------------------------------------------------------------
 

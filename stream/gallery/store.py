@@ -149,6 +149,7 @@ class GalleryStore:
         ``writable``: True refuses a gallery this process may not write (file or folder read-only), False
         opens it for reading only, None (the default) writes where it may and reads elsewhere."""
         self.path = Path(path)
+        self.where = str(self.path)  # how messages name it (a PostgreSQL store's is its URL, without password)
         if not create and not self.path.is_file():
             raise InputError(f"{self.path}: no gallery here (make one with: gaitwatch gallery create {self.path})")
         if create and self.path.exists():
@@ -515,6 +516,22 @@ class GalleryStore:
         return vectors
 
     @_guarded
+    def enrolled_rows(self, identity: int) -> tuple[np.ndarray, list[Origin]]:
+        """An identity's embeddings [n, D] with their origins (windows included), in id order: a copy's source."""
+        rows = self.db.execute(
+            "SELECT id, vector, source, track, t_start, t_end, window FROM embeddings WHERE identity = ? ORDER BY id",
+            (identity,),
+        ).fetchall()
+        ids = self._integers([r[0] for r in rows], "embedding ids")
+        vectors = self._vectors(ids, [r[1] for r in rows]) if rows else np.zeros((0, self.dim), np.float32)
+        f = int(self.meta["f"])
+        origins = [
+            Origin(r[2], r[3], r[4], r[5], None if r[6] is None else _window_array(self._window(r[0], r[6], f), f))
+            for r in rows
+        ]
+        return vectors, origins
+
+    @_guarded
     def ids_and_owners(self) -> tuple[np.ndarray, np.ndarray]:
         """Every embedding id (sorted) and its identity, without the vectors."""
         rows = self.db.execute("SELECT id, identity FROM embeddings ORDER BY id").fetchall()
@@ -616,6 +633,10 @@ class GalleryStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _window_array(blob: bytes, f: int) -> np.ndarray:
+    return np.frombuffer(blob, np.float32).reshape(f, 20, 3)
 
 
 def _check_name(name: str, path: Path) -> None:

@@ -56,7 +56,7 @@ class TrackIndex:
             elif saved_generation == generation:
                 source = "loaded"
             else:
-                source, kept, fresh = "caught up", *_reconcile(store, index)
+                source, kept, fresh = "caught up", *reconcile(store, index)
                 index.keep(kept)
         if fresh is not None:
             index.add(fresh.labels, fresh.owners, fresh.means, fresh.counts, graph=False)
@@ -99,7 +99,7 @@ class TrackIndex:
         self.index.save(store.path, STEM, state, rows=True)
 
 
-def _reconcile(store: GalleryStore, index: EmbeddingIndex) -> tuple[np.ndarray, TrackMeans]:
+def reconcile(store: GalleryStore, index: EmbeddingIndex) -> tuple[np.ndarray, TrackMeans]:
     """(which of the saved rows the store still holds as they are, the store's other tracks read from it)."""
     labels, owners, counts = store.track_summary()
     at = np.searchsorted(labels, index.ids)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sensors.cli_helpers import command_line, parse_speed
 from sensors.errors import InputError
+from stream.gallery.location import gallery_location
 from stream.node.launch import file_or_number, model_spec
 
 if TYPE_CHECKING:
@@ -28,7 +29,9 @@ def add_commands(commands: argparse._SubParsersAction, bench: argparse._SubParse
         "replay", help="run the node on recorded files: identities published over ZeroMQ (default: the demo)"
     )
     replay.add_argument("paths", type=Path, nargs="*", help="recordings or datasets (default: the bundled demo)")
-    replay.add_argument("--gallery", type=Path, help="gallery to match against (required with files)")
+    replay.add_argument(
+        "--gallery", type=gallery_location, help="gallery to match against, file or URL (required with files)"
+    )
     replay.add_argument("--model", type=model_spec, help="encoder artifact, or raw (default: the shipped TrackCon)")
     replay.add_argument("--speed", default="1", help="pace factor, or 'max' for as fast as possible")
     replay.add_argument("--loop", action="store_true", help="start over at the end, until interrupted")
@@ -39,7 +42,7 @@ def add_commands(commands: argparse._SubParsersAction, bench: argparse._SubParse
         "camera", help="run the node on an RGB camera, video file or stream through MediaPipe pose"
     )
     camera.add_argument("--source", required=True, help="device index (0), video file or stream URL")
-    camera.add_argument("--gallery", type=Path, required=True, help="gallery to match against")
+    camera.add_argument("--gallery", type=gallery_location, required=True, help="gallery to match, file or URL")
     camera.add_argument("--model", type=model_spec, help="encoder artifact, or raw (default: the shipped TrackCon)")
     camera.add_argument("--pose-model", type=Path, help="MediaPipe pose landmarker .task (default: the shipped full)")
     camera.add_argument("--people", type=int, default=1, help="most people estimated per image")
@@ -53,7 +56,7 @@ def add_commands(commands: argparse._SubParsersAction, bench: argparse._SubParse
     camera.set_defaults(func=run_camera)
 
     kinect = commands.add_parser("kinect", help="run the node on a Kinect v2 (Windows, pykinect2)")
-    kinect.add_argument("--gallery", type=Path, required=True, help="gallery to match against")
+    kinect.add_argument("--gallery", type=gallery_location, required=True, help="gallery to match, file or URL")
     kinect.add_argument("--model", type=model_spec, help="encoder artifact, or raw (default: the shipped TrackCon)")
     kinect.add_argument("--sensor-id", default="kinect", help="the Kinect's sensor id in events and calibration")
     add_node_options(kinect)
@@ -281,7 +284,7 @@ def _run_node(
     from stream.node.printer import EventPrinter
 
     if config.enroll_after is not None and gallery.store.readonly:
-        raise InputError(f"{gallery.store.path}: read-only here, so --enroll-after could not enroll anyone")
+        raise InputError(f"{gallery.store.where}: read-only here, so --enroll-after could not enroll anyone")
     printer = EventPrinter(
         quiet=args.quiet, people=lambda: {i.id: person_of_identity(i.name, i.attributes) for i in gallery.identities()}
     )
@@ -293,6 +296,7 @@ def _run_node(
 
     stops = "; ^C stops" if on_interrupt is not None else ""
     node = Node(sources, encoder, gallery, publisher, config, events, on_frame, args.record)
+    follower = _follow(gallery)
     try:
         where = (
             f"publishing into the hub at {publisher.endpoint} (listen on the hub's --out)"
@@ -308,7 +312,26 @@ def _run_node(
             raise
         on_interrupt()
         counters = node.counters
+    finally:
+        if follower is not None:
+            follower.stop()
     return printer.summary(counters, publisher)
+
+
+def _follow(gallery):
+    """For a shared (PostgreSQL) gallery, the replica follower, started and caught up before the first frame."""
+    from stream.gallery.postgres import PostgresStore
+
+    if not isinstance(gallery.store, PostgresStore):
+        return None
+    from stream.gallery.follow import Follower
+
+    follower = Follower(gallery).start()
+    if not follower.wait_connected(30):
+        print(f"warning: {gallery.store.where}: not following its changes yet; retrying meanwhile", flush=True)
+    else:
+        print(f"gallery: {gallery.store.where}, {len(gallery.tracks)} tracks in this node's replica", flush=True)
+    return follower
 
 
 def run_bench_pipeline(args: argparse.Namespace) -> int:
