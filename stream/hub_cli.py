@@ -15,10 +15,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "hub", help="the site's event bus: nodes publish into --in (--hub of a node), subscribers read --out"
     )
     hub.add_argument(
-        "--in", dest="inputs", default=DEFAULT_IN, help=f"endpoint nodes publish to (default {DEFAULT_IN})"
+        "--in", default=DEFAULT_IN, help=f"endpoint nodes publish to (default {DEFAULT_IN})"
     )
     hub.add_argument(
-        "--out", dest="outputs", default=DEFAULT_OUT, help=f"endpoint subscribers read (default {DEFAULT_OUT})"
+        "--out", default=DEFAULT_OUT, help=f"endpoint subscribers read (default {DEFAULT_OUT})"
     )
     hub.add_argument("--keys", type=Path, help="the hub's .key_secret file: CURVE on both endpoints")
     hub.add_argument("--allow-nodes", type=Path, help="with --keys: folder of the public .key files of nodes")
@@ -46,7 +46,8 @@ def run_hub(args: argparse.Namespace) -> int:
     if keys is not None:
         nodes = Curve.of(args.keys, allow=args.allow_nodes)
         subscribers = Curve.of(args.keys, allow=args.allow_subscribers)
-    hub = Hub(args.inputs, args.outputs, nodes, subscribers, args.insecure).start()
+    options = vars(args)  # "in" is a Python keyword: no args.in
+    hub = Hub(options["in"], options["out"], nodes, subscribers, args.insecure).start()
     secured = "CURVE" if keys is not None else "plain (loopback)" if not args.insecure else "plain"
     print(f"hub: nodes publish to {hub.input_endpoint}, subscribers read {hub.output_endpoint} ({secured})", flush=True)
     try:

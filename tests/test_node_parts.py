@@ -109,10 +109,10 @@ def test_malformed_messages_are_named():
 
 def test_shipped_launch_files_stand_for_valid_commands():
     parser = build_parser()
-    for path in sorted((ROOT / "launch").glob("*.toml")):
+    for path in sorted((ROOT / "launch").rglob("*.toml")):
         argv = launch_argv(path, parser)
         args = parser.parse_args(argv)
-        assert args.command in ("replay", "listen", "camera", "kinect")
+        assert args.command in ("replay", "listen", "camera", "kinect", "hub")
     demo = launch_argv(ROOT / "launch" / "replay-demo.toml", parser)
     assert demo[:3] == ["replay", "--speed", "1"] and "--pub" in demo
 

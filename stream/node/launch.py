@@ -22,13 +22,15 @@ import math
 from pathlib import Path
 
 from sensors.errors import InputError
+from stream.gallery.location import gallery_location
+from stream.gallery.postgres import is_url
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-LAUNCHABLE = ("replay", "listen", "camera", "kinect")
+LAUNCHABLE = ("replay", "listen", "camera", "kinect", "hub")
 
 
 def file_or_number(text: str) -> str:
@@ -54,6 +56,7 @@ _NAMES_A_FILE = {
     Path: lambda value: True,
     file_or_number: lambda value: not _is_number(value),
     model_spec: lambda value: value != "raw",
+    gallery_location: lambda value: not is_url(value),
 }
 
 
