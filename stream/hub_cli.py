@@ -14,12 +14,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     hub = commands.add_parser(
         "hub", help="the site's event bus: nodes publish into --in (--hub of a node), subscribers read --out"
     )
-    hub.add_argument(
-        "--in", default=DEFAULT_IN, help=f"endpoint nodes publish to (default {DEFAULT_IN})"
-    )
-    hub.add_argument(
-        "--out", default=DEFAULT_OUT, help=f"endpoint subscribers read (default {DEFAULT_OUT})"
-    )
+    hub.add_argument("--in", default=DEFAULT_IN, help=f"endpoint nodes publish to (default {DEFAULT_IN})")
+    hub.add_argument("--out", default=DEFAULT_OUT, help=f"endpoint subscribers read (default {DEFAULT_OUT})")
     hub.add_argument("--keys", type=Path, help="the hub's .key_secret file: CURVE on both endpoints")
     hub.add_argument("--allow-nodes", type=Path, help="with --keys: folder of the public .key files of nodes")
     hub.add_argument(
