@@ -10,7 +10,7 @@ otherwise "unknown". An unknown track seen for ``enroll_after`` windows can be e
 anonymous identity (its track mean searchable from the next batch on), so that it is recognised when
 it comes back. Where that enrollment fails (a shared gallery's database unreachable), the track stays
 unknown, the failure is counted and said once, and the next decision of the track tries again: matching never
-stops for the database.
+stops for an outage. A refusal that would not pass (a read-only or damaged gallery) ends the node with it.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sensors.errors import GaitwatchError
 from stream.gallery.gallery import Gallery, Match
+from stream.gallery.postgres import DatabaseUnreachable
 from stream.gallery.store import Origin
 
 log = logging.getLogger("gaitwatch.matcher")
@@ -125,7 +125,7 @@ class TrackMatcher:
                 state.anonymous = self.gallery.add_anonymous({"first_track": track})
             vectors = np.stack(state.embeddings)
             self.gallery.enroll(state.anonymous, vectors, [Origin(self.source, track)] * len(vectors))
-        except GaitwatchError as err:
+        except DatabaseUnreachable as err:  # a passing outage; anything else (read-only, damaged) ends the node
             self.enroll_failures += 1
             if self.enroll_failures == 1 or self.enroll_failures % 100 == 0:
                 log.warning(

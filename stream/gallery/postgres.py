@@ -73,6 +73,10 @@ CREATE INDEX tracks_by_label ON tracks(label);
 MAX_VECTOR_CHUNK = 20_000
 
 
+class DatabaseUnreachable(InputError):
+    """The gallery's database cannot be reached now (down, restarting, network): worth trying again later."""
+
+
 def is_url(text: str | Path) -> bool:
     return str(text).startswith(("postgresql://", "postgres://"))
 
@@ -193,7 +197,8 @@ class PostgresStore:
         if isinstance(err, psycopg.errors.ReadOnlySqlTransaction | psycopg.errors.InsufficientPrivilege):
             return self.read_only_error()
         if isinstance(err, psycopg.OperationalError | psycopg.InterfaceError):
-            return InputError(f"{self.where}: cannot reach the gallery's database ({text}); nothing was changed")
+            reason = f"cannot reach the gallery's database ({text}); nothing was changed"
+            return DatabaseUnreachable(f"{self.where}: {reason}")
         return FormatError(self.where, "", f"not usable as a gallery (PostgreSQL: {text})")
 
     def read_only_error(self) -> InputError:
