@@ -82,11 +82,16 @@ def connect_as_client(socket: zmq.Socket, curve: Curve) -> None:
     socket.curve_serverkey = curve.server_key
 
 
-def check_exposure(endpoint: str, curve: Curve | None, insecure: bool, option: str) -> None:
-    """Refuse binding beyond loopback without keys unless ``insecure``; then warn on stderr."""
+def check_exposure(endpoint: str, curve: Curve | None, insecure: bool, option: str, connecting: bool = False) -> None:
+    """Refuse a plain socket beyond loopback (bound there, or connecting there) unless ``insecure``; then warn."""
     if curve is not None or not exposed(endpoint):
         return
     if not insecure:
+        if connecting:
+            raise InputError(
+                f"{option} {endpoint}: events would cross the network unauthenticated and unencrypted; give --keys "
+                "and --server-key (see `gaitwatch keys`), or say --insecure"
+            )
         raise InputError(
             f"{option} {endpoint}: reachable from other machines without authentication; give --keys and --allow "
             "(see `gaitwatch keys`), bind tcp://127.0.0.1:PORT, or say --insecure"

@@ -89,8 +89,7 @@ class Publisher:
         self._zmq = zmq
         self.context = zmq.Context.instance()
         option = "--hub" if to_hub else "--pub"
-        if not to_hub:
-            check_exposure(endpoint, curve, insecure, option)
+        check_exposure(endpoint, curve, insecure, option, connecting=to_hub)
         self.socket = self.context.socket(zmq.PUB)
         self.socket.setsockopt(zmq.SNDHWM, high_water_mark)  # per subscriber: a slow one loses events instead
         self.socket.setsockopt(zmq.RCVHWM, PEER_QUEUE)

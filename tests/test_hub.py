@@ -154,6 +154,13 @@ def test_curve_options_that_do_not_fit_are_one_clear_error(site_keys: Keys, tmp_
         Subscriber(ANY, curve=Curve.of(site_keys.root / "door" / "door.key_secret"))
 
 
+def test_a_node_sends_to_a_hub_beyond_loopback_only_with_keys_or_insecure(capfd):
+    with pytest.raises(InputError, match=r"--hub tcp://192\.0\.2\.1:5558: events would cross the network"):
+        Publisher("tcp://192.0.2.1:5558", "door", to_hub=True)
+    Publisher("tcp://192.0.2.1:5558", "door", to_hub=True, insecure=True).close()
+    assert "unencrypted" in capfd.readouterr().err
+
+
 def test_the_hub_refuses_to_bind_beyond_loopback_without_keys():
     assert_one_line_error(gaitwatch("hub", "--in", "tcp://0.0.0.0:0", ok=False), "--in tcp://0.0.0.0:0", "--insecure")
     assert_one_line_error(gaitwatch("hub", "--out", "tcp://*:0", ok=False), "--out tcp://*:0", "--keys")

@@ -98,7 +98,7 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
     )
     add_curve_options(parser, "--pub (the subscribers it accepts)")
     parser.add_argument(
-        "--insecure", action="store_true", help="allow --pub beyond loopback without --keys (with a warning)"
+        "--insecure", action="store_true", help="allow --pub or --hub beyond loopback without --keys (with a warning)"
     )
     parser.add_argument("--node-id", default="gaitwatch", help="publisher id in every event")
     parser.add_argument(
