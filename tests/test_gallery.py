@@ -379,3 +379,36 @@ def test_a_gallery_made_again_under_the_same_name_never_takes_the_old_ones_index
     assert gallery.name_of(best.identity) == "Bo" and best.distance < 1e-5
     assert gallery.tracks.source != "loaded"
     gallery.close()
+
+
+def test_a_graph_built_in_the_background_takes_the_changes_made_while_it_was_built():
+    """A node starts on exact search while its graph builds; rows added, moved or removed meanwhile are what the
+    adopted graph answers with, and until then searches are exact."""
+    from stream.gallery.index import EmbeddingIndex
+
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(400, 16)).astype(np.float32)
+    index = EmbeddingIndex(16, exact_limit=100)
+    index.add(np.arange(1, 301), np.arange(1, 301), vectors[:300], graph=False)
+    release, made = threading.Event(), index._new_graph
+
+    def held_graph(*args):
+        release.wait(30)  # the build ends when the test says: the changes below happen during it
+        return made(*args)
+
+    index._new_graph = held_graph
+    index.build_in_background()
+    builder = index.building
+    assert index.hnsw is None and builder is not None
+    index.add(np.arange(301, 401), np.arange(301, 401), vectors[300:400])  # enrolled meanwhile
+    index.replace_identity(7, np.array([7]), vectors[[399]] + 10, np.array([2]))  # a track that moved
+    index.remove_identity(9)
+    exact = index.search(vectors, k=1)
+    release.set()
+    builder.join(30)
+    assert index.hnsw is not None and index.hnsw.get_current_count() >= 400
+    graph = index.search(vectors, k=1)
+    assert [n.ids.tolist() for n in graph] == [n.ids.tolist() for n in exact]
+    assert 9 not in {int(i) for n in graph for i in n.ids}
+    [moved] = index.search(vectors[[399]] + 10, k=1)
+    assert moved.ids[0] == 7

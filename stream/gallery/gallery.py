@@ -58,15 +58,17 @@ class Gallery:
         model_card: dict | None = None,
         exact_limit: int | None = None,
         writable: bool | None = None,
+        background: bool = False,
     ) -> Gallery:
         """Open a gallery; with ``model_card``, refuse it unless that model filled it. ``writable``: as for
         ``GalleryStore`` (by default read-only where this process may not write it). ``exact_limit``: the rows
-        up to which both indexes search exactly (default: each its own, 5,000 track means, 20,000 embeddings)."""
+        up to which both indexes search exactly (default: each its own, 5,000 track means, 20,000 embeddings).
+        ``background``: a track index graph that must be built is built while decisions search exactly (nodes)."""
         store = open_store(path, writable=writable)
         try:
             if model_card is not None:
                 store.check_model(model_card)
-            return cls(store, TrackIndex.open(store, exact_limit), exact_limit)
+            return cls(store, TrackIndex.open(store, exact_limit, background), exact_limit)
         except BaseException:
             store.close()
             raise

@@ -13,6 +13,7 @@ the same recall as a full-dimension graph at the same ef, 3x faster per query, 5
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,7 @@ class EmbeddingIndex:
         self.projection: Projection | None = None  # what the graph holds, once HNSW
         self._norms: np.ndarray | None = None  # squared norms of the rows, for exact search; None after a change
         self.dirty = False  # changed since it was loaded or saved
+        self.building: threading.Thread | None = None  # a graph being made while searches go on exactly
 
     @property
     def ids(self) -> np.ndarray:
@@ -146,22 +148,51 @@ class EmbeddingIndex:
         with self.lock.writing():
             self._build_if_large()
 
+    def build_in_background(self, then: Callable[[], None] | None = None) -> None:
+        """``build`` in a thread: searches go on exactly meanwhile (a node starts at once, slower per decision
+        until the graph is adopted). Rows changed while it builds are added to it when it is adopted; ``then``
+        runs after (saving it)."""
+        with self.lock.reading():
+            if self.hnsw is not None or self.building is not None or len(self.ids) <= self.exact_limit:
+                return
+            ids, vectors = self.ids.copy(), self.vectors.copy()
+
+        def make() -> None:
+            graph, projection = self._new_graph(ids, vectors)
+            with self.lock.writing():
+                self.building = None
+                at = np.searchsorted(self.ids, ids)
+                inside = at < len(self.ids)
+                inside[inside] = self.ids[at[inside]] == ids[inside]
+                moved = ids[inside][np.any(self.vectors[at[inside]] != vectors[inside], axis=1)]
+                self.adopt_unlocked(graph, projection, ids, moved)
+                self.dirty = True
+            if then is not None:
+                then()
+
+        self.building = threading.Thread(target=make, name="gaitwatch-index-build", daemon=True)
+        self.building.start()
+
     def adopt(self, graph, projection: Projection, graph_ids: np.ndarray, changed: np.ndarray | None = None) -> bool:
         """Take over a loaded HNSW graph (over ``projection``) whose live labels are ``graph_ids``, made to hold
         exactly the rows here: rows it lacks (or holds with other vectors: ``changed``) are added, labels
         without a row marked deleted. Returns whether it had to change."""
         with self.lock.writing():
-            self.hnsw, self.projection = graph, projection
-            missing = ~np.isin(self.ids, graph_ids)
-            if changed is not None:
-                missing |= np.isin(self.ids, changed)
-            stale = graph_ids[~np.isin(graph_ids, self.ids)]
-            for label in stale:
-                graph.mark_deleted(int(label))
-            if missing.any():
-                self._hnsw_add(self.ids[missing], self.vectors[missing])
-            self.dirty = self.dirty or bool(missing.any() or len(stale))
-            return bool(missing.any() or len(stale))
+            return self.adopt_unlocked(graph, projection, graph_ids, changed)
+
+    def adopt_unlocked(self, graph, projection: Projection, graph_ids: np.ndarray, changed: np.ndarray | None) -> bool:
+        """``adopt``, the write lock held by the caller."""
+        self.hnsw, self.projection = graph, projection
+        missing = ~np.isin(self.ids, graph_ids)
+        if changed is not None:
+            missing |= np.isin(self.ids, changed)
+        stale = graph_ids[~np.isin(graph_ids, self.ids)]
+        for label in stale:
+            graph.mark_deleted(int(label))
+        if missing.any():
+            self._hnsw_add(self.ids[missing], self.vectors[missing])
+        self.dirty = self.dirty or bool(missing.any() or len(stale))
+        return bool(missing.any() or len(stale))
 
     def _add(self, ids: np.ndarray, owners: np.ndarray, vectors: np.ndarray, counts: np.ndarray, graph: bool) -> None:
         if len(ids) == 0:
@@ -210,19 +241,21 @@ class EmbeddingIndex:
         self.dirty, self._norms = True, None
 
     def _build_if_large(self) -> None:
-        if len(self._ids) > self.exact_limit:
-            self._switch_to_hnsw()
+        if len(self._ids) > self.exact_limit and self.building is None:  # a graph being built takes changes later
+            self.hnsw, self.projection = self._new_graph(self.ids, self.vectors)
+            self.dirty = True
 
-    def _switch_to_hnsw(self) -> None:
+    def _new_graph(self, ids: np.ndarray, vectors: np.ndarray):
+        """(an HNSW graph over ``vectors`` labelled ``ids``, the projection it holds them in)."""
         import hnswlib
 
-        self.projection = Projection.fit(self.vectors, self.kept_variance)
-        self.hnsw = hnswlib.Index(space="l2", dim=self.projection.dim)
-        self.hnsw.init_index(max_elements=max(1024, 2 * len(self.ids)), M=self.m, ef_construction=self.ef_construction)
-        for start in range(0, len(self.ids), 100_000):  # projected in chunks: no reduced copy of everything at once
+        projection = Projection.fit(vectors, self.kept_variance)
+        graph = hnswlib.Index(space="l2", dim=projection.dim)
+        graph.init_index(max_elements=max(1024, 2 * len(ids)), M=self.m, ef_construction=self.ef_construction)
+        for start in range(0, len(ids), 100_000):  # projected in chunks: no reduced copy of everything at once
             part = slice(start, start + 100_000)
-            self.hnsw.add_items(self.projection(self.vectors[part]), self.ids[part])
-        self.dirty = True
+            graph.add_items(projection(vectors[part]), ids[part])
+        return graph, projection
 
     def _hnsw_add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         needed = self.hnsw.get_current_count() + len(ids)

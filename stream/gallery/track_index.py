@@ -38,7 +38,9 @@ class TrackIndex:
         self.synced = synced  # the store generation the rows equal, where known
 
     @classmethod
-    def open(cls, store: GalleryStore, exact_limit: int | None = None) -> TrackIndex:
+    def open(cls, store: GalleryStore, exact_limit: int | None = None, background: bool = False) -> TrackIndex:
+        """The index of ``store``'s track means; with ``background``, a graph that must be built from scratch is
+        built in a thread while searches go on exactly (a node starts at once), and saved when done."""
         exact_limit = EXACT_LIMIT if exact_limit is None else exact_limit
         index = EmbeddingIndex(store.dim, exact_limit)
         with index_files.reading(store.path, STEM, store.meta["model_sha256"], store.dim, store.key()) as saved:
@@ -61,13 +63,16 @@ class TrackIndex:
         if fresh is not None:
             index.add(fresh.labels, fresh.owners, fresh.means, fresh.counts, graph=False)
         index.dirty = source != "loaded" and len(index) > 0  # and wherever a graph is adopted with changes or built
+        tracks = cls(index, source, generation)
+        save = source == "built" and not store.readonly  # minutes of building at a million tracks: kept
         if graph is not None and len(index) > exact_limit and graph[0].get_current_count() <= 2 * len(index):
             index.adopt(*graph, graph_labels, changed=None if fresh is None else fresh.labels)
+        elif background:
+            index.build_in_background(then=(lambda: tracks.save(store)) if save else None)
         else:
             index.build()
-        tracks = cls(index, source, generation)
-        if source == "built" and index.hnsw is not None and not store.readonly:
-            tracks.save(store)  # minutes of building at a million tracks: not lost if this process is killed
+        if save and index.hnsw is not None:
+            tracks.save(store)
         return tracks
 
     def __len__(self) -> int:

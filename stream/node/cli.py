@@ -202,7 +202,7 @@ def run_replay(args: argparse.Namespace) -> int:
         if not args.paths:
             return _run_demo(args, publisher, encoder, config, speed)
         replay = Replay(lambda: iter_recordings(args.paths), speed=speed, loop=args.loop, sensor_id=None)
-        _play(replay, Gallery.open(args.gallery, encoder.card), encoder, publisher, config, args)
+        _play(replay, Gallery.open(args.gallery, encoder.card, background=True), encoder, publisher, config, args)
     return 0
 
 
@@ -366,7 +366,7 @@ def _run_camera(args: argparse.Namespace, publisher: Publisher) -> int:
 
     encoder = open_encoder(args.model)
     config = node_config(args, encoder.card)
-    gallery = Gallery.open(args.gallery, encoder.card)
+    gallery = Gallery.open(args.gallery, encoder.card, background=True)
     stored = SensorCalibrations.load(args.calibration).sensors.get(args.sensor_id) if args.calibration else None
     source = RgbPoseSource(parse_source(args.source), args.pose_model, args.people, args.sensor_id)
     source.place = placer_for(args.intrinsics, args.fov, stored.intrinsics if stored is not None else None)
@@ -415,7 +415,7 @@ def run_kinect(args: argparse.Namespace) -> int:
     with _bound(args) as publisher:
         encoder = open_encoder(args.model)
         config = node_config(args, encoder.card)
-        gallery = Gallery.open(args.gallery, encoder.card)
+        gallery = Gallery.open(args.gallery, encoder.card, background=True)
         source = KinectV2Source(args.sensor_id)
         try:
             sources = [Source(source, live=True)]
