@@ -202,3 +202,23 @@ def wait_until(condition, deadline_s: float):
             return result
         time.sleep(0.01)
     return None
+
+
+def test_a_postgresql_gallery_is_reembedded_with_another_model(pg_url: str):
+    from engines.runtime.load import SHIPPED_SIMMC, open_encoder
+    from sensors.demo import demo_recording_path
+
+    gaitwatch("gallery", "create", pg_url)
+    gaitwatch("gallery", "enroll", pg_url, demo_recording_path(), "--label", "subject", "--keep-windows")
+    before = Gallery.open(pg_url)
+    tracks, count = len(before.tracks), before.store.count()
+    before.close()
+    assert "re-embedded" in gaitwatch("gallery", "reembed", pg_url, "--model", SHIPPED_SIMMC).stdout
+    simmc = open_encoder(SHIPPED_SIMMC)
+    after = Gallery.open(pg_url, simmc.card)
+    assert after.store.count() == count and len(after.tracks) == tracks
+    assert after.store.dim == simmc.embedding_dim
+    vectors, origins = after.store.enrolled_rows(1)
+    windows = np.stack([o.window for o in origins])
+    np.testing.assert_allclose(vectors, simmc.encode(windows), atol=1e-5)  # the stored vectors are the new model's
+    after.close()
