@@ -3,6 +3,7 @@ LISTEN/NOTIFY, concurrent enrollment, and nodes that go on matching while the da
 
 from __future__ import annotations
 
+import os
 import stat
 import threading
 import time
@@ -139,6 +140,10 @@ def test_an_enrollment_on_one_node_is_matched_on_another_through_its_replica(pg_
         follower.stop()
         writer.close()
         reader.close()
+    replicas = Path(os.environ["GAITWATCH_REPLICA_DIR"])  # this machine's saved index files: biometric too
+    saved = [p for p in replicas.iterdir() if p.is_file()]
+    assert saved and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in saved)
+    assert stat.S_IMODE(replicas.stat().st_mode) == 0o700
 
 
 def test_enrollment_from_two_nodes_at_once_loses_nothing(pg_url: str):
