@@ -227,3 +227,21 @@ def test_a_postgresql_gallery_is_reembedded_with_another_model(pg_url: str):
     windows = np.stack([o.window for o in origins])
     np.testing.assert_allclose(vectors, simmc.encode(windows), atol=1e-5)  # the stored vectors are the new model's
     after.close()
+
+
+def test_calibrate_site_on_a_postgresql_gallery_gives_the_threshold_of_its_sqlite_copy(pg_url: str, tmp_path: Path):
+    import json
+
+    from sensors.demo import demo_recording_path
+
+    local = tmp_path / "site.db"
+    gaitwatch("gallery", "create", local)
+    gaitwatch("gallery", "enroll", local, demo_recording_path(), "--label", "subject")
+    gaitwatch("gallery", "migrate", local, pg_url)
+    thresholds = []
+    for gallery, out in ((local, tmp_path / "file"), (pg_url, tmp_path / "url")):
+        gaitwatch("calibrate", "site", demo_recording_path(), "--gallery", gallery, "--out", out, "--far", "0.01")
+        thresholds.append(json.loads((out / "threshold.json").read_text())["matcher"]["thresholds"])
+    assert [t["target_far"] for t in thresholds[1]] == [t["target_far"] for t in thresholds[0]]
+    for from_url, from_file in zip(thresholds[1], thresholds[0], strict=True):
+        assert from_url["threshold"] == pytest.approx(from_file["threshold"], rel=1e-5, abs=1e-9)
