@@ -21,9 +21,7 @@ What differs, and why:
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
-import inspect
 import json
 import os
 import time
@@ -34,7 +32,21 @@ import numpy as np
 
 from sensors import atomic
 from sensors.errors import FormatError, GaitwatchError, InputError
-from stream.gallery.store import META_TYPES, SCHEMA_VERSION, Identity, Origin, TrackMeans, _check_name, _is_id
+from stream.gallery.store import (
+    META_TYPES,
+    SCHEMA_VERSION,
+    Identity,
+    Origin,
+    TrackMeans,
+    _check_name,
+    check_meta_value,
+    check_model,
+    find_identity,
+    guarded,
+    model_binding,
+    parse_json,
+    stored_vectors,
+)
 
 CHANNEL = "gaitwatch_gallery"
 SCHEMA = """
@@ -114,35 +126,13 @@ def replica_folder() -> Path:
     return atomic.private_dir(Path(root))
 
 
-def _guarded(method):
-    """The driver's errors inside ``method`` become one clear error naming the gallery."""
-    if inspect.isgeneratorfunction(method):
-
-        @functools.wraps(method)
-        def generator(self, *args, **kwargs):
-            self.reconnect()
-            try:
-                yield from method(self, *args, **kwargs)
-            except _driver_errors() as err:
-                raise self.failure(err) from None
-
-        return generator
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        self.reconnect()
-        try:
-            return method(self, *args, **kwargs)
-        except _driver_errors() as err:
-            raise self.failure(err) from None
-
-    return wrapper
-
-
 def _driver_errors() -> tuple[type[BaseException], ...]:
     import psycopg
 
     return (psycopg.Error, UnicodeDecodeError)
+
+
+_guarded = guarded(_driver_errors, prepare="reconnect")  # a broken connection is replaced first
 
 
 class PostgresStore:
@@ -210,17 +200,7 @@ class PostgresStore:
     def _create(self, model: dict | None) -> None:
         if model is None:
             raise InputError("creating a gallery needs the model card of the encoder that will fill it")
-        meta = {
-            "schema_version": SCHEMA_VERSION,
-            "model_sha256": model["file"]["sha256"],
-            "model_method": model["method"],
-            "model_name": model["file"]["name"],
-            "dim": model["embedding_dim"],
-            "metric": model["metric"],
-            "f": model["f"],
-            "created": time.time(),
-            "generation": 0,
-        }
+        meta = {"schema_version": SCHEMA_VERSION, **model_binding(model), "created": time.time(), "generation": 0}
         with self.db.transaction():
             if self.db.execute("SELECT to_regclass('meta')").fetchone()[0] is not None:
                 raise InputError(f"{self.where}: already holds a gallery; open it instead of creating it")
@@ -235,18 +215,12 @@ class PostgresStore:
         meta = {key: self._json(value, f"meta {key}") for key, value in self.db.execute("SELECT key, value FROM meta")}
         if meta.get("schema_version") != SCHEMA_VERSION:
             raise FormatError(self.where, "schema_version", f"{meta.get('schema_version')}, expected {SCHEMA_VERSION}")
-        for key, kind in META_TYPES.items():
-            value = meta.get(key)
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not (number if kind is float else isinstance(value, kind) and not isinstance(value, bool)):
-                raise FormatError(self.where, f"meta {key}", f"{value!r}, expected a {kind.__name__}")
+        for key in META_TYPES:
+            check_meta_value(self.where, key, meta.get(key))
         return meta
 
     def _json(self, value, where: str):
-        try:
-            return json.loads(value)
-        except (TypeError, ValueError):
-            raise FormatError(self.where, where, f"{value!r} is not JSON") from None
+        return parse_json(self.where, value, where)
 
     def key(self) -> str:
         """This gallery's own mark in the origins of the identities it exports (from its creation time)."""
@@ -297,13 +271,7 @@ class PostgresStore:
         return int(self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
 
     def check_model(self, card: dict) -> None:
-        sha = card["file"]["sha256"]
-        if sha != self.meta["model_sha256"]:
-            raise InputError(
-                f"{self.where}: filled by {self.meta['model_name']} (sha256 {self.meta['model_sha256'][:12]}...), "
-                f"not by {card['file']['name']} (sha256 {sha[:12]}...); name its model with --model "
-                f"{self.meta['model_name']}, or re-embed the gallery with gaitwatch gallery reembed"
-            )
+        check_model(self.where, self.meta, card)
 
     # --- identities -----------------------------------------------------------------------------
 
@@ -334,36 +302,19 @@ class PostgresStore:
 
     @_guarded
     def identity(self, ref: int | str) -> Identity:
-        """The one identity ``ref`` names (an id, ``id:N``, ``name:TEXT`` or a name), as ``GalleryStore.identity``."""
-        text = str(ref)
-        if isinstance(ref, int) or text.startswith("id:"):
-            number = text.removeprefix("id:")
-            if not _is_id(number):
-                raise InputError(f"{self.where}: {text!r} is not an identity id (id:N, N a whole number)")
-            return self._one(self._identities("WHERE i.id = %s", (int(number),)), text)
-        name = text.removeprefix("name:")
-        named = self._identities("WHERE i.name = %s", (name,))
-        if len(named) > 1:
-            ids = ", ".join(f"id:{i.id}" for i in named)
-            raise InputError(f"{self.where}: {len(named)} identities are named {name!r} ({ids}); pick one by its id")
-        numbered = self._identities("WHERE i.id = %s", (int(text),)) if _is_id(text) else []
-        if named and numbered and named[0].id != numbered[0].id:
-            raise InputError(
-                f"{self.where}: {text!r} is the name of identity {named[0].id} and the id of identity "
-                f"{numbered[0].id} ({numbered[0].name!r}); say name:{text} or id:{text}"
-            )
-        return self._one(named or numbered, text)
+        """The one identity ``ref`` names (``find_identity``: an id, ``id:N``, ``name:TEXT`` or a name)."""
+        return find_identity(
+            self.where,
+            ref,
+            lambda number: self._identities("WHERE i.id = %s", (number,)),
+            lambda name: self._identities("WHERE i.name = %s", (name,)),
+        )
 
     @_guarded
     def identity_or_none(self, identity: int) -> Identity | None:
         """Identity ``identity``, or None where there is none (removed)."""
         rows = self._identities("WHERE i.id = %s", (identity,), counted=False)
         return rows[0] if rows else None
-
-    def _one(self, rows: list[Identity], ref: str) -> Identity:
-        if not rows:
-            raise InputError(f"{self.where}: no identity {ref!r}")
-        return rows[0]
 
     @_guarded
     def identities(self, counted: bool = True) -> list[Identity]:
@@ -498,11 +449,7 @@ class PostgresStore:
             last = int(ids[-1])
 
     def _vectors(self, ids: np.ndarray, blobs: list[bytes]) -> np.ndarray:
-        size = 4 * self.dim
-        for number, blob in zip(ids.tolist(), blobs, strict=True):
-            if len(blob) != size:
-                raise FormatError(self.where, f"embedding {number}", f"vector of {len(blob)} bytes, expected {size}")
-        return np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), self.dim)
+        return stored_vectors(self.where, ids, blobs, self.dim)
 
     @_guarded
     def enrolled_rows(self, identity: int) -> tuple[np.ndarray, list[Origin]]:
@@ -581,14 +528,7 @@ class PostgresStore:
                     mine = [i for i, r in enumerate(part) if r[1] == identity]
                     origins = [Origin(part[i][2], part[i][3]) for i in mine]
                     self._add_to_tracks(identity, vectors[mine], origins, [part[i][0] for i in mine])
-            binding = {
-                "model_sha256": model["file"]["sha256"],
-                "model_method": model["method"],
-                "model_name": model["file"]["name"],
-                "dim": dim,
-                "metric": model["metric"],
-                "f": f,
-            }
+            binding = model_binding(model)
             with self.db.cursor() as cursor:
                 cursor.executemany(
                     "UPDATE meta SET value = %s WHERE key = %s", [(json.dumps(v), k) for k, v in binding.items()]

@@ -24,7 +24,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,27 +115,125 @@ class TrackMeans:
     means: np.ndarray  # float32 [T, D], their mean (summed in float64)
 
 
-def _guarded(method):
-    """SQLite's errors inside ``method`` (a generator's too, while it is iterated) become one clear error."""
-    if inspect.isgeneratorfunction(method):
+def guarded(errors: Callable[[], tuple[type[BaseException], ...]], prepare: str | None = None):
+    """A decorator: the ``errors()`` raised inside a store method (a generator's too, while it is iterated) become
+    the store's one clear error (``self.failure``); ``prepare`` names a method called first (a reconnect)."""
+
+    def decorate(method):
+        if inspect.isgeneratorfunction(method):
+
+            @functools.wraps(method)
+            def generator(self, *args, **kwargs):
+                if prepare is not None:
+                    getattr(self, prepare)()
+                try:
+                    yield from method(self, *args, **kwargs)
+                except errors() as err:
+                    raise self.failure(err) from None
+
+            return generator
 
         @functools.wraps(method)
-        def generator(self, *args, **kwargs):
+        def wrapper(self, *args, **kwargs):
+            if prepare is not None:
+                getattr(self, prepare)()
             try:
-                yield from method(self, *args, **kwargs)
-            except (sqlite3.Error, UnicodeDecodeError) as err:
+                return method(self, *args, **kwargs)
+            except errors() as err:
                 raise self.failure(err) from None
 
-        return generator
+        return wrapper
 
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except (sqlite3.Error, UnicodeDecodeError) as err:
-            raise self.failure(err) from None
+    return decorate
 
-    return wrapper
+
+_guarded = guarded(lambda: (sqlite3.Error, UnicodeDecodeError))
+
+
+def model_binding(card: dict) -> dict:
+    """What a gallery records of the model that fills it (its meta), from the model's card."""
+    return {
+        "model_sha256": card["file"]["sha256"],
+        "model_method": card["method"],
+        "model_name": card["file"]["name"],
+        "dim": card["embedding_dim"],
+        "metric": card["metric"],
+        "f": card["f"],
+    }
+
+
+def check_meta_value(where: str, key: str, value: object) -> None:
+    """FormatError naming ``key`` unless ``value`` has the type META_TYPES gives it (a float may be an int)."""
+    kind = META_TYPES[key]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (number if kind is float else isinstance(value, kind) and not isinstance(value, bool)):
+        raise FormatError(where, f"meta {key}", f"{value!r}, expected a {kind.__name__}")
+
+
+def parse_json(where: str, value, what: str):
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        raise FormatError(where, what, f"{value!r} is not JSON") from None
+
+
+def check_model(where: str, meta: dict, card: dict) -> None:
+    """Refuse embeddings or queries from any model other than the one the gallery at ``where`` was filled with."""
+    sha = card["file"]["sha256"]
+    if sha != meta["model_sha256"]:
+        raise InputError(
+            f"{where}: filled by {meta['model_name']} (sha256 {meta['model_sha256'][:12]}...), "
+            f"not by {card['file']['name']} (sha256 {sha[:12]}...); name its model with --model "
+            f"{meta['model_name']}, or re-embed the gallery with "
+            f"'gaitwatch gallery reembed {where} --model {card['file']['name']}'"
+        )
+
+
+def find_identity(where: str, ref: int | str, by_id, by_name) -> Identity:
+    """The one identity ``ref`` names; InputError when none, or when it could name two.
+
+    An int or ``id:N`` is an id, ``name:TEXT`` a name. Other text is a name, and also an id where it is
+    written as one ("5", not "05"): where it names one identity and is the id of another, it is refused
+    with how to say which, so a person named "02" (a CMU subject) is never taken for identity 2.
+    ``by_id(n)`` and ``by_name(text)``: the store's identities with that id, that name."""
+    text = str(ref)
+    if isinstance(ref, int) or text.startswith("id:"):
+        number = text.removeprefix("id:")
+        if not _is_id(number):
+            raise InputError(f"{where}: {text!r} is not an identity id (id:N, N a whole number)")
+        return _one(where, by_id(int(number)), text)
+    name = text.removeprefix("name:")
+    named = by_name(name)
+    if len(named) > 1:
+        ids = ", ".join(f"id:{i.id}" for i in named)
+        raise InputError(f"{where}: {len(named)} identities are named {name!r} ({ids}); pick one by its id")
+    numbered = by_id(int(text)) if _is_id(text) else []
+    if named and numbered and named[0].id != numbered[0].id:
+        raise InputError(
+            f"{where}: {text!r} is the name of identity {named[0].id} and the id of identity "
+            f"{numbered[0].id} ({numbered[0].name!r}); say name:{text} or id:{text}"
+        )
+    return _one(where, named or numbered, text)
+
+
+def _one(where: str, rows: list[Identity], ref: str) -> Identity:
+    if not rows:
+        raise InputError(f"{where}: no identity {ref!r}")
+    return rows[0]
+
+
+def stored_vectors(where: str, ids: np.ndarray, blobs: list, dim: int) -> np.ndarray:
+    """Stored vectors as [n, D] float32; FormatError naming the first of the wrong length or not finite."""
+    size = 4 * dim
+    for number, blob in zip(ids.tolist(), blobs, strict=True):
+        if not isinstance(blob, bytes) or len(blob) != size:
+            got = f"{len(blob)} bytes" if isinstance(blob, (bytes, str)) else type(blob).__name__
+            raise FormatError(where, f"embedding {number}", f"vector of {got}, expected {size} bytes")
+    vectors = np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), dim)
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        raise FormatError(where, f"embedding {ids[~finite][0]}", "vector holds NaN or infinite values")
+    return vectors
 
 
 class GalleryStore:
@@ -232,17 +330,10 @@ class GalleryStore:
         return meta
 
     def _check_meta(self, key: str, value: object) -> None:
-        """FormatError naming ``key`` unless ``value`` has the type META_TYPES gives it (a float may be an int)."""
-        kind = META_TYPES[key]
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not (number if kind is float else isinstance(value, kind) and not isinstance(value, bool)):
-            raise FormatError(self.path, f"meta {key}", f"{value!r}, expected a {kind.__name__}")
+        check_meta_value(self.where, key, value)
 
     def _json(self, value, where: str):
-        try:
-            return json.loads(value)
-        except (TypeError, ValueError):
-            raise FormatError(self.path, where, f"{value!r} is not JSON") from None
+        return parse_json(self.where, value, where)
 
     # --- transactions -------------------------------------------------------------------------
 
@@ -289,14 +380,7 @@ class GalleryStore:
 
     def check_model(self, card: dict) -> None:
         """Refuse embeddings or queries from any model other than the one this gallery was filled with."""
-        sha = card["file"]["sha256"]
-        if sha != self.meta["model_sha256"]:
-            raise InputError(
-                f"{self.path}: filled by {self.meta['model_name']} (sha256 {self.meta['model_sha256'][:12]}...), "
-                f"not by {card['file']['name']} (sha256 {sha[:12]}...); name its model with --model "
-                f"{self.meta['model_name']}, or re-embed the gallery with "
-                f"'gaitwatch gallery reembed {self.path} --model {card['file']['name']}'"
-            )
+        check_model(self.where, self.meta, card)
 
     # --- identities -----------------------------------------------------------------------------
 
@@ -319,34 +403,13 @@ class GalleryStore:
 
     @_guarded
     def identity(self, ref: int | str) -> Identity:
-        """The one identity ``ref`` names; InputError when none, or when it could name two.
-
-        An int or ``id:N`` is an id, ``name:TEXT`` a name. Other text is a name, and also an id where it is
-        written as one ("5", not "05"): where it names one identity and is the id of another, it is refused
-        with how to say which, so a person named "02" (a CMU subject) is never taken for identity 2."""
-        text = str(ref)
-        if isinstance(ref, int) or text.startswith("id:"):
-            number = text.removeprefix("id:")
-            if not _is_id(number):
-                raise InputError(f"{self.path}: {text!r} is not an identity id (id:N, N a whole number)")
-            return self._one(self._identities("WHERE i.id = ?", (int(number),)), text)
-        name = text.removeprefix("name:")
-        named = self._identities("WHERE i.name = ?", (name,))
-        if len(named) > 1:
-            ids = ", ".join(f"id:{i.id}" for i in named)
-            raise InputError(f"{self.path}: {len(named)} identities are named {name!r} ({ids}); pick one by its id")
-        numbered = self._identities("WHERE i.id = ?", (int(text),)) if _is_id(text) else []
-        if named and numbered and named[0].id != numbered[0].id:
-            raise InputError(
-                f"{self.path}: {text!r} is the name of identity {named[0].id} and the id of identity "
-                f"{numbered[0].id} ({numbered[0].name!r}); say name:{text} or id:{text}"
-            )
-        return self._one(named or numbered, text)
-
-    def _one(self, rows: list[Identity], ref: str) -> Identity:
-        if not rows:
-            raise InputError(f"{self.path}: no identity {ref!r}")
-        return rows[0]
+        """The one identity ``ref`` names (``find_identity``)."""
+        return find_identity(
+            self.where,
+            ref,
+            lambda number: self._identities("WHERE i.id = ?", (number,)),
+            lambda name: self._identities("WHERE i.name = ?", (name,)),
+        )
 
     @_guarded
     def identities(self, counted: bool = True) -> list[Identity]:
@@ -503,17 +566,7 @@ class GalleryStore:
         return np.asarray(values, np.int64).reshape(len(values))
 
     def _vectors(self, ids: np.ndarray, blobs: list) -> np.ndarray:
-        """Stored vectors as [n, D] float32; FormatError naming the first of the wrong length or not finite."""
-        size = 4 * self.dim
-        for number, blob in zip(ids.tolist(), blobs, strict=True):
-            if not isinstance(blob, bytes) or len(blob) != size:
-                got = f"{len(blob)} bytes" if isinstance(blob, (bytes, str)) else type(blob).__name__
-                raise FormatError(self.path, f"embedding {number}", f"vector of {got}, expected {size} bytes")
-        vectors = np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), self.dim)
-        finite = np.isfinite(vectors).all(axis=1)
-        if not finite.all():
-            raise FormatError(self.path, f"embedding {ids[~finite][0]}", "vector holds NaN or infinite values")
-        return vectors
+        return stored_vectors(self.where, ids, blobs, self.dim)
 
     @_guarded
     def enrolled_rows(self, identity: int) -> tuple[np.ndarray, list[Origin]]:
@@ -605,14 +658,7 @@ class GalleryStore:
                     "UPDATE embeddings SET vector = ? WHERE id = ?",
                     [(v.tobytes(), r[0]) for v, r in zip(vectors, part, strict=True)],
                 )
-            binding = {
-                "model_sha256": model["file"]["sha256"],
-                "model_method": model["method"],
-                "model_name": model["file"]["name"],
-                "dim": dim,
-                "metric": model["metric"],
-                "f": f,
-            }
+            binding = model_binding(model)
             self.db.executemany(
                 "UPDATE meta SET value = ? WHERE key = ?", [(json.dumps(v), k) for k, v in binding.items()]
             )
@@ -659,17 +705,7 @@ def _create(path: Path, model: dict | None) -> None:
     """Make an empty gallery aside and rename it into place: a crash leaves no half-made gallery."""
     if model is None:
         raise InputError("creating a gallery needs the model card of the encoder that will fill it")
-    meta = {
-        "schema_version": SCHEMA_VERSION,
-        "model_sha256": model["file"]["sha256"],
-        "model_method": model["method"],
-        "model_name": model["file"]["name"],
-        "dim": model["embedding_dim"],
-        "metric": model["metric"],
-        "f": model["f"],
-        "created": time.time(),
-        "generation": 0,
-    }
+    meta = {"schema_version": SCHEMA_VERSION, **model_binding(model), "created": time.time(), "generation": 0}
     if not path.parent.is_dir():
         raise InputError(f"{path}: cannot create a gallery there, folder {path.parent} does not exist")
     partial = atomic.partial_path(path)
