@@ -18,11 +18,20 @@ for method in $METHODS; do
   done
   gaitwatch eval "${models[@]}" --data "$DATA" --out "benchmarks/results/kgbd-$method"
 done
+models=()  # TrackCon with the window term only: the shipped model's settings
+for seed in $SEEDS; do
+  gaitwatch train trackcon --data "$DATA" --split "kgbd:$seed" --out "$RUNS/trackcon1-seed$seed" --set windows_per_group=0
+  models+=("$RUNS/trackcon1-seed$seed")
+done
+gaitwatch eval "${models[@]}" --data "$DATA" --out benchmarks/results/kgbd-trackcon-v1
 python benchmarks/age_selection.py "$RUNS/age-seed0" "$RUNS/age-seed1" --data "$DATA"
 for method in simmc trackcon; do  # the shipped model's choice: held-out validation walks, kgbd:0
   gaitwatch train "$method" --data "$DATA" --split kgbd:0 --hold-out-validation --out "$RUNS/$method-holdout-seed0"
   gaitwatch eval "$RUNS/$method-holdout-seed0" --data "$DATA" --on validation --out "benchmarks/results/selection-$method"
 done
+gaitwatch train trackcon --data "$DATA" --split kgbd:0 --hold-out-validation --out "$RUNS/trackcon1-holdout-seed0" \
+  --set windows_per_group=0
+gaitwatch eval "$RUNS/trackcon1-holdout-seed0" --data "$DATA" --on validation --out benchmarks/results/selection-trackcon-v1
 python benchmarks/strangers_kgbd.py --model raw=raw --model simmc="$RUNS/simmc-seed{seed}" \
-  --model trackcon="$RUNS/trackcon-seed{seed}"
+  --model "trackcon-v1 (shipped)=$RUNS/trackcon1-seed{seed}" --model trackcon="$RUNS/trackcon-seed{seed}"
 python benchmarks/reid_table.py

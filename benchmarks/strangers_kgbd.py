@@ -110,7 +110,7 @@ def _cell(values: list[float]) -> str:
     return f"{m:.1f} ± {s:.1f}"
 
 
-def write_report(results: dict[str, list[dict]], command: str) -> None:
+def write_report(results: dict[str, list[dict]], command: str, kept: list[str]) -> None:
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "strangers_kgbd.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -135,7 +135,9 @@ def write_report(results: dict[str, list[dict]], command: str) -> None:
     lines = [
         "# Strangers on KGBD: a third of the test people never enrolled (walk level)",
         "",
-        f"`{command}`. Method in the script's docstring. FRR = enrolled people not named right (rejected or named",
+        f"`{command}`"
+        + (f" (rows {', '.join(kept)}: from earlier runs)" if kept else "")
+        + ". Method in the script's docstring. FRR = enrolled people not named right (rejected or named",
         "as someone else); FAR = strangers named as someone. Mean ± std over split seeds, in %.",
         "Thresholds: *site* = label-free (`calibrate site`: impostor pairs among the enrolled identities only);",
         "*labelled* = KGBD validation walks (`calibrate threshold`); *test DET* = set on the test strangers",
@@ -182,8 +184,14 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/kgbd/KinectGait-master.zip")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the rows of models not named here from the results file as they are (measured by earlier runs)",
+    )
     args = parser.parse_args()
-    results = {}
+    earlier = ROOT / "benchmarks" / "results" / "strangers_kgbd.json"
+    results = json.loads(earlier.read_text()) if args.keep and earlier.exists() else {}
     for spec in args.model:
         name, _, pattern = spec.partition("=")
         if pattern == "raw":  # nothing trained: one run per split seed
@@ -192,7 +200,9 @@ def main() -> None:
         paths = [Path(pattern.format(seed=s)) for s in args.seeds] if "{seed}" in pattern else [Path(pattern)]
         results[name] = [run_seed(path, args.data) for path in paths]  # each on its own training split
     models = " ".join(f"--model {m}" for m in args.model)
-    write_report(results, f"python benchmarks/strangers_kgbd.py {models} --seeds {' '.join(map(str, args.seeds))}")
+    kept = sorted(set(results) - {spec.partition("=")[0] for spec in args.model})
+    command = f"python benchmarks/strangers_kgbd.py {models} --seeds {' '.join(map(str, args.seeds))}"
+    write_report(results, command + (" --keep" if args.keep else ""), kept)
 
 
 if __name__ == "__main__":

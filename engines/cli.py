@@ -37,6 +37,14 @@ def register(commands: Commands, groups: Groups) -> None:
     train.add_argument("--seed", type=int, help="training seed (default: the split's seed)")
     train.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out instead of resuming")
     train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one setting of the method's training config (recorded in the checkpoint and the model card), "
+        "e.g. --set windows_per_group=0; repeat for several",
+    )
+    train.add_argument(
         "--hold-out-validation",
         action="store_true",
         help="train without the walks that 'eval --on validation' probes with, so that score is on unseen walks "
@@ -76,11 +84,11 @@ def run_train(args: argparse.Namespace) -> int:
         raise InputError(f"--epochs: expected at least 1, got {args.epochs}")
     if args.seed is not None and not 0 <= args.seed < 2**32:
         raise InputError(f"--seed: expected 0 .. 2**32 - 1, got {args.seed}")
+    overrides = {**config_settings(args.method, args.set), **({"epochs": args.epochs} if args.epochs else {})}
     _, split_seed = parse_split_spec(args.split)
     split = load_split(args.split)
     data = load_protocol(args.data, split)
     windows, tracks = data.without_validation_probes() if args.hold_out_validation else (data.train, data.train_walk)
-    overrides = {"epochs": args.epochs} if args.epochs else None
     description = {
         "split": args.split,
         "dataset": "kgbd",
@@ -102,6 +110,31 @@ def run_train(args: argparse.Namespace) -> int:
     )
     print(f"model: {path}")
     return 0
+
+
+def config_settings(method: str, settings: list[str]) -> dict:
+    """``--set KEY=VALUE`` pairs as config overrides: only keys the method has, values as JSON (numbers, true)
+    of the default's type, so a typo is an error and not a setting silently ignored."""
+    from engines.train.methods import get_method
+
+    defaults = get_method(method).default_config()
+    out = {}
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        if not sep or key not in defaults:
+            known = ", ".join(sorted(defaults))
+            raise InputError(f"--set {setting}: expected KEY=VALUE with KEY one of {method}'s settings: {known}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = None
+        default = defaults[key]
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not type(default):
+            raise InputError(f"--set {setting}: expected a {type(default).__name__} like the default {default!r}")
+        out[key] = value
+    return out
 
 
 def _jobs(models: list[str], splits: list[str]) -> list[tuple[str, Encoder, str]]:

@@ -17,6 +17,7 @@ pairs would weigh.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -63,7 +64,7 @@ class ImpostorFit:
 
     def open_set_rate(self, threshold: float, identities: int) -> float:
         """The share of strangers named as someone with ``identities`` enrolled: 1 - (1 - F(t))^N."""
-        return float(1.0 - (1.0 - self.pair_rate(threshold)) ** identities)
+        return float(-math.expm1(identities * math.log1p(-self.pair_rate(threshold))))  # exact for tiny rates
 
     def threshold(self, far: float, identities: int) -> float:
         """The distance at which a stranger is named as one of ``identities`` people at rate ``far``."""
@@ -71,7 +72,7 @@ class ImpostorFit:
             raise InputError(f"target false-accept rate must lie in (0, 1), got {far}")
         if identities < 1:
             raise InputError("the gallery has no identity to calibrate for")
-        per_pair = 1.0 - (1.0 - far) ** (1.0 / identities)
+        per_pair = -math.expm1(math.log1p(-far) / identities)  # 1 - (1 - far)^(1/N), exact for tiny rates
         return float(NormalDist(self.centre, self.spread).inv_cdf(per_pair))
 
     def to_dict(self) -> dict:

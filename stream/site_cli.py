@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,11 +73,23 @@ def run_site(args: argparse.Namespace) -> int:
             f"matcher, FAR {row['target_far']:g} with {report['identities']} identities: threshold "
             f"{row['threshold']:.4f} ({row['recording_tracks_named']} of {len(seen)} recording tracks within it)"
         )
+        if not row["threshold"] > 0:
+            print(_unreachable(row["target_far"]), file=sys.stderr)
     print(
         f"wrote {args.out / 'threshold.json'}"
         + (f" and {args.out / 'site.png'}" if drawn else " (no site.png: matplotlib, the 'train' extra, is missing)")
     )
     return 0
+
+
+def _unreachable(far: float) -> str:
+    """Why a target rate has no positive threshold, and what a user can do about it."""
+    return (
+        f"warning: FAR {far:g} is out of reach for this gallery: the fit puts strangers closer to someone than any "
+        "distance (the enrolled people look too alike to this model, or one person is enrolled under several "
+        f"names: see `gaitwatch gallery list`); a node given --far {far:g} refuses this file: ask for a higher "
+        "--far, or adapt the encoder to the site"
+    )
 
 
 def _check_gallery(gallery: Location, card: dict) -> None:

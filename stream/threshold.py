@@ -170,5 +170,8 @@ def matcher_threshold(path: Path, far: float, model_sha256: str | None = None) -
         targets = ", ".join(f"{row.get('target_far')}" for row in rows if isinstance(row, dict))
         raise InputError(f"--threshold {path}: no matcher threshold for --far {far} (it has: {targets})")
     if not found[0] > 0:
-        raise InputError(f"--threshold {path}: matcher threshold {found[0]} for --far {far} is no positive distance")
+        raise InputError(
+            f"--threshold {path}: matcher threshold {found[0]:.4g} for --far {far} is no positive distance (that rate "
+            "is out of reach for the gallery it was calibrated on): use a higher --far"
+        )
     return found[0]

@@ -47,6 +47,15 @@ def test_train_and_eval_reject_bad_arguments_in_one_line(tmp_path: Path):
         gaitwatch("train", "simmc", "--data", zip_path, "--split", "ntu:1", "--out", tmp_path, ok=False), "kgbd:SEED"
     )
     assert_one_line_error(gaitwatch("eval", "raw", "--data", zip_path, ok=False), "--split")
+    for setting, said in (
+        ("windows_per_grup=8", "windows_per_group"),
+        ("temperature=cold", "float"),
+        ("lr", "KEY=VALUE"),
+    ):
+        refused = gaitwatch(
+            "train", "trackcon", "--data", zip_path, "--split", "kgbd:0", "--out", tmp_path, "--set", setting, ok=False
+        )
+        assert_one_line_error(refused, said)
     assert_one_line_error(gaitwatch("eval", tmp_path / "nothing", "--data", zip_path, ok=False), "no such model file")
 
 
@@ -63,11 +72,12 @@ def test_eval_on_the_validation_part_of_the_training_walks(kgbd_zip: Path, tmp_p
 def test_train_trackcon_on_kgbd_tracks_with_the_validation_probes_held_out(kgbd_zip: Path, tmp_path: Path):
     run = tmp_path / "run"
     gaitwatch("train", "trackcon", "--data", kgbd_zip, "--split", "kgbd:0", "--out", run, "--epochs", "1",
-              "--hold-out-validation")  # fmt: skip
+              "--hold-out-validation", "--set", "windows_per_group=2", "--set", "temperature=0.2")  # fmt: skip
     from engines.checkpoint import load
 
     trained = load(run / "model.pt")
     assert trained["method"] == "trackcon" and trained["held_out"] == "validation probe walks"
+    assert trained["config"]["windows_per_group"] == 2 and trained["config"]["temperature"] == 0.2
     assert 30_000 < trained["train_windows"] < 63_052  # about half of kgbd:0's 63,052 training windows
     assert trained["impostor_shape"]["pairs"] > 10_000 and 0 < trained["impostor_shape"]["relative_spread"] < 1
     out = tmp_path / "eval"

@@ -70,3 +70,31 @@ def test_a_gallery_of_another_model_is_refused(tmp_path: Path):
     gaitwatch("gallery", "create", gallery, "--model", raw)
     refused = gaitwatch("calibrate", "site", "--gallery", gallery, "--out", tmp_path / "s", ok=False)
     assert_one_line_error(refused, "raw.onnx")
+
+
+def test_a_rate_out_of_reach_is_said_at_calibration_and_the_node_refuses_it(cmu_dir: Path, tmp_path: Path):
+    enroll, recordings = _site(cmu_dir)
+    gallery = tmp_path / "people.db"
+    gaitwatch("gallery", "create", gallery)
+    gaitwatch("gallery", "enroll", gallery, *enroll, "--label", "subject")
+    out = tmp_path / "site"
+    # a rate so small that the fit's tail puts it below any distance (z < -37: any relative spread above 3 %)
+    done = gaitwatch("calibrate", "site", recordings[0], "--gallery", gallery, "--out", out, "--far", "0.01", "1e-300")
+    rows = {
+        row["target_far"]: row["threshold"]
+        for row in json.loads((out / "threshold.json").read_text())["matcher"]["thresholds"]
+    }
+    assert rows[0.01] > 0 and not rows[1e-300] > 0, rows
+    assert "FAR 1e-300 is out of reach" in done.stderr and "FAR 0.01 is out of reach" not in done.stderr
+    refused = gaitwatch(
+        "replay",
+        recordings[0],
+        "--gallery",
+        gallery,
+        "--threshold",
+        out / "threshold.json",
+        "--far",
+        "1e-300",
+        ok=False,
+    )
+    assert_one_line_error(refused, "out of reach")

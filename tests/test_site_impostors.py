@@ -113,3 +113,11 @@ def test_the_site_s_own_people_tighten_the_threshold_when_they_are_enough_and_st
     assert source == "site's own people" and threshold < 0.4 < fitted and np.mean(heavy <= threshold) <= 0.01
     assert site_threshold(fit, heavy[:50], 0.01, 100) == (fitted, "fit")  # 50 cannot hold a 1 % quantile
     assert site_threshold(fit, rng.normal(2.0, 0.1, size=400), 0.01, 100) == (fitted, "fit")  # looser: the fit rules
+
+
+def test_rates_below_float_precision_still_give_a_threshold_and_keep_their_promise():
+    fit = ImpostorFit(centre=1.0, spread=0.1, pairs=100)
+    for far in (1e-12, 1e-17, 1e-30):  # 1 - far == 1.0 in float64 from 1e-17 on
+        threshold = fit.threshold(far, identities=50)
+        assert fit.open_set_rate(threshold, 50) == pytest.approx(far, rel=1e-6)
+    assert fit.threshold(1e-30, 50) < fit.threshold(1e-12, 50)

@@ -5,6 +5,13 @@ every window of one walk (one track) shows the same person. Each step draws ``tr
 tracks and ``windows_per_track`` windows of each, changes every window by the site augmentations
 (``engines.train.augment``), and pulls windows of a track together and the others apart with a
 supervised-contrastive loss (Khosla et al., NeurIPS 2020) whose classes are tracks, not people.
+
+A second, track-level term trains what the node decides on: the mean embedding of many windows of a
+track. Each step also draws two groups of ``windows_per_group`` windows from every chosen track, and
+the same loss pulls the two (unit-length) group means of a track together and pushes other tracks'
+apart. Chosen on held-out validation (docs/trackcon.md): walk-level top-1 and stranger rejection
+improved, window accuracy held.
+
 Two walks of one person in a batch are wrongly pushed apart; with many people that is rare, and the
 augmentations and the body-frame input leave no way to tell walks apart but the person.
 
@@ -76,12 +83,24 @@ def batch_loss(
     config: dict,
 ) -> torch.Tensor:
     """The loss of one batch: ``per_batch`` tracks drawn from ``members`` (``track_batches``), ``windows_per_track``
-    windows of each drawn with replacement, every window augmented; shared by training and site adaptation."""
+    windows of each drawn with replacement, every window augmented, plus the track-level term over group means
+    (module docstring) where ``windows_per_group`` is set; shared by training and site adaptation."""
+    chosen = torch.randperm(len(members), generator=generator)[:per_batch].tolist()
     k = config["windows_per_track"]
-    chosen = torch.randperm(len(members), generator=generator)[:per_batch]
-    index = torch.cat([members[t][torch.randint(len(members[t]), (k,), generator=generator)] for t in chosen.tolist()])
-    embeddings = encoder(augment_windows(windows[index], generator, config))
-    return supervised_contrastive_loss(embeddings, torch.arange(per_batch).repeat_interleave(k), config["temperature"])
+    embeddings = encoder(augment_windows(windows[_draw(members, chosen, k, generator)], generator, config))
+    loss = supervised_contrastive_loss(embeddings, torch.arange(per_batch).repeat_interleave(k), config["temperature"])
+    group = config.get("windows_per_group", 0)
+    if group:
+        drawn = encoder(augment_windows(windows[_draw(members, chosen, 2 * group, generator)], generator, config))
+        means = nn.functional.normalize(drawn.view(2 * per_batch, group, -1).mean(dim=1), dim=1)
+        tracks = torch.arange(per_batch).repeat_interleave(2)
+        loss = loss + config["group_weight"] * supervised_contrastive_loss(means, tracks, config["temperature"])
+    return loss
+
+
+def _draw(members: list[torch.Tensor], chosen: list[int], count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` window indices of each chosen track, drawn with replacement, track after track."""
+    return torch.cat([members[t][torch.randint(len(members[t]), (count,), generator=generator)] for t in chosen])
 
 
 class TrackConMethod:
@@ -98,6 +117,8 @@ class TrackConMethod:
             "weight_decay": 1e-4,
             "tracks_per_batch": 64,
             "windows_per_track": 4,
+            "windows_per_group": 8,  # 0: no track-level term
+            "group_weight": 1.0,
             "steps_per_epoch": 250,
             "epochs": 20,
             **AUGMENT_DEFAULTS,
