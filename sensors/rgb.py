@@ -38,6 +38,16 @@ from sensors.errors import InputError
 from sensors.frame import Frame
 from sensors.layouts import MEDIAPIPE_POSE
 from sensors.native_logs import dropped, quiet_environment
+from sensors.silhouette_sources import (
+    BACKGROUND,
+    MEDIAPIPE,
+    METHODS,
+    BackgroundModel,
+    Silhouettes,
+    background_masks,
+    mediapipe_masks,
+    silhouettes_of,
+)
 
 POSE_MODEL = "pose_landmarker_full.task"
 _END = object()
@@ -60,6 +70,7 @@ class RgbStats:
     capture_s: float = 0.0  # time spent reading and decoding images (capture thread)
     pose_s: float = 0.0  # time spent in MediaPipe (VIDEO mode: per image; LIVE_STREAM: submitting)
     convert_s: float = 0.0  # time turning MediaPipe's landmarks into a frame (and placing the bodies)
+    silhouette_s: float = 0.0  # time making silhouettes (masks, background subtraction, alignment); 0 without
 
 
 @dataclass
@@ -69,6 +80,7 @@ class Estimate:
     frame: Frame
     image: np.ndarray  # BGR, as captured
     image_landmarks: np.ndarray  # [B, 33, 2] pixels
+    silhouettes: Silhouettes | None = None  # a row per body of ``frame``, when the source was asked for them
 
 
 def parse_source(text: str) -> int | str:
@@ -89,7 +101,20 @@ class RgbPoseSource:
         sensor_id: str = "camera",
         place: Placer | None = None,
         live: bool | None = None,
+        silhouettes: str | None = None,
+        background: BackgroundModel | None = None,
+        keep_masks: bool = False,
     ) -> None:
+        """``silhouettes``: None (the default: none made, the pose call as before), ``"mediapipe"`` (the pose
+        call's segmentation masks) or ``"background"`` (``background``, or a model learned from this still camera's
+        own images); ``keep_masks`` keeps each image's full mask on its estimate (for a preview)."""
+        if silhouettes not in (None, *METHODS):
+            raise InputError(f"silhouettes {silhouettes!r}: expected one of {', '.join(METHODS)}")
+        if background is not None and silhouettes != BACKGROUND:
+            raise InputError("a background model is for background silhouettes (--silhouettes background)")
+        self.silhouettes = silhouettes
+        self.background = background
+        self.keep_masks = keep_masks
         self.source = source
         self.live = is_live(source) if live is None else live
         self.pose_model = Path(pose_model) if pose_model else shipped_pose_model()
@@ -185,6 +210,7 @@ class RgbPoseSource:
             base_options=BaseOptions(model_asset_path=str(self.pose_model)),
             running_mode=getattr(vision.RunningMode, mode),
             num_poses=self.num_poses,
+            output_segmentation_masks=self.silhouettes == MEDIAPIPE,
             **({"result_callback": callback} if callback else {}),
         )
         try:
@@ -257,7 +283,23 @@ class RgbPoseSource:
             world.astype(np.float32),
             np.clip(visibility, 0.0, 1.0),
         )
-        return Estimate(frame, image, pixels)
+        silhouettes = None
+        if self.silhouettes is not None:
+            began = time.perf_counter()
+            silhouettes = self._silhouettes(result, image, pixels)
+            self.stats.silhouette_s += time.perf_counter() - began
+        return Estimate(frame, image, pixels, silhouettes)
+
+    def _silhouettes(self, result, image: np.ndarray, pixels: np.ndarray) -> Silhouettes:
+        """Per body a mask by the chosen method, aligned; a still camera's model learns from every image."""
+        if self.silhouettes == MEDIAPIPE:
+            masks = mediapipe_masks(result.segmentation_masks or [], len(pixels))
+        else:
+            if self.background is None:
+                self.background = BackgroundModel(learn=True)
+            learning = self.background.learning_rate != 0.0
+            masks = background_masks(self.background, image, pixels) if len(pixels) or learning else []
+        return silhouettes_of(masks, self.keep_masks)
 
 
 def _mp_image(bgr: np.ndarray):

@@ -6,6 +6,7 @@ from collections import Counter
 
 import numpy as np
 
+from sensors.formats.gwsil import SilhouetteRecords
 from sensors.formats.kgbd import KgbdDataset
 from sensors.progress import progress as show_progress
 from sensors.recording import Recording
@@ -69,3 +70,22 @@ def dataset_summary(dataset: KgbdDataset, progress: bool = True) -> dict:
         "frames_per_walk": {"min": min(frames), "median": float(np.median(frames)), "max": max(frames)},
         "walks_per_person": {str(k): v for k, v in sorted(walks_per_person.items())},
     }
+
+
+def silhouette_summary(records: SilhouetteRecords) -> dict:
+    """A ``.gwsil``: method, size, how many silhouettes of how many frames, the time they span, a torn tail."""
+    summary = {
+        "kind": "silhouettes",
+        "method": records.method,
+        "size": list(records.silhouettes.shape[1:]),
+        "sensor_id": records.header.get("sensor_id", "unknown"),
+        "silhouettes": len(records.seq),
+        "frames": len(np.unique(records.seq)),
+        "duration_s": float(records.t.max() - records.t.min()) if len(records.t) else 0.0,
+    }
+    if records.truncation is not None:
+        summary["truncated"] = {
+            "reason": records.truncation.reason,
+            "dropped_bytes": records.truncation.dropped_bytes,
+        }
+    return summary
