@@ -14,6 +14,7 @@ import calibration.cli
 import engines.cli
 import sensors.cli
 import stream.adapt_cli
+import stream.dashboard.cli
 import stream.gallery.cli
 import stream.hub_cli
 import stream.keys_cli
@@ -32,8 +33,8 @@ SHARED_GROUPS = {
 
 def register(commands: Commands, groups: Groups) -> None:
     """The stream package's commands: the gallery, the node (replay, camera, kinect, listen, launch, bench
-    pipeline), the matcher's threshold (calibrate threshold, calibrate site), site adaptation (adapt) and CURVE
-    keys (keys)."""
+    pipeline), the matcher's threshold (calibrate threshold, calibrate site), site adaptation (adapt), CURVE
+    keys (keys) and the dashboard."""
     stream.gallery.cli.add_commands(commands)
     stream.node.cli.add_commands(commands, groups["bench"])
     stream.threshold_cli.add_commands(groups["calibrate"])
@@ -41,6 +42,7 @@ def register(commands: Commands, groups: Groups) -> None:
     stream.adapt_cli.add_commands(commands)
     stream.keys_cli.add_commands(commands)
     stream.hub_cli.add_commands(commands)
+    stream.dashboard.cli.add_commands(commands)
 
 
 PACKAGES = (sensors.cli.register, calibration.cli.register, engines.cli.register, register)

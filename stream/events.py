@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from stream.curve import Curve
 
 SCHEMA_VERSION = 2
+# Additive revisions of SCHEMA_VERSION: optional fields only, so every reader of version 2 reads them (a reader
+# ignores fields it does not know; raising SCHEMA_VERSION would make each one skip every event). Revision 1 added
+# ``schema_minor`` itself and the identity event's ``window``.
+SCHEMA_MINOR = 1
 PREFIX = "gaitwatch"
 IDENTITY = f"{PREFIX}.identity"
 TRACK_START = f"{PREFIX}.track.start"
@@ -45,6 +49,19 @@ PEER_QUEUE = 100  # subscription messages queued per peer until the publishing t
 def schema() -> dict:
     """The JSON Schema of every payload (shipped with the package)."""
     return json.loads((files("stream") / "events.schema.json").read_text())
+
+
+def window_field(joints) -> dict:
+    """The identity event's ``window``: the newest window its decision rests on, canonical joints [f, 20, 3] in
+    metres to the millimetre (a lost joint: null), so a subscriber can draw the skeleton that was matched (about
+    2 kB as JSON for f = 6)."""
+    import numpy as np
+
+    rounded = np.round(np.asarray(joints, np.float64), 3)
+    if np.isfinite(rounded).all():
+        return {"joints": rounded.tolist()}
+    frames = rounded.tolist()
+    return {"joints": [[[v if np.isfinite(v) else None for v in joint] for joint in frame] for frame in frames]}
 
 
 def exposed(endpoint: str) -> bool:
@@ -127,6 +144,7 @@ class Publisher:
         self.topic_seq[topic] = self.topic_seq.get(topic, 0) + 1
         message = {
             "schema": SCHEMA_VERSION,
+            "schema_minor": SCHEMA_MINOR,
             "topic": topic,
             "publisher": self.publisher_id,
             "seq": self.seq,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -183,8 +183,43 @@ def _check(value: object, rule: dict, where: str) -> None:
     if isinstance(value, dict):
         _check_object(value, rule, where)
     elif isinstance(value, list) and "items" in rule:
+        quick = _quick(rule["items"])
         for i, item in enumerate(value):
-            _check(item, rule["items"], f"{where}[{i}]")
+            if quick is None or not quick(item):
+                _check(item, rule["items"], f"{where}[{i}]")
+
+
+# JSON values by exact type: json.loads makes no subclasses, and True is no number
+_EXACT = {"integer": (int,), "number": (int, float), "string": (str,), "boolean": (bool,), "null": (type(None),)}
+_QUICK: dict[int, Callable[[object], bool] | None] = {}
+
+
+def _quick(rule: dict) -> Callable[[object], bool] | None:
+    """A fast yes/no check of a rule made of "type" and "items" alone (a skeleton's nested lists of numbers), or
+    None for any other rule. Why: the identity event's window holds 360 numbers; checking each through
+    ``_check`` cost a subscriber 0.6 ms an event. A no is checked again by ``_check``, which says what is wrong."""
+    key = id(rule)
+    if key in _QUICK:
+        return _QUICK[key]
+    kinds = rule.get("type")
+    kinds = [kinds] if isinstance(kinds, str) else kinds or []
+    check = None
+    if not set(rule) - {"type", "description", "items"} and kinds:
+        if kinds == ["array"] and "items" in rule:
+            inner = _quick(rule["items"])
+            leaf = _QUICK_TYPES.get(id(rule["items"]))
+            if leaf is not None:
+                check = lambda v: type(v) is list and all(type(x) in leaf for x in v)  # noqa: E731
+            elif inner is not None:
+                check = lambda v: type(v) is list and all(inner(x) for x in v)  # noqa: E731
+        elif "items" not in rule and all(kind in _EXACT for kind in kinds):
+            types = _QUICK_TYPES[key] = tuple(t for kind in kinds for t in _EXACT[kind])
+            check = lambda v: type(v) in types  # noqa: E731
+    _QUICK[key] = check
+    return check
+
+
+_QUICK_TYPES: dict[int, tuple[type, ...]] = {}  # the types of each leaf rule ``_quick`` has seen
 
 
 def _check_object(value: dict, rule: dict, where: str) -> None:

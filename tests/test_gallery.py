@@ -412,3 +412,12 @@ def test_a_graph_built_in_the_background_takes_the_changes_made_while_it_was_bui
     assert 9 not in {int(i) for n in graph for i in n.ids}
     [moved] = index.search(vectors[[399]] + 10, k=1)
     assert moved.ids[0] == 7
+
+
+def test_naming_an_anonymous_identity_makes_it_a_named_one(tmp_path: Path):
+    gallery = Gallery.create(tmp_path / "g.db", card())
+    identity = gallery.add_anonymous()
+    assert gallery.store.identity(identity).anonymous
+    gallery.rename(identity, "Ana")
+    assert not gallery.store.identity(identity).anonymous  # calibrate site now counts Ana among the named people
+    gallery.close()

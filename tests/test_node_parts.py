@@ -112,7 +112,7 @@ def test_shipped_launch_files_stand_for_valid_commands():
     for path in sorted((ROOT / "launch").rglob("*.toml")):
         argv = launch_argv(path, parser)
         args = parser.parse_args(argv)
-        assert args.command in ("replay", "listen", "camera", "kinect", "hub")
+        assert args.command in ("replay", "listen", "camera", "kinect", "hub", "dashboard")
     demo = launch_argv(ROOT / "launch" / "replay-demo.toml", parser)
     assert demo[:3] == ["replay", "--speed", "1"] and "--pub" in demo
 

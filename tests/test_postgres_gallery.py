@@ -245,3 +245,14 @@ def test_calibrate_site_on_a_postgresql_gallery_gives_the_threshold_of_its_sqlit
     assert [t["target_far"] for t in thresholds[1]] == [t["target_far"] for t in thresholds[0]]
     for from_url, from_file in zip(thresholds[1], thresholds[0], strict=True):
         assert from_url["threshold"] == pytest.approx(from_file["threshold"], rel=1e-5, abs=1e-9)
+
+
+def test_naming_an_anonymous_identity_on_postgresql_makes_it_a_named_one(pg_url: str):
+    gallery = Gallery.create(pg_url, CARD)
+    try:
+        identity = gallery.add_anonymous()
+        assert gallery.store.identity(identity).anonymous
+        gallery.rename(identity, "Ana")
+        assert not gallery.store.identity(identity).anonymous
+    finally:
+        gallery.close()

@@ -1,4 +1,4 @@
-"""``gaitwatch gallery create | enroll | list | show | rename | remove | export | import | stats``."""
+"""``gaitwatch gallery create | enroll | list | show | rename | merge | remove | export | import | stats``."""
 
 from __future__ import annotations
 
@@ -77,6 +77,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     rename = add("rename", "give an identity a new name", run_rename)
     rename.add_argument("identity", help=IDENTITY_HELP)
     rename.add_argument("name", help="the new name")
+    merge = add("merge", "move every embedding of one identity to another, then delete the first", run_merge)
+    merge.add_argument("source", help=f"the identity merged away: {IDENTITY_HELP}")
+    merge.add_argument("into", help="the identity that keeps its name and takes the embeddings (same forms)")
     remove = add("remove", "delete an identity and its embeddings", run_remove)
     remove.add_argument("identity", help=IDENTITY_HELP)
     export = add("export", "write identities and embeddings to a portable .npz", run_export)
@@ -281,6 +284,15 @@ def run_rename(args: argparse.Namespace) -> int:
     store.rename(identity.id, args.name)
     store.close()
     print(f"identity {identity.id}: {identity.name!r} -> {args.name!r}")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    store = _store(args.gallery, writable=True)
+    source, into = store.identity(args.source), store.identity(args.into)
+    moved = store.merge(source.id, into.id)
+    store.close()
+    print(f"merged identity {source.id} ({source.name}) into {into.id} ({into.name}): {moved} embeddings moved")
     return 0
 
 

@@ -1,6 +1,6 @@
 """The gallery a user works with: the durable store, its indexes, enrollment and identity search in one place.
 
-One thread of a process writes (enroll, remove, rename); any number of threads search; other processes
+One thread of a process writes (enroll, remove, rename, merge); any number of threads search; other processes
 may write the same gallery meanwhile (their changes reach this process's indexes when it next opens).
 Every change is committed to SQLite first and only then applied to the in-memory indexes, so what a search
 can see is always committed, and a crash never loses a returned enroll.
@@ -132,6 +132,18 @@ class Gallery:
             self.tracks.remove_identity(identity, written)
             self._names.pop(identity, None)
         return removed
+
+    def merge(self, source: int, into: int) -> int:
+        """``source``'s embeddings become ``into``'s and ``source`` is gone (``GalleryStore.merge``); the indexes
+        follow once it is committed. Returns the embeddings moved."""
+        with self._changing:
+            moved = self.store.merge(source, into)
+            written = self.store.written
+            self._drop_embedding_index()  # read again on the next search, with the new owners
+            self.tracks.index.remove_identity(source)
+            self.tracks.refresh(self.store, into, written)
+            self._names.pop(source, None)
+        return moved
 
     def rename(self, identity: int, name: str) -> None:
         self.store.rename(identity, name)

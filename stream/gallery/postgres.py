@@ -360,7 +360,11 @@ class PostgresStore:
     def rename(self, identity: int, name: str) -> None:
         _check_name(name, self.where)
         with self.transaction():
-            if self.db.execute("UPDATE identities SET name = %s WHERE id = %s", (name, identity)).rowcount != 1:
+            # a name a person gave: no longer anonymous (as in the SQLite store)
+            renamed = self.db.execute(
+                "UPDATE identities SET name = %s, anonymous = false WHERE id = %s", (name, identity)
+            )
+            if renamed.rowcount != 1:
                 raise InputError(f"{self.where}: no identity {identity}")
             self._bump(identity, "rename")
 
@@ -372,6 +376,51 @@ class PostgresStore:
                 raise InputError(f"{self.where}: no identity {identity}")
             self._bump(identity, "remove")
         return int(count)
+
+    @_guarded
+    def merge(self, source: int, into: int) -> int:
+        """As SQLite's ``merge``: ``source``'s embeddings, kept track sums and origins go to ``into``, ``source`` is
+        deleted, in one transaction. Two generations are counted and notified, ``source`` (gone) then ``into``
+        (grown), so each node's replica takes the merge as two changes of one identity each."""
+        if source == into:
+            raise InputError(f"{self.where}: cannot merge identity {source} into itself")
+        with self.transaction():
+            rows = self.db.execute("SELECT id FROM identities WHERE id IN (%s, %s)", (source, into)).fetchall()
+            found = {int(row[0]) for row in rows}
+            for identity in (source, into):
+                if identity not in found:
+                    raise InputError(f"{self.where}: no identity {identity}")
+            self._merge_tracks(source, into)
+            moved = self.db.execute("UPDATE embeddings SET identity = %s WHERE identity = %s", (into, source)).rowcount
+            self.db.execute("UPDATE origins SET identity = %s WHERE identity = %s", (into, source))
+            self.db.execute("DELETE FROM identities WHERE id = %s", (source,))
+            self._bump(source, "merge")
+            self._bump(into, "merge")
+        return int(moved)
+
+    def _merge_tracks(self, source: int, into: int) -> None:
+        """``source``'s kept track sums become ``into``'s: added to the same (source, track) where ``into`` has it."""
+        for origin, track, label, count, total in self.db.execute(
+            "SELECT source, track, label, count, total FROM tracks WHERE identity = %s", (source,)
+        ).fetchall():
+            held = self.db.execute(
+                "SELECT label, count, total FROM tracks WHERE identity = %s AND source = %s "
+                "AND track IS NOT DISTINCT FROM %s",
+                (into, origin, track),
+            ).fetchone()
+            if held is None:
+                self.db.execute(
+                    "UPDATE tracks SET identity = %s WHERE identity = %s AND source = %s "
+                    "AND track IS NOT DISTINCT FROM %s",
+                    (into, source, origin, track),
+                )
+                continue
+            summed = np.frombuffer(bytes(total), np.float64) + np.frombuffer(bytes(held[2]), np.float64)
+            self.db.execute(
+                "UPDATE tracks SET label = %s, count = %s, total = %s WHERE identity = %s AND source = %s "
+                "AND track IS NOT DISTINCT FROM %s",
+                (max(int(label), int(held[0])), int(count) + int(held[1]), summed.tobytes(), into, origin, track),
+            )
 
     # --- embeddings -------------------------------------------------------------------------------
 

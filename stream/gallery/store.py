@@ -107,7 +107,7 @@ class TrackMeans:
 
     The label is the track's newest embedding id: ids are never reused and only grow, so a label names one
     track, and label and count together name what it held (embeddings are added, never taken from a track
-    but with its whole identity)."""
+    but with its whole identity; a merge moves whole tracks to another identity, so owners are compared too)."""
 
     labels: np.ndarray  # int64 [T]
     owners: np.ndarray  # int64 [T], the identity
@@ -492,7 +492,11 @@ class GalleryStore:
     def rename(self, identity: int, name: str) -> None:
         _check_name(name, self.path)
         with self.transaction():
-            if self.db.execute("UPDATE identities SET name = ? WHERE id = ?", (name, identity)).rowcount != 1:
+            # a name a person gave: no longer anonymous (calibrate site now counts it as a different person)
+            if (
+                self.db.execute("UPDATE identities SET name = ?, anonymous = 0 WHERE id = ?", (name, identity)).rowcount
+                != 1
+            ):
                 raise InputError(f"{self.path}: no identity {identity}")
             self._bump()
 
@@ -505,6 +509,26 @@ class GalleryStore:
                 raise InputError(f"{self.path}: no identity {identity}")
             self._bump()
         return int(count)
+
+    @_guarded
+    def merge(self, source: int, into: int) -> int:
+        """Move every embedding of ``source`` to ``into`` and delete ``source``, in one transaction; returns how
+        many embeddings moved. Why: one person enrolled twice (an anonymous track later known, two names for one
+        walker) becomes one identity without encoding anything again. ``into`` keeps its name and attributes;
+        where ``source`` was imported, its origin now names ``into`` (a later import still finds it here)."""
+        if source == into:
+            raise InputError(f"{self.path}: cannot merge identity {source} into itself")
+        with self.transaction():
+            found = {row[0] for row in self.db.execute("SELECT id FROM identities WHERE id IN (?, ?)", (source, into))}
+            for identity in (source, into):
+                if identity not in found:
+                    raise InputError(f"{self.path}: no identity {identity}")
+            moved = self.db.execute("UPDATE embeddings SET identity = ? WHERE identity = ?", (into, source)).rowcount
+            if self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'origins'").fetchone():
+                self.db.execute("UPDATE origins SET identity = ? WHERE identity = ?", (into, source))
+            self.db.execute("DELETE FROM identities WHERE id = ?", (source,))
+            self._bump()
+        return int(moved)
 
     # --- embeddings -------------------------------------------------------------------------------
 

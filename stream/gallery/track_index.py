@@ -10,8 +10,8 @@ its rows. Saved beside the gallery (``<gallery>.tracks.*``, see ``index_files``)
 generation its rows equal, where this process knows it (no other process wrote since it last read). On open a
 saved index of the current generation is taken as it is, reading no embedding; otherwise it is reconciled
 with the store's per-track labels and counts (one query, no vectors): rows the store no longer has are
-dropped, tracks it lacks or holds with other counts are read from the store. A missing, damaged or other
-model's index is rebuilt from every embedding.
+dropped, tracks it lacks or holds with other counts or another identity (a merge) are read from the store.
+A missing, damaged or other model's index is rebuilt from every embedding.
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def reconcile(store: GalleryStore, index: EmbeddingIndex) -> tuple[np.ndarray, T
     at = np.searchsorted(labels, index.ids)
     kept = np.zeros(len(index.ids), bool)
     inside = at < len(labels)
-    kept[inside] = (labels[at[inside]] == index.ids[inside]) & (counts[at[inside]] == index.counts[inside])
+    same = (labels[at[inside]] == index.ids[inside]) & (counts[at[inside]] == index.counts[inside])
+    kept[inside] = same & (owners[at[inside]] == index.owners[inside])  # a merge moves a track to another identity
     missing = ~np.isin(labels, index.ids[kept])
     if missing.sum() * PER_IDENTITY_READS > len(labels):
         fresh = store.track_means()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import tempfile
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from sensors.cli_helpers import command_line, parse_speed
 from sensors.errors import InputError
+from sensors.silhouette_options import add_silhouette_options, background_model
 from stream.gallery.location import gallery_location
 from stream.node.launch import file_or_number, model_spec
 
@@ -51,6 +53,7 @@ def add_commands(commands: argparse._SubParsersAction, bench: argparse._SubParse
     )
     camera.add_argument("--fov", type=float, help="horizontal field of view in degrees, when there is no --intrinsics")
     camera.add_argument("--preview", type=Path, help="write the video with skeletons, tracks and identities (.mp4)")
+    add_silhouette_options(camera, "also make each person's silhouette (for now shown by --preview only)")
     camera.add_argument("--sensor-id", default="camera", help="the camera's sensor id in events and calibration")
     add_node_options(camera)
     camera.set_defaults(func=run_camera)
@@ -85,7 +88,12 @@ def add_commands(commands: argparse._SubParsersAction, bench: argparse._SubParse
     pipeline.set_defaults(func=run_bench_pipeline)
 
     launch = commands.add_parser("launch", help="run a node described by a launch file (TOML, see launch/)")
-    launch.add_argument("file", type=Path, help="the launch file: one [replay], [camera], [kinect] or [listen] table")
+    launch.add_argument(
+        "file",
+        type=Path,
+        help="the launch file: one [replay], [camera], [kinect], [listen], [hub] or [dashboard] "
+        "table, and optionally a [dashboard] beside it",
+    )
     launch.set_defaults(func=run_launch)
 
 
@@ -319,9 +327,15 @@ def _run_node(
 
 
 def _follow(gallery):
-    """For a shared (PostgreSQL) gallery, the replica follower, started and caught up before the first frame."""
+    """For a shared (PostgreSQL) gallery, the replica follower, started and caught up before the first frame; for
+    a file, the poller that takes other processes' writes (a rename in a shell or on the dashboard)."""
     from stream.gallery.postgres import PostgresStore
+    from stream.gallery.store import GalleryStore
 
+    if isinstance(gallery.store, GalleryStore):
+        from stream.gallery.poll import Poller
+
+        return Poller(gallery).start()
     if not isinstance(gallery.store, PostgresStore):
         return None
     from stream.gallery.follow import Follower
@@ -347,6 +361,8 @@ def run_bench_pipeline(args: argparse.Namespace) -> int:
 def run_camera(args: argparse.Namespace) -> int:
     if args.people < 1:
         raise InputError(f"--people: must be at least 1, got {args.people}")
+    if args.silhouettes and args.preview is None:  # nothing else uses them yet: no silhouettes made for nothing
+        raise InputError("--silhouettes: for now only with --preview (the node's silhouette channel comes later)")
     if args.preview is not None:
         from stream.node.preview import refuse_existing
 
@@ -368,7 +384,15 @@ def _run_camera(args: argparse.Namespace, publisher: Publisher) -> int:
     config = node_config(args, encoder.card)
     gallery = Gallery.open(args.gallery, encoder.card, background=True)
     stored = SensorCalibrations.load(args.calibration).sensors.get(args.sensor_id) if args.calibration else None
-    source = RgbPoseSource(parse_source(args.source), args.pose_model, args.people, args.sensor_id)
+    source = RgbPoseSource(
+        parse_source(args.source),
+        args.pose_model,
+        args.people,
+        args.sensor_id,
+        silhouettes=args.silhouettes,
+        background=background_model(args),
+        keep_masks=args.preview is not None,
+    )
     source.place = placer_for(args.intrinsics, args.fov, stored.intrinsics if stored is not None else None)
     preview: PreviewWriter | None = None
 
@@ -378,7 +402,7 @@ def _run_camera(args: argparse.Namespace, publisher: Publisher) -> int:
             if args.preview is not None:
                 if preview is None:
                     preview = PreviewWriter(args.preview, source.fps or 25.0, source.size)
-                preview.keep(estimate.frame.seq, estimate.image, estimate.image_landmarks)
+                preview.keep(estimate.frame.seq, estimate.image, estimate.image_landmarks, estimate.silhouettes)
             yield estimate.frame
 
     def on_event(topic: str, payload: dict) -> None:
@@ -439,7 +463,30 @@ def run_listen(args: argparse.Namespace) -> int:
 
 def run_launch(args: argparse.Namespace) -> int:
     from stream.cli import build_parser, parse
-    from stream.node.launch import launch_argv
+    from stream.node.launch import launch_plan
 
-    launched = parse(launch_argv(args.file, build_parser()))
-    return launched.func(launched)
+    plan = launch_plan(args.file, build_parser())
+    launched = parse(plan[0])
+    for argv in plan[1:]:
+        parse(argv)  # checked before anything starts
+    with _started_beside(plan[1:]) if len(plan) > 1 else contextlib.nullcontext():
+        return launched.func(launched)
+
+
+@contextmanager
+def _started_beside(argvs: list[list[str]]) -> Iterator[None]:
+    """The launch file's dashboard, a process of its own (the node's threads keep their CPU), stopped at the end."""
+    import subprocess
+    import sys
+
+    processes = [subprocess.Popen([sys.executable, "-m", "stream", *argv]) for argv in argvs]
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -9,6 +9,15 @@ options (dashes or underscores) and its positional arguments by name:
     speed = "max"
     pub = "tcp://127.0.0.1:5557"
 
+A ``[dashboard]`` table may stand beside the command's (``gaitwatch dashboard`` started with it and stopped
+when it ends); its ``sub``, ``gallery`` and ``threshold`` default to the node's ``pub``, ``gallery`` and
+``threshold`` file, so it shows that node and manages its gallery:
+
+    [replay]
+    gallery = "people.db"
+    [dashboard]
+    http = "127.0.0.1:8080"
+
 Why map onto the command line: one definition of every option (its meaning, default and checks),
 so a launch file can never mean something the command does not. Every value that names a file (an
 option of type ``Path``, ``file_or_number`` or ``model_spec``) is taken relative to the launch file's
@@ -30,7 +39,9 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-LAUNCHABLE = ("replay", "listen", "camera", "kinect", "hub")
+LAUNCHABLE = ("replay", "listen", "camera", "kinect", "hub", "dashboard")
+BESIDE = "dashboard"  # the table that may stand beside another, started with it
+FROM_THE_NODE = {"sub": "pub", "gallery": "gallery", "threshold": "threshold"}  # dashboard key <- node key
 
 
 def file_or_number(text: str) -> str:
@@ -68,7 +79,12 @@ def _resolved(value: object, action: argparse.Action, folder: Path) -> str:
 
 
 def launch_argv(path: Path, parser: argparse.ArgumentParser) -> list[str]:
-    """The argv a launch file stands for; InputError naming the file and the key for anything wrong."""
+    """The argv of the command a launch file stands for; InputError naming the file and the key for anything wrong."""
+    return launch_plan(path, parser)[0]
+
+
+def launch_plan(path: Path, parser: argparse.ArgumentParser) -> list[list[str]]:
+    """The argvs a launch file stands for: its command's, then the dashboard's beside it where it has one."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -79,11 +95,24 @@ def launch_argv(path: Path, parser: argparse.ArgumentParser) -> list[str]:
         raise InputError(f"{path}: not valid TOML ({err})") from None
     commands = _subcommands(parser)
     tables = [key for key in data if key in commands and key in LAUNCHABLE]
-    if len(tables) != 1 or len(data) != 1 or not isinstance(data[tables[0]], dict):
+    beside = BESIDE if BESIDE in tables and len(tables) == 2 else None
+    main = [table for table in tables if table != beside]
+    if len(main) != 1 or len(tables) != len(data) or not all(isinstance(data[t], dict) for t in tables):
         known = ", ".join(f"[{c}]" for c in LAUNCHABLE if c in commands)
-        raise InputError(f"{path}: expected exactly one table naming the command to run ({known}), found {list(data)}")
-    command = tables[0]
-    return [command, *_arguments(path, command, data[command], commands[command])]
+        raise InputError(
+            f"{path}: expected exactly one table naming the command to run ({known}), optionally with a "
+            f"[{BESIDE}] beside it; found {list(data)}"
+        )
+    command = main[0]
+    plan = [[command, *_arguments(path, command, data[command], commands[command])]]
+    if beside is not None:
+        table = dict(data[beside])
+        for key, node_key in FROM_THE_NODE.items():
+            value = data[command].get(node_key)
+            if key not in table and isinstance(value, str) and not (key == "threshold" and _is_number(value)):
+                table[key] = value
+        plan.append([beside, *_arguments(path, beside, table, commands[beside])])
+    return plan
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

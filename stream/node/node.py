@@ -37,7 +37,7 @@ from sensors.errors import InputError
 from sensors.formats.gwrec import RecordingWriter
 from sensors.frame import Frame
 from sensors.layouts import CANONICAL
-from stream.events import IDENTITY, STATUS, TRACK_END, TRACK_START, Publisher
+from stream.events import IDENTITY, STATUS, TRACK_END, TRACK_START, Publisher, window_field
 from stream.gallery.gallery import Gallery
 from stream.matcher import Decision, TrackMatcher
 from stream.node.ring import WindowRing
@@ -345,7 +345,7 @@ class Node:
             return
         decisions = self.matcher.observe_many([item[1] for item, _ in known], np.asarray([e for _, e in known]))
         threshold = None if math.isinf(self.config.threshold) else self.config.threshold
-        for ((_, key, _, t_capture, arrival), _), decision in zip(known, decisions, strict=True):
+        for ((_, key, window, t_capture, arrival), _), decision in zip(known, decisions, strict=True):
             state = self._decided[key]
             state.windows += 1
             if decision is None:
@@ -363,6 +363,7 @@ class Node:
                     "known": decision.identity is not None,
                     "threshold": threshold,
                     "enrolled": decision.enrolled,
+                    "window": window_field(window),
                     "candidates": [
                         {"identity": m.identity, "name": self.gallery.name_of(m.identity), "distance": m.distance}
                         for m in decision.candidates
