@@ -26,12 +26,15 @@ def register(commands: Commands, groups: Groups) -> None:
     train = commands.add_parser("train", help="train a gait encoder on the unlabeled training walks of a split")
     train.add_argument(
         "method",
-        choices=["simmc", "age", "trackcon"],
-        help="SimMC (Rao & Miao 2022), AGE/SGE-LA (Rao et al. 2020) or TrackCon (ours: windows of one track are one "
-        "person; docs/trackcon.md)",
+        choices=["simmc", "age", "trackcon", "selfgait"],
+        help="SimMC (Rao & Miao 2022), AGE/SGE-LA (Rao et al. 2020), TrackCon (ours: windows of one track are one "
+        "person; docs/trackcon.md), or SelfGait (Liu et al. 2021: BYOL pre-training on silhouettes; "
+        "docs/silhouettes.md)",
     )
-    train.add_argument("--data", type=Path, required=True, help="the KGBD zip or folder")
-    train.add_argument("--split", required=True, help="kgbd:SEED (a committed split manifest, seeds 0-4)")
+    train.add_argument(
+        "--data", type=Path, required=True, help="the KGBD zip or folder; for selfgait a silhouette dataset folder"
+    )
+    train.add_argument("--split", help="kgbd:SEED (a committed split manifest, seeds 0-4); not for selfgait")
     train.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, loss log, loss plot")
     train.add_argument("--epochs", type=int, help="number of epochs (default: the method's own)")
     train.add_argument("--seed", type=int, help="training seed (default: the split's seed)")
@@ -85,6 +88,12 @@ def run_train(args: argparse.Namespace) -> int:
     if args.seed is not None and not 0 <= args.seed < 2**32:
         raise InputError(f"--seed: expected 0 .. 2**32 - 1, got {args.seed}")
     overrides = {**config_settings(args.method, args.set), **({"epochs": args.epochs} if args.epochs else {})}
+    if args.method == "selfgait":
+        from engines.train.selfgait_cli import run_selfgait_train
+
+        return run_selfgait_train(args, overrides)
+    if args.split is None:
+        raise InputError(f"{args.method} trains on KGBD: --split kgbd:SEED is needed")
     _, split_seed = parse_split_spec(args.split)
     split = load_split(args.split)
     data = load_protocol(args.data, split)

@@ -35,7 +35,7 @@ class Method(Protocol):
         """After the last epoch: fit whatever the encoder derives from the training windows (may do nothing)."""
 
 
-METHODS = ("simmc", "age", "trackcon")
+METHODS = ("simmc", "age", "trackcon", "selfgait")
 
 
 def get_method(name: str) -> Method:
@@ -51,4 +51,8 @@ def get_method(name: str) -> Method:
         from engines.train.trackcon import TrackConMethod
 
         return TrackConMethod()
+    if name == "selfgait":  # silhouettes: trained by engines.train.selfgait_run, loaded like the others
+        from engines.train.selfgait import SelfGaitMethod
+
+        return SelfGaitMethod()  # type: ignore[return-value]
     raise InputError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
