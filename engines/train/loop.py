@@ -11,6 +11,8 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 
 
-def _seed_everything(seed: int) -> torch.Generator:
+def seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     np.random.seed(seed)
     torch.use_deterministic_algorithms(True)
@@ -54,12 +56,9 @@ def train(
     config = {**method.default_config(), **(config_overrides or {})}
     f = windows.shape[1]
     out_dir.mkdir(parents=True, exist_ok=True)
-    generator = _seed_everything(seed)
+    generator = seed_everything(seed)
     model = method.build_model(config, f)
     optimizer = method.make_optimizer(model, config)
-    log: list[dict] = []
-    start_epoch, seconds = 0, 0.0
-    state_path = out_dir / CHECKPOINT
     windows = np.ascontiguousarray(windows, dtype=np.float32)
     digest = hashlib.sha256(windows.tobytes())
     if tracks is not None:
@@ -68,35 +67,80 @@ def train(
             raise ValueError(f"tracks: expected one per window ({len(windows)}), got shape {tracks.shape}")
         if method.uses_tracks:  # what it learns from is part of the run; others' runs resume as before
             digest.update(tracks.tobytes())
-    fingerprint = digest.hexdigest()
+    data = torch.from_numpy(windows)
+    track_ids = None if tracks is None else torch.from_numpy(tracks)
+    final = run_epochs(
+        out_dir,
+        method_name,
+        model,
+        optimizer,
+        generator,
+        Run(config, seed, f, description, digest.hexdigest()),
+        resume,
+        lambda: method.train_epoch(model, optimizer, data, generator, config, show_progress, tracks=track_ids),
+    )
+    method.finalise(model, data, config, show_progress)
+    final["model_state"] = model.state_dict()
+    if track_ids is not None:
+        final["impostor_shape"] = _track_shape(model.encoder, data, tracks)
+    atomic_save(final, out_dir / MODEL)
+    return out_dir / MODEL
+
+
+@dataclass(frozen=True)
+class Run:
+    """What makes a run the same run (``_check_same_run``), recorded in every checkpoint."""
+
+    config: dict
+    seed: int
+    f: int
+    description: dict
+    fingerprint: str  # sha256 of what it learns from
+
+
+def run_epochs(
+    out_dir: Path,
+    method_name: str,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    run: Run,
+    resume: bool,
+    one_epoch: Callable[[], dict[str, float]],
+) -> dict:
+    """Every method's epochs: resume the very same run found in ``out_dir``, call ``one_epoch`` for each epoch
+    left, write a checkpoint and the loss log after each; returns the last state, ``model`` holding its weights,
+    without what only resuming needs (optimiser and random state)."""
+    log: list[dict] = []
+    start_epoch, seconds = 0, 0.0
+    state_path = out_dir / CHECKPOINT
     if resume and state_path.exists():
         state = load(state_path)
-        _check_same_run(state_path, state, method_name, config, seed, description, fingerprint)
+        _check_same_run(state_path, state, method_name, run.config, run.seed, run.description, run.fingerprint)
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])
         generator.set_state(state["rng_state"])
         log, start_epoch, seconds = state["log"], state["epoch"], state["train_seconds"]
-    data = torch.from_numpy(windows)
-    track_ids = None if tracks is None else torch.from_numpy(tracks)
-    for epoch in range(start_epoch, config["epochs"]):
+    epochs = run.config["epochs"]
+    for epoch in range(start_epoch, epochs):
         began = time.perf_counter()
-        stats = method.train_epoch(model, optimizer, data, generator, config, show_progress, tracks=track_ids)
+        stats = one_epoch()
         seconds += time.perf_counter() - began
         log.append({"epoch": epoch + 1, "seconds": round(seconds, 2), **stats})
-        logger.info("epoch %d/%d  %s", epoch + 1, config["epochs"], "  ".join(f"{k} {v:.4g}" for k, v in stats.items()))
+        logger.info("epoch %d/%d  %s", epoch + 1, epochs, "  ".join(f"{k} {v:.4g}" for k, v in stats.items()))
         state = {
             "method": method_name,
-            "config": config,
-            "seed": seed,
-            "f": f,
+            "config": run.config,
+            "seed": run.seed,
+            "f": run.f,
             "epoch": epoch + 1,
             "train_seconds": seconds,
             "log": log,
             "model_state": model.state_dict(),
             "optimizer_state": optimizer.state_dict(),
             "rng_state": generator.get_state(),
-            "windows_sha256": fingerprint,
-            **description,
+            "windows_sha256": run.fingerprint,
+            **run.description,
         }
         atomic_save(state, state_path)
         write_loss_log(out_dir, method_name, log)
@@ -104,12 +148,7 @@ def train(
     final.pop("optimizer_state")
     final.pop("rng_state")
     model.load_state_dict(final["model_state"])
-    method.finalise(model, data, config, show_progress)
-    final["model_state"] = model.state_dict()
-    if track_ids is not None:
-        final["impostor_shape"] = _track_shape(model.encoder, data, tracks)
-    atomic_save(final, out_dir / MODEL)
-    return out_dir / MODEL
+    return final
 
 
 @torch.no_grad()
