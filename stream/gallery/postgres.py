@@ -44,6 +44,7 @@ from stream.gallery.store import (
     find_identity,
     guarded,
     model_binding,
+    new_vectors,
     parse_json,
     stored_vectors,
 )
@@ -427,13 +428,7 @@ class PostgresStore:
     @_guarded
     def add_embeddings(self, identity: int, vectors: np.ndarray, origins: list[Origin]) -> list[int]:
         """Append embeddings [n, D] of one identity and update its tracks' sums, in one transaction."""
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            raise InputError(f"{self.where}: embeddings of shape {list(vectors.shape)}, expected [n, {self.dim}]")
-        if len(origins) != len(vectors):
-            raise InputError(f"{len(vectors)} embeddings but {len(origins)} origins")
-        if not np.isfinite(vectors).all():
-            raise InputError(f"{self.where}: refusing embeddings with NaN or infinite values")
+        vectors = new_vectors(self.where, vectors, origins, self.dim)
         now = time.time()
         with self.transaction():
             if self.db.execute("SELECT 1 FROM identities WHERE id = %s", (identity,)).fetchone() is None:

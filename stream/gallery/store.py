@@ -222,6 +222,19 @@ def _one(where: str, rows: list[Identity], ref: str) -> Identity:
     return rows[0]
 
 
+def new_vectors(where: object, vectors: np.ndarray, origins: list, dim: int) -> np.ndarray:
+    """Embeddings about to be enrolled as float32 [n, dim], one origin each, every value finite; else one clear
+    error naming the gallery: what both stores check before a write."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise InputError(f"{where}: embeddings of shape {list(vectors.shape)}, expected [n, {dim}]")
+    if len(origins) != len(vectors):
+        raise InputError(f"{len(vectors)} embeddings but {len(origins)} origins")
+    if not np.isfinite(vectors).all():
+        raise InputError(f"{where}: refusing embeddings with NaN or infinite values")
+    return vectors
+
+
 def stored_vectors(where: str, ids: np.ndarray, blobs: list, dim: int) -> np.ndarray:
     """Stored vectors as [n, D] float32; FormatError naming the first of the wrong length or not finite."""
     size = 4 * dim
@@ -535,13 +548,7 @@ class GalleryStore:
     @_guarded
     def add_embeddings(self, identity: int, vectors: np.ndarray, origins: list[Origin]) -> list[int]:
         """Append embeddings [n, D] of one identity in one transaction; returns their ids once committed."""
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            raise InputError(f"{self.path}: embeddings of shape {list(vectors.shape)}, expected [n, {self.dim}]")
-        if len(origins) != len(vectors):
-            raise InputError(f"{len(vectors)} embeddings but {len(origins)} origins")
-        if not np.isfinite(vectors).all():
-            raise InputError(f"{self.path}: refusing embeddings with NaN or infinite values")
+        vectors = new_vectors(self.path, vectors, origins, self.dim)
         now = time.time()
         ids = []
         with self.transaction():
