@@ -30,6 +30,7 @@ from sensors.cli import format_summary
 from sensors.errors import FormatError, InputError
 from sensors.formats import gwrec as gw
 from sensors.formats import iter_recordings, read_file
+from sensors.formats.framed_header import PREAMBLE
 from sensors.formats.kgbd import FILE_JOINTS, KgbdDataset
 from sensors.layouts import CMU_ASF, KINECT_V1, KINECT_V2
 from sensors.recording import MAX_ABS_TIME_S, MAX_RATE_HZ, MIN_RATE_HZ, Recording, coordinate_limit
@@ -132,7 +133,7 @@ HEADER = {
 def with_header(text: str | bytes) -> bytes:
     """A preamble with a valid CRC around any header text (so the JSON itself is what is tested)."""
     text = text.encode() if isinstance(text, str) else text
-    return gw._PREAMBLE.pack(gw.MAGIC, gw.VERSION, len(text), zlib.crc32(text)) + text
+    return PREAMBLE.pack(gw.MAGIC, gw.VERSION, len(text), zlib.crc32(text)) + text
 
 
 def gwrec_file(

@@ -23,7 +23,7 @@ it in ``Recording.truncation`` instead of failing. A corrupt record inside the f
 before it is returned and the truncation report says what was skipped.
 
 The reader trusts nothing: the header is read from the first bytes and refused over
-``MAX_HEADER_BYTES`` (so a wrong file is refused without reading it all), its fields are
+``framed_header.MAX_HEADER_BYTES`` (so a wrong file is refused without reading it all), its fields are
 type-checked, records are read in chunks and reading stops at the first bad one (memory
 follows the intact records, not the file size), and the values pass ``Recording.problem``.
 NaN joints are kept: a sensor reports a joint it lost that way. Files are created 0600.
@@ -31,11 +31,8 @@ NaN joints are kept: a sensor reports a joint it lost that way. Files are create
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 import time
-import zlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -44,6 +41,7 @@ import numpy as np
 from sensors import atomic
 from sensors.errors import FormatError, InputError
 from sensors.formats._io import checked, open_regular
+from sensors.formats.framed_header import header_bytes, read_header
 from sensors.frame import Frame
 from sensors.layouts import Layout
 from sensors.recording import (
@@ -59,11 +57,8 @@ from sensors.recording import (
 MAGIC = b"\x89GWREC\r\n"
 VERSION = 1
 SUFFIX = ".gwrec"
-_PREAMBLE = struct.Struct("<8sIII")
 _SYNC = 0x31524257  # b"WBR1"
 _CHECK_SEED = 0x9E3779B9
-MAX_HEADER_BYTES = 2**20
-"""Largest JSON header read (a layout and labels take a few kB)."""
 _CHUNK_BYTES = 64 * 2**20
 _BODY_FIELDS = ("track_id", "joints", "confidence")
 _FIELDS = ("n_bodies", "body_index", "seq", "t", *_BODY_FIELDS)
@@ -91,13 +86,6 @@ def _checksums(records: np.ndarray) -> np.ndarray:
     words = records.view("<u4").reshape(len(records), records.dtype.itemsize // 4)[:, :-2]
     weights = np.arange(1, 2 * words.shape[1] + 1, 2, dtype=np.uint32)
     return np.einsum("ij,j->i", words, weights, dtype=np.uint32) + np.uint32(_CHECK_SEED)
-
-
-def _header_bytes(header: dict) -> bytes:
-    text = json.dumps(header, sort_keys=True).encode()
-    pad = (-(_PREAMBLE.size + len(text))) % 8
-    text += b" " * pad
-    return _PREAMBLE.pack(MAGIC, VERSION, len(text), zlib.crc32(text)) + text
 
 
 def _validate_body_data(
@@ -190,7 +178,7 @@ class RecordingWriter:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "metadata": metadata,
         }
-        data = _header_bytes(header)
+        data = header_bytes(MAGIC, VERSION, header)
         flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
         try:
             self._fd: int | None = atomic.open_private(self.path, flags)
@@ -352,56 +340,19 @@ def read_gwrec(path: str | Path) -> Recording:
 
 
 def _read_header(stream: BinaryIO, path: Path) -> tuple[dict, Layout, int]:
-    """The JSON header, its layout and the byte offset where records start; read from the first bytes only."""
-    preamble = _read_exactly(stream, path, _PREAMBLE.size)
-    if len(preamble) < _PREAMBLE.size:
-        raise FormatError(
-            path, "header", f"file is {len(preamble)} bytes, shorter than the {_PREAMBLE.size}-byte preamble"
-        )
-    magic, version, length, crc = _PREAMBLE.unpack(preamble)
-    if magic != MAGIC:
-        raise FormatError(path, "byte 0", f"not a gaitwatch recording (magic {magic!r}, expected {MAGIC!r})")
-    if version != VERSION:
-        raise FormatError(path, "header", f"format version {version}, this gaitwatch reads version {VERSION}")
-    if length > MAX_HEADER_BYTES:
-        raise FormatError(path, "header", f"header of {length:,} bytes, more than the {MAX_HEADER_BYTES:,} read")
-    end = _PREAMBLE.size + length
-    text = _read_exactly(stream, path, length)
-    if len(text) < length:
-        raise FormatError(path, "header", f"truncated inside the header ({_PREAMBLE.size + len(text)} of {end} bytes)")
-    if zlib.crc32(text) != crc:
-        raise FormatError(path, "header", "header checksum mismatch (corrupt header)")
-    header = _decode_header(text, path)
-    try:
-        layout = Layout.from_dict(header.get("layout"))
-    except ValueError as err:
-        raise FormatError(path, "header", str(err)) from None
-    return header, layout, end
-
-
-def _decode_header(text: bytes, path: Path) -> dict:
-    """The header's JSON object, its fields type-checked before any record is read."""
-    try:
-        header = json.loads(text)
-    except RecursionError:
-        raise FormatError(path, "header", "JSON nested too deeply") from None
-    except ValueError as err:
-        raise FormatError(path, "header", f"unreadable header JSON ({err})") from None
-    if not isinstance(header, dict):
-        raise FormatError(path, "header", f"expected a JSON object, found {type(header).__name__}")
+    """The JSON header, its fields type-checked, its layout and the byte offset where records start; read from
+    the first bytes only."""
+    header, end = read_header(stream, path, MAGIC, VERSION, "a gaitwatch recording")
     problem = _header_problem(
         header.get("sensor_id", ""), header.get("nominal_rate_hz"), header.get("units", ""), header.get("metadata", {})
     )
     if problem:
         raise FormatError(path, "header", problem)
-    return header
-
-
-def _read_exactly(stream: BinaryIO, path: Path, size: int) -> bytes:
     try:
-        return stream.read(size)
-    except OSError as err:
-        raise FormatError(path, "", f"cannot read ({err.strerror})") from None
+        layout = Layout.from_dict(header.get("layout"))
+    except ValueError as err:
+        raise FormatError(path, "header", str(err)) from None
+    return header, layout, end
 
 
 def _read_records(stream: BinaryIO, path: Path, start: int, dtype: np.dtype) -> tuple[list[np.ndarray], int, list[str]]:

@@ -23,11 +23,8 @@ torn or zero-filled tail, which the reader drops and reports, as it does for ``.
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -37,15 +34,14 @@ import numpy as np
 from sensors import atomic
 from sensors.errors import FormatError, InputError
 from sensors.formats._io import open_regular
+from sensors.formats.framed_header import header_bytes, read_bytes, read_header
 from sensors.recording import Truncation, metadata_problem
 
 MAGIC = b"\x89GWSIL\r\n"
 VERSION = 1
 SUFFIX = ".gwsil"
-_PREAMBLE = struct.Struct("<8sIII")
 _SYNC = 0x31534C53  # b"SLS1"
 _CHECK_SEED = 0x7F4A7C15
-MAX_HEADER_BYTES = 2**20
 MAX_SIDE = 256  # largest silhouette side a header may declare (64 x 44 and 64 x 64 are the ones in use)
 _CHUNK_BYTES = 16 * 2**20
 
@@ -135,7 +131,7 @@ class SilhouetteWriter:
         except OSError as err:
             raise InputError(f"{self.path}: cannot create ({err.strerror})") from None
         try:
-            self._write(_header_bytes(header))
+            self._write(header_bytes(MAGIC, VERSION, header))
             os.fsync(self._fd)
         except OSError as err:
             self.abandon()
@@ -205,12 +201,6 @@ class SilhouetteWriter:
         self.close()
 
 
-def _header_bytes(header: dict) -> bytes:
-    text = json.dumps(header, sort_keys=True).encode()
-    text += b" " * ((-(_PREAMBLE.size + len(text))) % 8)
-    return _PREAMBLE.pack(MAGIC, VERSION, len(text), zlib.crc32(text)) + text
-
-
 def _header_problem(height: object, width: object, metadata: object) -> str | None:
     for name, side in (("height", height), ("width", width)):
         if not isinstance(side, int) or isinstance(side, bool) or not 1 <= side <= MAX_SIDE:
@@ -239,40 +229,11 @@ def read_gwsil(path: str | Path) -> SilhouetteRecords:
 
 
 def _read_header(stream: BinaryIO, path: Path) -> tuple[dict, int]:
-    preamble = _read(stream, path, _PREAMBLE.size)
-    if len(preamble) < _PREAMBLE.size:
-        raise FormatError(
-            path, "header", f"file is {len(preamble)} bytes, shorter than the {_PREAMBLE.size}-byte preamble"
-        )
-    magic, version, length, crc = _PREAMBLE.unpack(preamble)
-    if magic != MAGIC:
-        raise FormatError(path, "byte 0", f"not a gaitwatch silhouette file (magic {magic!r}, expected {MAGIC!r})")
-    if version != VERSION:
-        raise FormatError(path, "header", f"format version {version}, this gaitwatch reads version {VERSION}")
-    if length > MAX_HEADER_BYTES:
-        raise FormatError(path, "header", f"header of {length:,} bytes, more than the {MAX_HEADER_BYTES:,} read")
-    text = _read(stream, path, length)
-    if len(text) < length:
-        raise FormatError(path, "header", f"truncated inside the header ({len(text)} of {length} bytes)")
-    if zlib.crc32(text) != crc:
-        raise FormatError(path, "header", "header checksum mismatch (corrupt header)")
-    try:
-        header = json.loads(text)
-    except (ValueError, RecursionError) as err:
-        raise FormatError(path, "header", f"unreadable header JSON ({err})") from None
-    if not isinstance(header, dict):
-        raise FormatError(path, "header", f"expected a JSON object, found {type(header).__name__}")
+    header, end = read_header(stream, path, MAGIC, VERSION, "a gaitwatch silhouette file")
     problem = _header_problem(header.get("height"), header.get("width"), header.get("metadata", {}))
     if problem:
         raise FormatError(path, "header", problem)
-    return header, _PREAMBLE.size + length
-
-
-def _read(stream: BinaryIO, path: Path, size: int) -> bytes:
-    try:
-        return stream.read(size)
-    except OSError as err:
-        raise FormatError(path, "", f"cannot read ({err.strerror})") from None
+    return header, end
 
 
 def _read_records(stream: BinaryIO, path: Path, start: int, dtype: np.dtype) -> tuple[list[np.ndarray], int, str]:
@@ -283,7 +244,7 @@ def _read_records(stream: BinaryIO, path: Path, start: int, dtype: np.dtype) -> 
     kept: list[np.ndarray] = []
     n = 0
     while True:
-        data = _read(stream, path, per_chunk * size)
+        data = read_bytes(stream, path, per_chunk * size)
         whole = len(data) // size
         recs = np.frombuffer(data[: whole * size], dtype)
         valid = (recs["sync"] == _SYNC) & (recs["check"] == _checksums(recs)) if whole else np.zeros(0, bool)
