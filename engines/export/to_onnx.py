@@ -27,6 +27,16 @@ OPSET = 18
 
 def export_onnx(encoder: nn.Module, out: str | Path) -> Path:
     """Write ``encoder`` (its inference form) as ONNX to ``out`` atomically; returns the path."""
+    module = inference_form(encoder)
+    example = torch.zeros(2, module.f, 20, 3)
+    return write_onnx(module, example, out, INPUT_NAME, {"windows": {0: torch.export.Dim("batch")}})
+
+
+def write_onnx(
+    module: nn.Module, example: torch.Tensor, out: str | Path, input_name: str, dynamic_shapes: dict
+) -> Path:
+    """The one exporter call every artifact goes through: ``module`` traced on ``example``, weights inside the
+    file, ``dynamic_shapes`` keyed by ``forward``'s argument; written aside and renamed; returns the path."""
     try:
         import onnxscript  # noqa: F401  (the dynamo exporter needs it)
     except ImportError:
@@ -34,8 +44,6 @@ def export_onnx(encoder: nn.Module, out: str | Path) -> Path:
             "ONNX export needs onnx and onnxscript: pip install -c constraints.txt 'gaitwatch[train]'"
         ) from None
     out = Path(out)
-    module = inference_form(encoder)
-    example = torch.zeros(2, module.f, 20, 3)
     partial = atomic.partial_path(out)
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)  # "no torchvision"
     chatter = io.StringIO()  # the exporter prints its steps; kept out of the command's output
@@ -48,9 +56,9 @@ def export_onnx(encoder: nn.Module, out: str | Path) -> Path:
             dynamo=True,
             external_data=False,
             opset_version=OPSET,
-            input_names=[INPUT_NAME],
+            input_names=[input_name],
             output_names=[OUTPUT_NAME],
-            dynamic_shapes={"windows": {0: torch.export.Dim("batch")}},
+            dynamic_shapes=dynamic_shapes,
             verbose=False,
         )
     atomic.commit(partial, out)
