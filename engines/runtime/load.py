@@ -2,25 +2,35 @@
 
 ``.onnx`` -> ONNX Runtime, ``.engine`` / ``.plan`` -> TensorRT, ``.pt`` -> torch (a training
 checkpoint or ``model.pt``; a run folder means its ``model.pt``), ``raw`` -> the raw baseline.
+Skeleton and silhouette encoders take different windows, so each opener refuses the other kind in one line
+instead of failing inside the runtime on a shape.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from engines.model_card import read_card
 from engines.runtime.base import Encoder
+from engines.runtime.silhouette_backend import METHOD, SilhouetteEncoder, is_silhouette_card, skeleton_model_error
 from sensors.errors import InputError
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data"
 SHIPPED_MODEL = SHIPPED_DIR / "trackcon-kgbd.onnx"
 SHIPPED_CHECKPOINT = SHIPPED_DIR / "trackcon-kgbd.pt"  # its checkpoint: what ``gaitwatch adapt`` starts from
 SHIPPED_SIMMC = SHIPPED_DIR / "simmc-kgbd.onnx"  # the previous default, kept selectable with --model
+SHIPPED_SILHOUETTE_MODEL = SHIPPED_DIR / "selfgait-casia.onnx"  # the silhouette channel's default encoder
 SUFFIXES = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".pt": "torch"}
 
 
 def shipped_model() -> Path:
     """The encoder gaitwatch ships and uses wherever no model is named: TrackCon trained on KGBD, as ONNX."""
     return SHIPPED_MODEL
+
+
+def shipped_silhouette_model() -> Path:
+    """The silhouette encoder gaitwatch ships and uses wherever none is named: SelfGait, as ONNX."""
+    return SHIPPED_SILHOUETTE_MODEL
 
 
 def shipped_checkpoint() -> Path:
@@ -49,7 +59,7 @@ def resolve_artifact(spec: str | Path | None) -> Path | str:
 
 
 def open_encoder(spec: str | Path | None = None, device: str = "auto", f: int = 6) -> Encoder:
-    """The encoder behind ``spec`` (see ``resolve_artifact``); ``device`` applies to ONNX Runtime."""
+    """The skeleton encoder behind ``spec`` (see ``resolve_artifact``); ``device`` applies to ONNX Runtime."""
     target = resolve_artifact(spec)
     if target == "raw":
         from engines.runtime.torch_backend import TorchEncoder
@@ -59,15 +69,46 @@ def open_encoder(spec: str | Path | None = None, device: str = "auto", f: int = 
     if backend == "onnxruntime":
         from engines.runtime.onnx_backend import OnnxRuntimeEncoder
 
+        _refuse_silhouette_card(target)  # (no TensorRT engine of a silhouette encoder is ever built)
         return OnnxRuntimeEncoder(target, device=device)
     if backend == "tensorrt":
         from engines.runtime.tensorrt_backend import TensorRTEncoder
 
         return TensorRTEncoder(target)
     try:
+        from engines.checkpoint import load
         from engines.runtime.torch_backend import TorchEncoder
     except ImportError:
         raise InputError(
             f"{target}: torch checkpoints need torch: pip install -c constraints.txt 'gaitwatch[train]'"
         ) from None
+    if load(target)["method"] == METHOD:
+        raise _silhouette_model_error(target, "method selfgait")
     return TorchEncoder.from_checkpoint(target)
+
+
+def open_silhouette_encoder(spec: str | Path | None = None) -> SilhouetteEncoder:
+    """The silhouette encoder behind ``spec``: a selfgait ``.onnx``, ``model.pt`` or run folder (its ``model.pt``);
+    None -> the shipped one. Skeleton encoders and TensorRT engines are refused in one line."""
+    if spec is None and not SHIPPED_SILHOUETTE_MODEL.is_file():
+        raise InputError(f"{SHIPPED_SILHOUETTE_MODEL}: the shipped silhouette model is missing; name a selfgait model")
+    target = resolve_artifact(SHIPPED_SILHOUETTE_MODEL if spec is None else spec)
+    if target == "raw":
+        raise skeleton_model_error("raw", "kinect_v1")
+    if SUFFIXES[target.suffix] == "tensorrt":
+        raise InputError(f"{target}: TensorRT engines of silhouette encoders are not built; use the selfgait .onnx")
+    return SilhouetteEncoder(target)  # refuses a skeleton .onnx or checkpoint by its card or method
+
+
+def _refuse_silhouette_card(target: Path) -> None:
+    """InputError where an artifact's card says it encodes silhouettes (the backend reads the card again)."""
+    card = read_card(target, verify=False)
+    if is_silhouette_card(card):
+        raise _silhouette_model_error(target, f"layout {card.get('layout')}")
+
+
+def _silhouette_model_error(target: Path, what: str) -> InputError:
+    return InputError(
+        f"{target} is a silhouette encoder ({what}); the skeleton channel needs a skeleton encoder "
+        "(a .onnx, .engine, .pt or run of simmc, age or trackcon)"
+    )
