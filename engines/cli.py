@@ -53,16 +53,49 @@ def register(commands: Commands, groups: Groups) -> None:
         help="train without the walks that 'eval --on validation' probes with, so that score is on unseen walks "
         "(for choosing settings and methods; the shipped models train on every training walk)",
     )
+    train.add_argument(
+        "--finetune",
+        type=Path,
+        metavar="FROM",
+        help="a selfgait run folder or model.pt to fine-tune with labels (selfgait only; default: pre-train)",
+    )
+    train.add_argument(
+        "--labelled-fraction",
+        type=float,
+        metavar="P",
+        help="share of the training subjects whose labels fine-tuning may use (selfgait only; default 1.0)",
+    )
     train.set_defaults(func=run_train)
 
-    ev = commands.add_parser("eval", help="re-identification accuracy (CMC top-k, mAP, nAUC) on KGBD probe/gallery")
+    ev = commands.add_parser(
+        "eval",
+        help="re-identification accuracy (CMC top-k, mAP, nAUC) on KGBD probe/gallery, or of silhouette encoders "
+        "on a silhouette dataset (--silhouettes)",
+    )
     ev.add_argument(
         "models",
         nargs="*",
         help="models (.pt, .onnx, .engine) or run folders, each scored on its own split; 'raw'; "
-        "default: the shipped TrackCon model",
+        "default: the shipped TrackCon model (with --silhouettes: selfgait .onnx, .pt or run folders; "
+        "default: the shipped silhouette model)",
     )
-    ev.add_argument("--data", type=Path, required=True, help="the KGBD zip or folder")
+    ev.add_argument(
+        "--data", type=Path, help="the KGBD zip or folder (skeleton encoders; needed without --silhouettes)"
+    )
+    ev.add_argument(
+        "--silhouettes",
+        type=Path,
+        metavar="DATA",
+        help="score silhouette encoders on this silhouette dataset folder (CASIA-B PNGs or OpenGait pickles), "
+        "each sequence encoded whole (default: none, KGBD with --data)",
+    )
+    ev.add_argument(
+        "--protocol",
+        choices=["casia-b", "walks"],
+        help="with --silhouettes: casia-b (the standard protocol on test subjects 075-124) or walks (each "
+        "subject's first sequence is its gallery, the others probes); default: casia-b where the dataset has "
+        "CASIA-B test subjects, else walks",
+    )
     ev.add_argument("--split", action="append", default=[], help="kgbd:SEED; repeat for several (needed for 'raw')")
     ev.add_argument(
         "--on",
@@ -71,7 +104,9 @@ def register(commands: Commands, groups: Groups) -> None:
         help="test: the split's probe and gallery walks; validation: a probe/gallery split of its training walks, "
         "for choosing settings without touching the test",
     )
-    ev.add_argument("--out", type=Path, help="folder for results.json and cmc.png (default: print only)")
+    ev.add_argument(
+        "--out", type=Path, help="folder for results.json and cmc.png (silhouettes: results.json) (default: print only)"
+    )
     ev.set_defaults(func=run_eval)
 
     export_cli.add_commands(commands)
@@ -87,11 +122,14 @@ def run_train(args: argparse.Namespace) -> int:
         raise InputError(f"--epochs: expected at least 1, got {args.epochs}")
     if args.seed is not None and not 0 <= args.seed < 2**32:
         raise InputError(f"--seed: expected 0 .. 2**32 - 1, got {args.seed}")
-    overrides = {**config_settings(args.method, args.set), **({"epochs": args.epochs} if args.epochs else {})}
+    finetune = args.method == "selfgait" and args.finetune is not None
+    overrides = {**config_settings(args.method, args.set, finetune), **({"epochs": args.epochs} if args.epochs else {})}
     if args.method == "selfgait":
         from engines.train.selfgait_cli import run_selfgait_train
 
         return run_selfgait_train(args, overrides)
+    if args.finetune is not None or args.labelled_fraction is not None:
+        raise InputError(f"{args.method}: --finetune and --labelled-fraction are selfgait's (fine-tuning with labels)")
     if args.split is None:
         raise InputError(f"{args.method} trains on KGBD: --split kgbd:SEED is needed")
     _, split_seed = parse_split_spec(args.split)
@@ -121,18 +159,24 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def config_settings(method: str, settings: list[str]) -> dict:
-    """``--set KEY=VALUE`` pairs as config overrides: only keys the method has, values as JSON (numbers, true)
-    of the default's type, so a typo is an error and not a setting silently ignored."""
+def config_settings(method: str, settings: list[str], finetune: bool = False) -> dict:
+    """``--set KEY=VALUE`` pairs as config overrides: only keys the method (or SelfGait's fine-tuning stage) has,
+    values as JSON (numbers, true) of the default's type, so a typo is an error and not a setting silently ignored."""
     from engines.train.methods import get_method
 
     defaults = get_method(method).default_config()
+    if finetune:
+        from engines.train.selfgait_finetune import DEFAULTS
+        from engines.train.silhouette_augment import DEFAULTS as AUGMENT
+
+        defaults = {key: value for key, value in {**AUGMENT, **DEFAULTS}.items() if key != "stage"}
     out = {}
     for setting in settings:
         key, sep, text = setting.partition("=")
         if not sep or key not in defaults:
             known = ", ".join(sorted(defaults))
-            raise InputError(f"--set {setting}: expected KEY=VALUE with KEY one of {method}'s settings: {known}")
+            whose = f"{method} fine-tuning's" if finetune else f"{method}'s"
+            raise InputError(f"--set {setting}: expected KEY=VALUE with KEY one of {whose} settings: {known}")
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
@@ -170,6 +214,12 @@ def _jobs(models: list[str], splits: list[str]) -> list[tuple[str, Encoder, str]
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    if args.silhouettes is not None:
+        return run_silhouette_eval(args)
+    if args.protocol is not None:
+        raise InputError("--protocol applies to silhouette encoders: give --silhouettes DATA")
+    if args.data is None:
+        raise InputError("eval needs --data (KGBD, skeleton encoders) or --silhouettes DATA (silhouette encoders)")
     require_extra("train", ("torch", "matplotlib"), "evaluation")
     from engines.evaluate import evaluate
     from engines.model_card import learned_from_tracks
@@ -215,4 +265,33 @@ def run_eval(args: argparse.Namespace) -> int:
         (args.out / "results.json").write_text(json.dumps({"runs": rows, "summary": summary["stats"]}, indent=1) + "\n")
         write_cmc_plot(rows, args.out / "cmc.png")
         print(f"wrote {args.out / 'results.json'} and {args.out / 'cmc.png'}")
+    return 0
+
+
+def run_silhouette_eval(args: argparse.Namespace) -> int:
+    """``eval --silhouettes DATA``: each model scored on the dataset's sequences (``engines.silhouette_eval``)."""
+    from engines.runtime.load import open_silhouette_encoder
+    from engines.runtime.silhouette_backend import MIN_FRAMES
+    from engines.silhouette_eval import score_dataset
+    from sensors.formats.silhouette_dataset import PNG, dataset_root, layout_of
+
+    if args.data is not None or args.split or args.on != "test":
+        raise InputError("--silhouettes scores on a silhouette dataset: --data, --split and --on are KGBD's")
+    encoders = [open_silhouette_encoder(spec) for spec in args.models or [None]]  # a wrong model: before any reading
+    if layout_of(dataset_root(args.silhouettes)) == PNG:
+        require_extra("rgb", ("cv2",), "reading CASIA-B's PNG silhouettes")
+    runs = []
+    for encoder in encoders:
+        scores = score_dataset(encoder, args.silhouettes, args.protocol)
+        name = str(encoder.path)
+        print(f"{name} ({encoder.backend}) on {args.silhouettes}: protocol {scores.protocol} ({scores.chosen})")
+        if scores.encoded.skipped:
+            print(f"left out {len(scores.encoded.skipped)} sequences of under {MIN_FRAMES} silhouettes")
+        print(scores.table(), flush=True)
+        runs.append({"model": name, "method": encoder.card["method"], "backend": encoder.backend, **scores.to_dict()})
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        results = {"data": str(args.silhouettes), "runs": runs}
+        (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+        print(f"wrote {args.out / 'results.json'}")
     return 0

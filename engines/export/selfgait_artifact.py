@@ -2,7 +2,8 @@
 
 Why its own card: skeleton cards (``engines.model_card.card_from_checkpoint``) describe canonical windows
 in metres; a silhouette encoder takes aligned masks as stored, and its card says so, with what it was
-trained on. Parity with torch is measured on silhouette-like windows and recorded; an artifact that
+trained on (for a fine-tuned one: that labels were used, whose, and the pre-training run it started from, by
+sha256). Parity with torch is measured on silhouette-like windows and recorded; an artifact that
 misses it is deleted.
 """
 
@@ -32,7 +33,14 @@ TRAINING_KEYS = (
     "epoch",
     "train_seconds",
     "config",
+    "labelled_fraction",
+    "labelled_count",
+    "training_subjects",
+    "labelled_subjects",
+    "pretrained_sha256",
+    "pretraining",
 )
+PRETRAINING_OBJECTIVE = "BYOL pre-training, no labels (engines/train/selfgait.py)"
 
 
 def parity_windows(seed: int) -> list[np.ndarray]:
@@ -83,7 +91,7 @@ def export_selfgait(model: str | Path, out: Path) -> dict:
             "normalisation": "inside the model (/255)",
         },
         "training": {
-            "objective": "BYOL pre-training, no labels (engines/train/selfgait.py)",
+            "objective": info.get("objective", PRETRAINING_OBJECTIVE),
             **{k: info[k] for k in TRAINING_KEYS if k in info},
         },
         "parity": {"reference": "torch", "backend": "onnxruntime", "max_relative_diff": worst, "limit": PARITY_LIMIT},

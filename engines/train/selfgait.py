@@ -22,9 +22,10 @@ import torch
 from torch import nn
 
 from engines.models.selfgait import SelfGaitBackbone
+from engines.train.selfgait_finetune import STAGE, TripletTuned
 from engines.train.silhouette_augment import DEFAULTS as AUGMENT_DEFAULTS
 from engines.train.silhouette_augment import make_views
-from engines.train.trackcon import learning_rate, steps_taken
+from engines.train.trackcon import scheduled_step
 from sensors.progress import progress
 
 
@@ -106,13 +107,14 @@ class SelfGaitMethod:
         }
 
     @staticmethod
-    def build_model(config: dict, f: int) -> SelfGaitBYOL:
-        return SelfGaitBYOL(config, f)
+    def build_model(config: dict, f: int) -> SelfGaitBYOL | TripletTuned:
+        """BYOL's networks; a fine-tuned checkpoint's config (``stage``) holds the backbone alone."""
+        return TripletTuned(config, f) if config.get("stage") == STAGE else SelfGaitBYOL(config, f)
 
     @staticmethod
     def make_optimizer(model: nn.Module, config: dict) -> torch.optim.Optimizer:
-        assert isinstance(model, SelfGaitBYOL)
-        return torch.optim.AdamW(model.online_parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+        trained = model.online_parameters() if isinstance(model, SelfGaitBYOL) else model.parameters()
+        return torch.optim.AdamW(trained, lr=config["lr"], weight_decay=config["weight_decay"])
 
     @staticmethod
     def finalise(model: nn.Module, windows: object, config: dict, show_progress: bool) -> None:
@@ -137,12 +139,7 @@ class SelfGaitMethod:
             chosen = torch.randint(len(sequences), (config["batch_size"],), generator=generator).tolist()
             batch = [sequences[i] for i in chosen]
             loss = model.loss(make_views(batch, config, generator), make_views(batch, config, generator))
-            step = steps_taken(optimizer)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, total_steps, config["lr"])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            step = scheduled_step(optimizer, loss, total_steps, config["lr"])
             model.update_target(target_momentum(step + 1, total_steps, config["momentum"]))
             total += loss.item()
         return {"loss": total / len(steps)}

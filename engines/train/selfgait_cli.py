@@ -1,4 +1,5 @@
-"""``gaitwatch train selfgait --data DIR --out RUN``: BYOL pre-training, then the ONNX encoder and its card.
+"""``gaitwatch train selfgait --data DIR --out RUN [--finetune FROM [--labelled-fraction P]]``: BYOL pre-training
+(no labels, the default) or fine-tuning a pre-training run with labels, then the ONNX encoder and its card.
 
 Why under ``train`` and not ``silhouettes``: ``silhouettes`` lives in ``sensors``, which may not import the
 engines; and the issue asks for ``gaitwatch train selfgait --data``. KGBD's options (``--split``,
@@ -16,19 +17,28 @@ ONNX_NAME = "selfgait.onnx"
 
 def run_selfgait_train(args: argparse.Namespace, overrides: dict) -> int:
     """Train into ``args.out``; export ``selfgait.onnx`` beside ``model.pt`` where onnxscript is installed."""
-    from engines.train.selfgait_run import train_selfgait
+    from engines.train.selfgait_run import finetune_selfgait, train_selfgait
 
     if args.split is not None or args.hold_out_validation:
         raise InputError("selfgait trains on a silhouette dataset: --split and --hold-out-validation are KGBD's")
     if overrides.get("frames", 2) < 2 or overrides.get("batch_size", 2) < 2:
         raise InputError("selfgait: frames and batch_size must be at least 2 (batch norm needs two sequences)")
-    model = train_selfgait(
-        args.data,
-        args.out,
-        seed=0 if args.seed is None else args.seed,
-        config_overrides=overrides,
-        resume=not args.restart,
-    )
+    seed = 0 if args.seed is None else args.seed
+    if args.finetune is not None:
+        fraction = 1.0 if args.labelled_fraction is None else args.labelled_fraction
+        model = finetune_selfgait(
+            args.data,
+            args.out,
+            args.finetune,
+            labelled_fraction=fraction,
+            seed=seed,
+            config_overrides=overrides,
+            resume=not args.restart,
+        )
+    elif args.labelled_fraction is not None:
+        raise InputError("--labelled-fraction: only with --finetune FROM (pre-training uses no labels)")
+    else:
+        model = train_selfgait(args.data, args.out, seed=seed, config_overrides=overrides, resume=not args.restart)
     print(f"model: {model}")
     try:
         import onnxscript  # noqa: F401

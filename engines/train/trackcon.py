@@ -67,6 +67,18 @@ def steps_taken(optimizer: torch.optim.Optimizer) -> int:
     return 0
 
 
+def scheduled_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, total: int, peak: float) -> int:
+    """One optimiser step on ``loss`` at the scheduled learning rate (``learning_rate``); returns the steps taken
+    before it (the schedule's position, read from the optimiser so that a resumed run goes on where it was)."""
+    step = steps_taken(optimizer)
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(step, total, peak)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return step
+
+
 def track_batches(tracks: torch.Tensor) -> list[torch.Tensor]:
     """The window indices of each track, in track order."""
     order = torch.argsort(tracks, stable=True)
@@ -158,10 +170,6 @@ class TrackConMethod:
         steps = range(config["steps_per_epoch"])
         for _ in progress(steps, "trackcon epoch", total=len(steps), enabled=show_progress):
             loss = batch_loss(model.encoder, windows, members, per_batch, generator, config)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(steps_taken(optimizer), total_steps, config["lr"])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            scheduled_step(optimizer, loss, total_steps, config["lr"])
             total += loss.item()
         return {"loss": total / len(steps)}
