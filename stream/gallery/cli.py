@@ -6,6 +6,7 @@ import argparse
 import glob
 import hashlib
 import json
+import logging
 import time
 import zipfile
 from collections.abc import Iterator
@@ -17,14 +18,18 @@ import numpy as np
 
 from sensors.errors import FormatError, InputError
 from stream.gallery.location import Location, gallery_location, open_store
+from stream.gallery.store import Origin
 from stream.inputs import read_input
 from stream.labels import PERSON_KEYS, person_label
 
 if TYPE_CHECKING:
     from calibration.sensor_file import SensorCalibrations
     from sensors.recording import Recording
+    from sensors.silhouette_windows import SilhouetteWindows
 
 IDENTITY_HELP = "id:N, name:TEXT, or a name (or an id) when that names one identity only"
+log = logging.getLogger("gaitwatch.gallery")
+SHIPPED = "\0shipped"  # --silhouette-model given without a model: no path can be this
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -58,6 +63,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="a free attribute for every identity this enroll touches (repeatable), e.g. --attribute site=lab",
     )
     enroll.add_argument("--model", type=Path, help="the gallery's encoder artifact (default: the shipped model)")
+    enroll.add_argument(
+        "--silhouette-model",
+        nargs="?",
+        const=SHIPPED,
+        metavar="M",
+        help="also enroll silhouettes, encoded by M (a selfgait .onnx or run; without M the shipped SelfGait): where a "
+        "recording has its .gwsil beside it, each track's silhouette windows go into the silhouette channel of the "
+        "identity its skeletons went to (default: skeletons only)",
+    )
     enroll.add_argument(
         "--calibration",
         type=Path,
@@ -123,17 +137,22 @@ class _Track:
     vectors: np.ndarray
     origins: list  # of Origin, one per vector
     label: dict  # the person label it was named by ({"person": "12"}), kept so a renamed identity is still known
+    silhouettes: tuple[np.ndarray, list] | None = None  # its silhouette windows' embeddings and their origins
 
 
 def run_enroll(args: argparse.Namespace) -> int:
     from calibration.sensor_file import SensorCalibrations
+    from stream.gallery.channel import SILHOUETTE
 
     attributes = _attributes(args.attribute)
     calibrations = SensorCalibrations.load(args.calibration) if args.calibration else None
     encoder = _encoder(args.model)
+    silhouettes = _silhouette_encoder(args.silhouette_model) if args.silhouette_model else None
     store = _store(args.gallery, writable=True)
     store.check_model(encoder.card)
-    tracks, skipped = _encode_inputs(args, encoder, calibrations)
+    if silhouettes is not None:
+        store.check_channel_model(SILHOUETTE, silhouettes.card)  # before encoding anything
+    tracks, skipped = _encode_inputs(args, encoder, calibrations, silhouettes)
     with store.transaction():  # all of it or nothing; names looked up under the write lock
         by_name = _identities_named(store, {track.name for track in tracks})
         fresh = len({track.name for track in tracks} - by_name.keys())
@@ -141,22 +160,39 @@ def run_enroll(args: argparse.Namespace) -> int:
             if track.name not in by_name:
                 by_name[track.name] = store.add_identity(track.name, {"enrolled_from": track.source, **track.label})
             store.add_embeddings(by_name[track.name], track.vectors, track.origins)
+            if track.silhouettes is not None:
+                store.add_channel_embeddings(SILHOUETTE, by_name[track.name], *track.silhouettes, silhouettes.card)
         if attributes:
             for name in sorted({track.name for track in tracks}):
                 store.update_attributes(by_name[name], attributes)
     store.close()
+    with_silhouettes = [t.silhouettes[0] for t in tracks if t.silhouettes is not None]
     print(
         f"enrolled {sum(len(t.vectors) for t in tracks)} windows of {len(tracks)} tracks into {args.gallery} "
-        f"({fresh} new identities)" + (f"; skipped {skipped} windows with missing joints" if skipped else "")
+        f"({fresh} new identities)"
+        + (f"; skipped {skipped} windows with missing joints" if skipped else "")
+        + (
+            f"; {sum(map(len, with_silhouettes))} silhouette windows of {len(with_silhouettes)} tracks"
+            if silhouettes is not None
+            else ""
+        )
     )
     return 0
 
 
+def _silhouette_encoder(model: str):
+    """The silhouette encoder ``--silhouette-model`` names (given alone: the shipped one)."""
+    from engines.runtime.load import open_silhouette_encoder
+
+    return open_silhouette_encoder(None if model == SHIPPED else Path(model))
+
+
 def _encode_inputs(
-    args: argparse.Namespace, encoder, calibrations: SensorCalibrations | None
+    args: argparse.Namespace, encoder, calibrations: SensorCalibrations | None, silhouettes=None
 ) -> tuple[list[_Track], int]:
-    """Every track of every input, encoded; nothing is written yet. InputError naming an input that gives no
-    whole window (no person in it, or none seen long enough): enrolling nothing is never a success."""
+    """Every track of every input, encoded (and its silhouette windows, with a ``silhouettes`` encoder); nothing
+    is written yet. InputError naming an input that gives no whole window (no person in it, or none seen long
+    enough): enrolling nothing is never a success."""
     from calibration.sensor_pose import PoseLookup
     from sensors.progress import progress
     from stream.gallery.gallery import track_origins
@@ -181,6 +217,7 @@ def _encode_inputs(
 
     for path, recording in progress(recordings(), "Enrolling", total=None):
         pose = pose_of(args.sensor_id or recording.sensor_id)
+        by_track = _silhouette_windows(Path(path), recording, silhouettes) if silhouettes is not None else {}
         for part in track_windows(recording, encoder.f, rate, args.stride, pose):
             skipped[path] += part.skipped
             if len(part.windows) == 0:
@@ -188,9 +225,34 @@ def _encode_inputs(
             source = str(part.labels.get("source", recording.sensor_id))
             name, label = (args.name, {}) if args.name else _person(part.labels, args.label, source, part.track)
             origins = track_origins(part, source, args.keep_windows)
-            tracks.append(_Track(name, source, encoder.encode(part.windows), origins, label))
+            extra = _encoded_silhouettes(by_track.get(part.track), silhouettes, source)
+            tracks.append(_Track(name, source, encoder.encode(part.windows), origins, label, extra))
             found[path] += 1
     return tracks, sum(skipped.values())
+
+
+def _silhouette_windows(path: Path, recording: Recording, encoder) -> dict[int, SilhouetteWindows]:
+    """Per track of ``recording``, its silhouette windows from the ``.gwsil`` beside ``path`` (``encoder.f``
+    silhouettes every f // 2, as captured); none, said in one line, where there is no such file."""
+    from sensors.formats.gwsil import companion, read_gwsil
+    from sensors.silhouette_windows import track_silhouettes
+
+    beside = companion(path)
+    if not beside.is_file():
+        log.warning("%s: no silhouettes (no %s beside it): its skeletons are enrolled alone", path, beside.name)
+        return {}
+    records = read_gwsil(beside)
+    if records.truncation is not None:
+        log.warning("%s: %s", beside, records.truncation.reason)
+    return {cut.track: cut for cut in track_silhouettes(records, recording, encoder.f, max(1, encoder.f // 2))}
+
+
+def _encoded_silhouettes(cut: SilhouetteWindows | None, encoder, source: str) -> tuple[np.ndarray, list] | None:
+    """One track's silhouette windows encoded, with their origins (as its skeleton windows'); None without any."""
+    if cut is None or not len(cut.windows):
+        return None
+    spans = zip(cut.t_start.tolist(), cut.t_end.tolist(), strict=True)
+    return encoder.encode(cut.windows), [Origin(source, str(cut.track), a, b) for a, b in spans]
 
 
 def _identities_named(store, names: set[str]) -> dict[str, int]:
@@ -229,8 +291,14 @@ def _person(labels: dict, key: str | None, source: str, track: int) -> tuple[str
     raise InputError(f"{source}, track {track}: no label {' or '.join(keys)} to name the person; use --name")
 
 
+def _channel_counts(store) -> dict[str, dict[int, int]]:
+    """Per bound channel (silhouettes), its embeddings per identity: what list, show and stats add."""
+    return {channel: store.channel_counts(channel) for channel in store.channels()}
+
+
 def run_list(args: argparse.Namespace) -> int:
-    rows = _store(args.gallery, writable=False).identities()
+    store = _store(args.gallery, writable=False)
+    rows, channels = store.identities(), _channel_counts(store)
     if args.json:
         print(
             json.dumps(
@@ -239,6 +307,7 @@ def run_list(args: argparse.Namespace) -> int:
                         "id": i.id,
                         "name": i.name,
                         "embeddings": i.embeddings,
+                        **{f"{channel}_embeddings": counts.get(i.id, 0) for channel, counts in channels.items()},
                         "anonymous": i.anonymous,
                         "created": i.created,
                     }
@@ -248,10 +317,11 @@ def run_list(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(f"{'id':>6}  {'embeddings':>10}  created              name")
+    print(f"{'id':>6}  {'embeddings':>10}  " + "".join(f"{c:>11}  " for c in channels) + "created              name")
     for i in rows:
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(i.created))
-        print(f"{i.id:>6}  {i.embeddings:>10}  {created}  {i.name}{' (anonymous)' if i.anonymous else ''}")
+        extra = "".join(f"{counts.get(i.id, 0):>11}  " for counts in channels.values())
+        print(f"{i.id:>6}  {i.embeddings:>10}  {extra}{created}  {i.name}{' (anonymous)' if i.anonymous else ''}")
     return 0
 
 
@@ -259,6 +329,10 @@ def run_show(args: argparse.Namespace) -> int:
     store = _store(args.gallery, writable=False)
     identity = store.identity(args.identity)
     sources = store.sources(identity.id)
+    channels = {
+        channel: {"embeddings": store.channel_counts(channel).get(identity.id, 0), **_model_of(binding)}
+        for channel, binding in store.channels().items()
+    }
     print(
         json.dumps(
             {
@@ -271,11 +345,17 @@ def run_show(args: argparse.Namespace) -> int:
                 "sources": [
                     {"source": s, "track": t, "embeddings": n, "from_s": a, "to_s": b} for s, t, n, a, b in sources
                 ],
+                **({"channels": channels} if channels else {}),
             },
             indent=1,
         )
     )
     return 0
+
+
+def _model_of(binding: dict) -> dict:
+    """How show and stats name the model a gallery (or a channel) is bound to."""
+    return {"model": {k: binding[k] for k in ("model_name", "model_sha256", "model_method", "dim", "metric", "f")}}
 
 
 def run_rename(args: argparse.Namespace) -> int:
@@ -312,6 +392,12 @@ def run_export(args: argparse.Namespace) -> int:
     if args.out.exists():
         raise InputError(f"{args.out}: already exists; export to a new file (nothing was written)")
     store = _store(args.gallery, writable=False)
+    for channel, counts in _channel_counts(store).items():
+        if counts:  # the format has no version an older import could refuse by: it would drop them unseen
+            raise InputError(
+                f"{store.where}: holds {sum(counts.values())} {channel} embeddings, which an export cannot carry; "
+                f"copy the whole gallery with 'gaitwatch gallery migrate {store.where} NEW' (nothing was written)"
+            )
     _, owners = store.ids_and_owners()
     chunks = [v for _, _, v in store.embeddings()]
     vectors = np.concatenate(chunks) if chunks else np.zeros((0, store.dim), np.float32)
@@ -342,8 +428,6 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     """Add an export's identities, except those already here (imported before, or exported from here)."""
-    from stream.gallery.store import Origin
-
     store = _store(args.gallery, writable=True)
     meta, owners, vectors = _read_export(args.source)
     if meta["model"]["model_sha256"] != store.meta["model_sha256"] or vectors.shape[1] != store.dim:
@@ -414,7 +498,10 @@ def run_migrate(args: argparse.Namespace) -> int:
     from stream.gallery.migrate import migrate
 
     identities, embeddings = migrate(args.gallery, args.target)
-    print(f"copied {identities} identities, {embeddings} embeddings from {args.gallery} into {args.target}")
+    target = _store(args.target, writable=False)
+    extra = "".join(f", {sum(c.values())} {channel} embeddings" for channel, c in _channel_counts(target).items())
+    target.close()
+    print(f"copied {identities} identities, {embeddings} embeddings{extra} from {args.gallery} into {args.target}")
     return 0
 
 
@@ -429,12 +516,23 @@ def run_stats(args: argparse.Namespace) -> int:
         "gallery": str(args.gallery),
         "identities": len(gallery.identities()),
         "embeddings": store.count(),
-        "model": {k: store.meta[k] for k in ("model_name", "model_sha256", "model_method", "dim", "metric", "f")},
+        **_model_of(store.meta),
         "tracks": len(gallery.tracks),  # the track index: what the node's decisions search
         "track_index": "hnsw" if gallery.tracks.index.hnsw is not None else "exact",
         "track_index_source": gallery.tracks.source,
         "bytes": sum(p.stat().st_size for p in siblings if p.is_file()),  # on this machine
     }
+    channels = {}
+    for channel, binding in store.channels().items():
+        counts = store.channel_counts(channel)
+        channels[channel] = {
+            "identities": len(counts),
+            "embeddings": sum(counts.values()),
+            "tracks": gallery.channel_tracks(channel),
+            **_model_of(binding),
+        }
+    if channels:
+        stats["channels"] = channels
     print(json.dumps(stats, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in stats.items()))
     return 0
 

@@ -1,11 +1,12 @@
 """A node's replica of a shared (PostgreSQL) gallery, kept current from the database's notifications.
 
 Why a replica: matching must never wait on the network, so the node decides on its in-memory track index
-alone; this thread keeps that index equal to the database. Each committed write notifies its generation and
-identity (``stream.gallery.postgres``); the next generation in line is applied by reading that identity's
-rows, anything else (a gap, a lost connection, a server restart) by catching up with the whole store by
-label and count (no vector read but those that changed). While the database is unreachable the node goes on
-matching on what it has, and this thread retries every ``RETRY_S`` until it can catch up.
+alone; this thread keeps that index (and each channel's, silhouettes) equal to the database. Each committed
+write notifies its generation, identity and kind (``stream.gallery.postgres``); the next generation in line is
+applied by reading that identity's rows, anything else (a gap, a lost connection, a server restart) by catching
+up with the whole store by label and count (no vector read but those that changed). While the database is
+unreachable the node goes on matching on what it has, and this thread retries every ``RETRY_S`` until it can
+catch up.
 """
 
 from __future__ import annotations
@@ -81,14 +82,14 @@ class Follower:
     def _take(self, store: PostgresStore, payload: str) -> None:
         try:
             change = json.loads(payload)
-            generation, identity = int(change["generation"]), change.get("identity")
-        except (ValueError, KeyError, TypeError):
+            generation, identity, kind = int(change["generation"]), change.get("identity"), change.get("change")
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("gallery replica: a notification that is not ours (%r) made it catch up", payload[:80])
-            generation, identity = -1, None
+            generation, identity, kind = -1, None, None
         if self.generation is not None and 0 <= generation <= self.generation:
             return  # taken already (by the catch-up that followed LISTEN)
         if identity is not None and self.generation is not None and generation == self.generation + 1:
-            self.gallery.take_change(store, int(identity))
+            self.gallery.take_change(store, int(identity), kind if isinstance(kind, str) else None)
             self.generation = generation
             self.applied += 1
         else:

@@ -1,26 +1,30 @@
 """The gallery a user works with: the durable store, its indexes, enrollment and identity search in one place.
 
 One thread of a process writes (enroll, remove, rename, merge); any number of threads search; other processes
-may write the same gallery meanwhile (their changes reach this process's indexes when it next opens).
+may write the same gallery meanwhile (their changes reach this process's indexes when it next opens, or at once
+where a follower or poller applies them: ``take_change``, ``catch_up``).
 Every change is committed to SQLite first and only then applied to the in-memory indexes, so what a search
 can see is always committed, and a crash never loses a returned enroll.
 
 Opening reads the identities and the index of enrolled track means (``tracks``: what the node's decisions
-search; from its saved files where they are current). The index of every embedding (``index``, for
-``search``) is read or built on its first use only, and ``close`` saves only what changed.
+search; from its saved files where they are current), and each bound channel's track means (silhouettes:
+``stream.gallery.channel``, exact, read whole: small). The index of every embedding (``index``, for ``search``)
+is read or built on its first use only, and ``close`` saves only what changed.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
+from stream.gallery.channel import ChannelIndex
 from stream.gallery.index import EXACT_LIMIT, EmbeddingIndex, nearest_identities, open_index, save_index
 from stream.gallery.location import Location, open_store
-from stream.gallery.store import GalleryStore, Identity, Origin
-from stream.gallery.track_index import TrackIndex
+from stream.gallery.store import GalleryStore, Identity, Origin, check_channel, check_channel_model
+from stream.gallery.track_index import TrackIndex, reconcile, reconcile_rows
 from stream.windows import TrackWindows
 
 OVERSAMPLE = 16  # embeddings fetched per identity asked for, before aggregating per identity
@@ -45,6 +49,9 @@ class Gallery:
         self._index_lock = threading.Lock()  # one first read; an enroll racing it waits, then adds (idempotent)
         self._changing = threading.RLock()  # this process's writes and a replica's catching up, one at a time
         self._names = {identity.id: identity.name for identity in store.identities(counted=False)}
+        self._channels: dict[str, ChannelIndex] = {}  # each bound channel's track means
+        self._channel_models: dict[str, dict] = {}  # and its model binding
+        self._bound_channels(store)
 
     @classmethod
     def create(cls, path: Location, model_card: dict, exact_limit: int | None = None) -> Gallery:
@@ -131,6 +138,8 @@ class Gallery:
                     self._index.remove_identity(identity)
             self.tracks.remove_identity(identity, written)
             self._names.pop(identity, None)
+            for channel in self._channels.values():
+                channel.remove_identity(identity)
         return removed
 
     def merge(self, source: int, into: int) -> int:
@@ -143,6 +152,9 @@ class Gallery:
             self.tracks.index.remove_identity(source)
             self.tracks.refresh(self.store, into, written)
             self._names.pop(source, None)
+            for name, channel in self._channels.items():
+                channel.remove_identity(source)
+                channel.replace_identity(into, self.store.channel_track_means(name, into))
         return moved
 
     def rename(self, identity: int, name: str) -> None:
@@ -150,28 +162,51 @@ class Gallery:
         self._names[identity] = name
         self.tracks.wrote(self.store.written)
 
+    def enroll_channel(
+        self, channel: str, identity: int, vectors: np.ndarray, origins: list[Origin], card: dict
+    ) -> list[int]:
+        """Store ``channel`` embeddings of ``identity`` made by ``card``'s model (the channel's first enroll binds
+        it to that model; another model's are refused), committed before this returns; then make them searchable."""
+        with self._changing:
+            ids = self.store.add_channel_embeddings(channel, identity, vectors, origins, card)
+            written = self.store.written
+            if channel in self._channels:
+                self._channels[channel].replace_identity(identity, self.store.channel_track_means(channel, identity))
+            else:
+                self._bound_channels(self.store)  # bound now: read whole (other processes may have filled it too)
+            self.tracks.wrote(written)  # the skeleton rows still equal the store
+        return ids
+
     # --- changes made by other processes (a PostgreSQL gallery's replica, ``stream.gallery.follow``) -------
 
-    def take_change(self, source, identity: int) -> None:
-        """Another process changed ``identity``: its name and track means become what ``source`` (a store of
-        this gallery, not the writer's) holds now; gone from there, gone from here."""
+    def take_change(self, source, identity: int, change: str | None = None) -> None:
+        """Another process changed ``identity``: its name, track means and channels' track means become what
+        ``source`` (a store of this gallery, not the writer's) holds now; gone from there, gone from here.
+        ``change`` (the notification's kind) spares reads: "enroll" touches no channel, "channel" no skeleton row."""
         with self._changing:
             found = source.identity_or_none(identity)
             if found is None:
                 self.tracks.index.remove_identity(identity)
                 self._names.pop(identity, None)
+                for channel in self._channels.values():
+                    channel.remove_identity(identity)
             else:
-                fresh = source.track_means(identity)
                 self._names[identity] = found.name  # before its rows: a decision naming it finds the name
-                self.tracks.index.replace_identity(identity, fresh.labels, fresh.means, fresh.counts)
+                if change != "channel":
+                    fresh = source.track_means(identity)
+                    self.tracks.index.replace_identity(identity, fresh.labels, fresh.means, fresh.counts)
+                if change != "enroll":
+                    self._bound_channels(source)
+                    for name, channel in self._channels.items():
+                        channel.replace_identity(identity, source.channel_track_means(name, identity))
             self.tracks.synced = None  # a save must not claim a generation for rows it did not write
-            self._drop_embedding_index()
+            if change != "channel":
+                self._drop_embedding_index()
 
     def catch_up(self, source) -> int:
-        """Make the track index and names equal ``source``'s state as it is now (after missed notifications,
-        or a lost connection); the generation they equal."""
-        from stream.gallery.track_index import reconcile
-
+        """Make the track index, names and channels equal ``source``'s state as it is now (after missed
+        notifications, a lost connection, or another process's writes to a SQLite file); the generation they
+        equal."""
         with self._changing, source.reading():
             generation = source.generation()
             kept, fresh = reconcile(source, self.tracks.index)
@@ -181,9 +216,20 @@ class Gallery:
             self.tracks.index.add(fresh.labels, fresh.owners, fresh.means, fresh.counts)
             for gone in set(self._names) - set(names):
                 self._names.pop(gone, None)
+            self._bound_channels(source)
+            for name, channel in self._channels.items():
+                read = functools.partial(source.channel_track_means, name)
+                channel.update(*reconcile_rows(source.channel_track_summary(name), read, channel.rows, channel.dim))
             self.tracks.synced = None
             self._drop_embedding_index()
         return generation
+
+    def _bound_channels(self, source) -> None:
+        """Take the channels ``source`` has bound that this gallery does not hold yet: their bindings and rows."""
+        for name, binding in source.channels().items():
+            if name not in self._channels:
+                self._channel_models[name] = binding
+                self._channels[name] = ChannelIndex(name, source.channel_track_means(name))
 
     def _drop_embedding_index(self) -> None:
         """The index of every embedding (``search``) is read again on its next use: a replica keeps track means."""
@@ -215,6 +261,37 @@ class Gallery:
         """``search_tracks`` for a batch of pooled embeddings [B, D] (the live node decides a batch at once)."""
         found = self.tracks.nearest(pooled, k)
         return [[Match(identity, distance, -1) for identity, distance, _ in row] for row in found]
+
+    def channel_model(self, channel: str) -> dict | None:
+        """The model binding of ``channel`` (``store.model_binding``), as this gallery knows it; None while unbound."""
+        return self._channel_models.get(check_channel(self.store.where, channel))
+
+    def check_channel_model(self, channel: str, card: dict) -> None:
+        """Refuse ``card``'s model where ``channel`` is bound to another (one line, as ``check_model``)."""
+        check_channel_model(self.store.where, channel, self.channel_model(channel), card)
+
+    def search_channel_many(self, channel: str, pooled: np.ndarray, k: int = 5) -> list[list[Match]]:
+        """``search_tracks_many`` in ``channel``: per pooled embedding [B, D] the k nearest identities, each scored
+        by its nearest track mean in that channel; an empty list per query while the channel holds nothing."""
+        index = self._channels.get(check_channel(self.store.where, channel))
+        if index is None:
+            return [[] for _ in np.atleast_2d(pooled)]
+        return [[Match(identity, distance, -1) for identity, distance in row] for row in index.nearest(pooled, k)]
+
+    def channel_identities(self, channel: str) -> set[int]:
+        """The identities with track means in ``channel``."""
+        index = self._channels.get(check_channel(self.store.where, channel))
+        return set() if index is None else index.identities()
+
+    def channel_scale(self, channel: str) -> float | None:
+        """``ChannelIndex.impostor_scale`` of ``channel``: a label-free unit of its distances (None: under 2 people)."""
+        index = self._channels.get(check_channel(self.store.where, channel))
+        return None if index is None else index.impostor_scale()
+
+    def channel_tracks(self, channel: str) -> int:
+        """How many track means ``channel`` holds (for stats)."""
+        index = self._channels.get(check_channel(self.store.where, channel))
+        return 0 if index is None else len(index)
 
     def save_index(self) -> None:
         """Save the indexes made so far, changed or not."""

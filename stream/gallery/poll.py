@@ -3,9 +3,10 @@
 Why: a gallery file may be changed while a node runs (``gaitwatch gallery rename`` in a shell, the dashboard's
 rename or merge); a PostgreSQL gallery tells its nodes by notification (``stream.gallery.follow``), SQLite
 cannot. Every write bumps the stored ``generation``, so this thread reads that one value every ``PERIOD_S``
-on its own read-only connection and, when another process wrote, catches the node's names and track index up
-with the file (``Gallery.catch_up``: labels and counts, no vector read but those that changed). The node's own
-single write since the last look is recognised (``store.written``) and costs nothing.
+on its own read-only connection and, when another process wrote, catches the node's names, track index and
+channels (silhouettes) up with the file (``Gallery.catch_up``: labels and counts, no vector read but those
+that changed). The node's own single write since the last look is recognised (``store.written``) and costs
+nothing.
 """
 
 from __future__ import annotations

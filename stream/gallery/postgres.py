@@ -7,8 +7,9 @@ transaction, writers taking turns (each write transaction locks the generation r
 
 What differs, and why:
 - Each committed write sends a notification (``CHANNEL``, delivered at commit, in commit order) naming the
-  generation it made and the identity it touched: nodes keep their in-memory index replica current from it
-  (``stream.gallery.follow``) and never query the database to decide.
+  generation it made, the identity it touched and the kind of change ("enroll", "channel", "merge", ...): nodes
+  keep their in-memory index replica current from it (``stream.gallery.follow``) and never query the database to
+  decide.
 - The mean of every enrolled track is kept in ``tracks`` (sum and count, updated in the enroll's
   transaction), so a node's start reads one row per track, not every embedding: 100,000 people load in
   seconds.
@@ -33,15 +34,20 @@ import numpy as np
 from sensors import atomic
 from sensors.errors import FormatError, GaitwatchError, InputError
 from stream.gallery.store import (
+    CHANNEL_PREFIX,
     META_TYPES,
     SCHEMA_VERSION,
     Identity,
     Origin,
     TrackMeans,
     _check_name,
+    channel_binding,
+    check_channel,
+    check_channel_model,
     check_meta_value,
     check_model,
     find_identity,
+    group_track_means,
     guarded,
     model_binding,
     new_vectors,
@@ -82,6 +88,22 @@ CREATE TABLE tracks (
     UNIQUE NULLS NOT DISTINCT (identity, source, track)
 );
 CREATE INDEX tracks_by_label ON tracks(label);
+"""
+# Another identity channel's embeddings (silhouettes; see the SQLite store): made by ``create`` and, for galleries
+# made before it, by a channel's first enroll. No kept sums as ``tracks``: these galleries are small, read whole.
+CHANNEL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS channel_embeddings (
+    id BIGSERIAL PRIMARY KEY,
+    channel TEXT NOT NULL,
+    identity BIGINT NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+    vector BYTEA NOT NULL,
+    source TEXT NOT NULL,
+    track TEXT,
+    t_start DOUBLE PRECISION,
+    t_end DOUBLE PRECISION,
+    created DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS channel_embeddings_by_identity ON channel_embeddings(channel, identity);
 """
 MAX_VECTOR_CHUNK = 20_000
 
@@ -205,7 +227,7 @@ class PostgresStore:
         with self.db.transaction():
             if self.db.execute("SELECT to_regclass('meta')").fetchone()[0] is not None:
                 raise InputError(f"{self.where}: already holds a gallery; open it instead of creating it")
-            self.db.execute(SCHEMA)
+            self.db.execute(SCHEMA + CHANNEL_SCHEMA)
             with self.db.cursor() as cursor:
                 cursor.executemany("INSERT INTO meta VALUES (%s, %s)", [(k, json.dumps(v)) for k, v in meta.items()])
 
@@ -380,9 +402,9 @@ class PostgresStore:
 
     @_guarded
     def merge(self, source: int, into: int) -> int:
-        """As SQLite's ``merge``: ``source``'s embeddings, kept track sums and origins go to ``into``, ``source`` is
-        deleted, in one transaction. Two generations are counted and notified, ``source`` (gone) then ``into``
-        (grown), so each node's replica takes the merge as two changes of one identity each."""
+        """As SQLite's ``merge``: ``source``'s embeddings, kept track sums, origins and channel embeddings go to
+        ``into``, ``source`` is deleted, in one transaction. Two generations are counted and notified, ``source``
+        (gone) then ``into`` (grown), so each node's replica takes the merge as two changes of one identity each."""
         if source == into:
             raise InputError(f"{self.where}: cannot merge identity {source} into itself")
         with self.transaction():
@@ -394,6 +416,8 @@ class PostgresStore:
             self._merge_tracks(source, into)
             moved = self.db.execute("UPDATE embeddings SET identity = %s WHERE identity = %s", (into, source)).rowcount
             self.db.execute("UPDATE origins SET identity = %s WHERE identity = %s", (into, source))
+            if self._has_channels():
+                self.db.execute("UPDATE channel_embeddings SET identity = %s WHERE identity = %s", (into, source))
             self.db.execute("DELETE FROM identities WHERE id = %s", (source,))
             self._bump(source, "merge")
             self._bump(into, "merge")
@@ -543,9 +567,121 @@ class PostgresStore:
         columns = [np.asarray([r[i] for r in rows], np.int64) for i in range(3)]
         return columns[0], columns[1], columns[2]
 
+    # --- other channels (silhouettes), each bound to its own model (as the SQLite store's) -------------
+
+    def _has_channels(self) -> bool:
+        """Whether the database holds ``channel_embeddings`` (galleries made before it lack it until an enroll)."""
+        return self.db.execute("SELECT to_regclass('channel_embeddings')").fetchone()[0] is not None
+
+    @_guarded
+    def channels(self) -> dict[str, dict]:
+        rows = self.db.execute("SELECT key, value FROM meta WHERE key LIKE %s", (CHANNEL_PREFIX + "%",)).fetchall()
+        return {
+            key[len(CHANNEL_PREFIX) :]: channel_binding(self.where, key[len(CHANNEL_PREFIX) :], self._json(value, key))
+            for key, value in rows
+        }
+
+    @_guarded
+    def channel_model(self, channel: str) -> dict | None:
+        check_channel(self.where, channel)
+        row = self.db.execute("SELECT value FROM meta WHERE key = %s", (CHANNEL_PREFIX + channel,)).fetchone()
+        return (
+            None if row is None else channel_binding(self.where, channel, self._json(row[0], CHANNEL_PREFIX + channel))
+        )
+
+    def check_channel_model(self, channel: str, card: dict) -> None:
+        check_channel_model(self.where, channel, self.channel_model(channel), card)
+
+    @_guarded
+    def bind_channel(self, channel: str, card: dict) -> None:
+        with self.transaction():
+            if self._bind(channel, card):
+                self._bump(None, "channel")
+
+    def _bind(self, channel: str, card: dict) -> bool:
+        binding = self.channel_model(channel)
+        check_channel_model(self.where, channel, binding, card)
+        if not self._has_channels():
+            self.db.execute(CHANNEL_SCHEMA)
+        if binding is None:
+            self.db.execute(
+                "INSERT INTO meta VALUES (%s, %s)", (CHANNEL_PREFIX + channel, json.dumps(model_binding(card)))
+            )
+        return binding is None
+
+    @_guarded
+    def add_channel_embeddings(
+        self, channel: str, identity: int, vectors: np.ndarray, origins: list[Origin], card: dict
+    ) -> list[int]:
+        """As SQLite's: bound on the first enroll, in its transaction; nodes told with change "channel"."""
+        check_channel(self.where, channel)
+        vectors = new_vectors(self.where, vectors, origins, int(card["embedding_dim"]))
+        now = time.time()
+        with self.transaction():
+            self._bind(channel, card)
+            if self.db.execute("SELECT 1 FROM identities WHERE id = %s", (identity,)).fetchone() is None:
+                raise InputError(f"{self.where}: no identity {identity}")
+            ids = [
+                int(
+                    self.db.execute(
+                        "INSERT INTO channel_embeddings (channel, identity, vector, source, track, t_start, t_end, "
+                        "created) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                        (channel, identity, v.tobytes(), o.source, o.track, o.t_start, o.t_end, now),
+                    ).fetchone()[0]
+                )
+                for v, o in zip(vectors, origins, strict=True)
+            ]
+            self._bump(identity, "channel")
+        return ids
+
+    def _channel_rows(self, channel: str, columns: str, identity: int | None, tail: str = "ORDER BY id") -> list:
+        check_channel(self.where, channel)
+        if not self._has_channels():
+            return []
+        where, args = ("AND identity = %s", (channel, identity)) if identity is not None else ("", (channel,))
+        query = f"SELECT {columns} FROM channel_embeddings WHERE channel = %s {where} {tail}"
+        return self.db.execute(query, args).fetchall()
+
+    def _channel_vectors(self, channel: str, binding: dict | None, ids: np.ndarray, blobs: list) -> np.ndarray:
+        dim = binding["dim"] if binding is not None else 0
+        return stored_vectors(self.where, ids, [bytes(b) for b in blobs], dim, f"{channel} embedding")
+
+    @_guarded
+    def channel_rows(self, channel: str, identity: int) -> tuple[np.ndarray, list[Origin]]:
+        binding = self.channel_model(channel)
+        rows = self._channel_rows(channel, "id, vector, source, track, t_start, t_end", identity)
+        ids = np.asarray([r[0] for r in rows], np.int64)
+        vectors = self._channel_vectors(channel, binding, ids, [r[1] for r in rows])
+        return vectors, [Origin(*r[2:6]) for r in rows]
+
+    @_guarded
+    def channel_track_means(self, channel: str, identity: int | None = None) -> TrackMeans:
+        """Every track's mean in ``channel`` (or one identity's), from its embeddings (no kept sums: small)."""
+        binding = self.channel_model(channel)
+        rows = self._channel_rows(channel, "id, identity, source, track, vector", identity)
+        ids = np.asarray([r[0] for r in rows], np.int64)
+        owners = np.asarray([r[1] for r in rows], np.int64)
+        vectors = self._channel_vectors(channel, binding, ids, [r[4] for r in rows])
+        chunks = [(ids, owners, [r[1:4] for r in rows], vectors)] if rows else []
+        return group_track_means(chunks, binding["dim"] if binding is not None else 0)
+
+    @_guarded
+    def channel_track_summary(self, channel: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = self._channel_rows(
+            channel, "MAX(id), identity, COUNT(*)", None, "GROUP BY identity, source, track ORDER BY 1"
+        )
+        columns = [np.asarray([r[i] for r in rows], np.int64) for i in range(3)]
+        return columns[0], columns[1], columns[2]
+
+    @_guarded
+    def channel_counts(self, channel: str) -> dict[int, int]:
+        rows = self._channel_rows(channel, "identity, COUNT(*)", None, "GROUP BY identity")
+        return {int(who): int(n) for who, n in rows}
+
     @_guarded
     def rebind(self, model: dict, encode) -> int:
-        """Re-embed every stored window with another model and bind to it, in one transaction (as SQLite's)."""
+        """Re-embed every stored window with another model and bind to it, in one transaction (as SQLite's);
+        other channels keep their own models."""
         missing = self.db.execute('SELECT COUNT(*) FROM embeddings WHERE "window" IS NULL').fetchone()[0]
         if missing:
             raise InputError(

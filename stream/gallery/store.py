@@ -22,9 +22,10 @@ import hashlib
 import inspect
 import json
 import os
+import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,24 @@ CREATE TABLE IF NOT EXISTS origins (
     identity INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE
 );
 """  # where imported identities came from (a later table: galleries made before it lack it until an import)
+# Embeddings of another identity channel (silhouettes), each channel bound to its own model (meta
+# ``channel.<name>``). A later table too: galleries made before it lack it until a channel's first enroll.
+CHANNEL_TABLE = """
+CREATE TABLE IF NOT EXISTS channel_embeddings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL,
+    identity INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+    vector BLOB NOT NULL,
+    source TEXT NOT NULL,
+    track TEXT,
+    t_start REAL,
+    t_end REAL,
+    created REAL NOT NULL
+);
+"""
+CHANNEL_INDEX = "CREATE INDEX IF NOT EXISTS channel_embeddings_by_identity ON channel_embeddings(channel, identity);"
+CHANNEL_PREFIX = "channel."  # meta key of a channel's model binding: channel.<name>
+CHANNEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,6 +85,8 @@ CREATE TABLE IF NOT EXISTS embeddings (
 CREATE INDEX IF NOT EXISTS embeddings_by_identity ON embeddings(identity);
 """
     + ORIGINS
+    + CHANNEL_TABLE
+    + CHANNEL_INDEX
 )
 META_TYPES = {
     "schema_version": int,
@@ -78,6 +99,7 @@ META_TYPES = {
     "created": float,
     "generation": int,
 }
+BINDING_KEYS = ("model_sha256", "model_method", "model_name", "dim", "metric", "f")  # a model binding (model_binding)
 
 
 @dataclass(frozen=True)
@@ -162,12 +184,13 @@ def model_binding(card: dict) -> dict:
     }
 
 
-def check_meta_value(where: str, key: str, value: object) -> None:
-    """FormatError naming ``key`` unless ``value`` has the type META_TYPES gives it (a float may be an int)."""
+def check_meta_value(where: str, key: str, value: object, place: str | None = None) -> None:
+    """FormatError naming ``key`` (or ``place``) unless ``value`` has the type META_TYPES gives it (a float may be
+    an int)."""
     kind = META_TYPES[key]
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not (number if kind is float else isinstance(value, kind) and not isinstance(value, bool)):
-        raise FormatError(where, f"meta {key}", f"{value!r}, expected a {kind.__name__}")
+        raise FormatError(where, place or f"meta {key}", f"{value!r}, expected a {kind.__name__}")
 
 
 def parse_json(where: str, value, what: str):
@@ -187,6 +210,63 @@ def check_model(where: str, meta: dict, card: dict) -> None:
             f"{meta['model_name']}, or re-embed the gallery with "
             f"'gaitwatch gallery reembed {where} --model {card['file']['name']}'"
         )
+
+
+def check_channel(where: str, channel: object) -> str:
+    """``channel`` if it can name a channel (lower-case letters, digits, ``_``; a letter first); else InputError."""
+    if not isinstance(channel, str) or not CHANNEL_NAME.fullmatch(channel):
+        raise InputError(f"{where}: {channel!r} is not a channel name (lower-case letters, digits and _)")
+    return channel
+
+
+def channel_binding(where: str, channel: str, value: object) -> dict:
+    """A stored channel binding (meta ``channel.<name>``, parsed) checked as the gallery's own binding is."""
+    place = f"meta {CHANNEL_PREFIX}{channel}"
+    if not isinstance(value, dict):
+        raise FormatError(where, place, f"{value!r}, expected a model binding")
+    for key in BINDING_KEYS:
+        check_meta_value(where, key, value.get(key), f"{place} {key}")
+    if value["dim"] < 1 or value["f"] < 1:
+        raise FormatError(where, place, f"dim {value['dim']}, f {value['f']}: expected positive counts")
+    return value
+
+
+def check_channel_model(where: str, channel: str, binding: dict | None, card: dict) -> None:
+    """Refuse ``channel`` embeddings from any model but the one the channel is bound to (None: not bound yet)."""
+    sha = card["file"]["sha256"]
+    if binding is not None and sha != binding["model_sha256"]:
+        raise InputError(
+            f"{where}: its {channel} channel was filled by {binding['model_name']} (sha256 "
+            f"{binding['model_sha256'][:12]}...), not by {card['file']['name']} (sha256 {sha[:12]}...); "
+            f"enroll {channel} embeddings with {binding['model_name']} (a channel keeps the model that first filled it)"
+        )
+
+
+def group_track_means(chunks: Iterable[tuple[np.ndarray, np.ndarray, list, np.ndarray]], dim: int) -> TrackMeans:
+    """``TrackMeans`` of embeddings read in id order, in chunks of (ids, identities, their track keys
+    (identity, source, track), vectors [n, dim]): summed per track in float64, the label its newest id."""
+    keys: dict[tuple, int] = {}
+    sums, counts, labels, owners = Rows(np.float64, dim), Rows(np.int64), Rows(np.int64), Rows(np.int64)
+    for ids, who, track_keys, vectors in chunks:
+        rows = np.fromiter((keys.setdefault(key, len(keys)) for key in track_keys), np.int64, len(track_keys))
+        for held in (sums, counts, labels, owners):
+            held.grow(len(keys))
+        order = np.argsort(rows, kind="stable")  # each track's embeddings together, in id order
+        rows, ids, who = rows[order], ids[order], who[order]
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        ends = np.r_[starts[1:], len(rows)]
+        tracks = rows[starts]
+        sums.view()[tracks] += np.add.reduceat(vectors[order].astype(np.float64), starts, axis=0)
+        counts.view()[tracks] += ends - starts
+        labels.view()[tracks] = ids[ends - 1]
+        owners.view()[tracks] = who[starts]
+    total = sums.view()
+    total /= np.maximum(counts.view(), 1)[:, None]
+    order = np.argsort(labels.view())
+    means = np.empty(total.shape, np.float32)
+    for start in range(0, len(order), 65536):  # block by block: no float64 copy of every mean at once
+        means[start : start + 65536] = total[order[start : start + 65536]]
+    return TrackMeans(labels.view()[order], owners.view()[order], counts.view()[order], means)
 
 
 def find_identity(where: str, ref: int | str, by_id, by_name) -> Identity:
@@ -235,17 +315,18 @@ def new_vectors(where: object, vectors: np.ndarray, origins: list, dim: int) -> 
     return vectors
 
 
-def stored_vectors(where: str, ids: np.ndarray, blobs: list, dim: int) -> np.ndarray:
-    """Stored vectors as [n, D] float32; FormatError naming the first of the wrong length or not finite."""
+def stored_vectors(where: str, ids: np.ndarray, blobs: list, dim: int, what: str = "embedding") -> np.ndarray:
+    """Stored vectors as [n, D] float32; FormatError naming the first of the wrong length or not finite (``what``
+    names the row: "embedding", "silhouette embedding")."""
     size = 4 * dim
     for number, blob in zip(ids.tolist(), blobs, strict=True):
         if not isinstance(blob, bytes) or len(blob) != size:
             got = f"{len(blob)} bytes" if isinstance(blob, (bytes, str)) else type(blob).__name__
-            raise FormatError(where, f"embedding {number}", f"vector of {got}, expected {size} bytes")
+            raise FormatError(where, f"{what} {number}", f"vector of {got}, expected {size} bytes")
     vectors = np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), dim)
     finite = np.isfinite(vectors).all(axis=1)
     if not finite.all():
-        raise FormatError(where, f"embedding {ids[~finite][0]}", "vector holds NaN or infinite values")
+        raise FormatError(where, f"{what} {ids[~finite][0]}", "vector holds NaN or infinite values")
     return vectors
 
 
@@ -435,7 +516,6 @@ class GalleryStore:
         return [self._identity_row(row) for row in self.db.execute(query + " ORDER BY i.id", args)]
 
     @_guarded
-    @_guarded
     def add_anonymous(self, attributes: dict | None = None) -> tuple[int, str]:
         """A new anonymous identity named ``anonymous-N``, N one more than any such name the gallery holds, chosen
         inside the write transaction: never a name in use, even after a removal or with two nodes enrolling."""
@@ -482,7 +562,7 @@ class GalleryStore:
         key and its id. An identity exported, imported and exported again keeps its first origin, so an
         import can tell who is here already however the export reached it."""
         recorded: dict[int, str] = {}
-        if self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'origins'").fetchone():
+        if self._has_table("origins"):
             recorded = {who: origin for origin, who in self.db.execute("SELECT origin, identity FROM origins")}
         key = self.key()
         return {
@@ -523,12 +603,19 @@ class GalleryStore:
             self._bump()
         return int(count)
 
+    def _has_table(self, name: str) -> bool:
+        """Whether the gallery holds table ``name`` (one added later: galleries made before it lack it)."""
+        return bool(
+            self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+        )
+
     @_guarded
     def merge(self, source: int, into: int) -> int:
         """Move every embedding of ``source`` to ``into`` and delete ``source``, in one transaction; returns how
         many embeddings moved. Why: one person enrolled twice (an anonymous track later known, two names for one
-        walker) becomes one identity without encoding anything again. ``into`` keeps its name and attributes;
-        where ``source`` was imported, its origin now names ``into`` (a later import still finds it here)."""
+        walker) becomes one identity without encoding anything again; its channel embeddings (silhouettes) move
+        too. ``into`` keeps its name and attributes; where ``source`` was imported, its origin now names ``into``
+        (a later import still finds it here)."""
         if source == into:
             raise InputError(f"{self.path}: cannot merge identity {source} into itself")
         with self.transaction():
@@ -537,8 +624,9 @@ class GalleryStore:
                 if identity not in found:
                     raise InputError(f"{self.path}: no identity {identity}")
             moved = self.db.execute("UPDATE embeddings SET identity = ? WHERE identity = ?", (into, source)).rowcount
-            if self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'origins'").fetchone():
-                self.db.execute("UPDATE origins SET identity = ? WHERE identity = ?", (into, source))
+            for table in ("origins", "channel_embeddings"):
+                if self._has_table(table):
+                    self.db.execute(f"UPDATE {table} SET identity = ? WHERE identity = ?", (into, source))
             self.db.execute("DELETE FROM identities WHERE id = ?", (source,))
             self._bump()
         return int(moved)
@@ -627,33 +715,17 @@ class GalleryStore:
     def track_means(self, identity: int | None = None) -> TrackMeans:
         """The mean of every enrolled track (or of one identity's), reading every embedding of them."""
         where, args = ("WHERE identity = ?", (identity,)) if identity is not None else ("", ())
-        columns = "id, identity, source, track, vector"
-        cursor = self.db.execute(f"SELECT {columns} FROM embeddings {where} ORDER BY id", args)
-        keys: dict[tuple, int] = {}
-        sums, counts, labels, owners = Rows(np.float64, self.dim), Rows(np.int64), Rows(np.int64), Rows(np.int64)
-        while chunk := cursor.fetchmany(65536):
+        cursor = self.db.execute(
+            f"SELECT id, identity, source, track, vector FROM embeddings {where} ORDER BY id", args
+        )
+        return group_track_means(self._chunks(iter(lambda: cursor.fetchmany(65536), []), self._vectors), self.dim)
+
+    def _chunks(self, batches: Iterable[list], vectors: Callable) -> Iterator[tuple]:
+        """Batches of rows (id, identity, source, track, vector) checked, as ``group_track_means`` takes them."""
+        for chunk in batches:
             ids = self._integers([r[0] for r in chunk], "embedding ids")
             who = self._integers([r[1] for r in chunk], "embedding identities")
-            vectors = self._vectors(ids, [r[4] for r in chunk])
-            rows = np.fromiter((keys.setdefault(r[1:4], len(keys)) for r in chunk), np.int64, len(chunk))
-            for held in (sums, counts, labels, owners):
-                held.grow(len(keys))
-            order = np.argsort(rows, kind="stable")  # each track's embeddings together, in id order
-            rows, ids, who = rows[order], ids[order], who[order]
-            starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-            ends = np.r_[starts[1:], len(rows)]
-            tracks = rows[starts]
-            sums.view()[tracks] += np.add.reduceat(vectors[order].astype(np.float64), starts, axis=0)
-            counts.view()[tracks] += ends - starts
-            labels.view()[tracks] = ids[ends - 1]
-            owners.view()[tracks] = who[starts]
-        total = sums.view()
-        total /= np.maximum(counts.view(), 1)[:, None]
-        order = np.argsort(labels.view())
-        means = np.empty(total.shape, np.float32)
-        for start in range(0, len(order), 65536):  # block by block: no float64 copy of every mean at once
-            means[start : start + 65536] = total[order[start : start + 65536]]
-        return TrackMeans(labels.view()[order], owners.view()[order], counts.view()[order], means)
+            yield ids, who, [r[1:4] for r in chunk], vectors(ids, [r[4] for r in chunk])
 
     @_guarded
     def track_summary(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -665,12 +737,131 @@ class GalleryStore:
         counts = np.fromiter((r[2] for r in rows), np.int64, len(rows))
         return labels, self._integers([r[1] for r in rows], "embedding identities"), counts
 
+    # --- other channels (silhouettes), each bound to its own model ---------------------------------------
+
+    @_guarded
+    def channels(self) -> dict[str, dict]:
+        """Every bound channel's model binding (read now: another process may have bound one since open)."""
+        rows = self.db.execute("SELECT key, value FROM meta WHERE key LIKE ?", (CHANNEL_PREFIX + "%",)).fetchall()
+        return {
+            key[len(CHANNEL_PREFIX) :]: channel_binding(self.where, key[len(CHANNEL_PREFIX) :], self._json(value, key))
+            for key, value in rows
+        }
+
+    @_guarded
+    def channel_model(self, channel: str) -> dict | None:
+        """The model binding (``model_binding``) of ``channel``; None while nothing was enrolled in it."""
+        check_channel(self.where, channel)
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (CHANNEL_PREFIX + channel,)).fetchone()
+        return (
+            None if row is None else channel_binding(self.where, channel, self._json(row[0], CHANNEL_PREFIX + channel))
+        )
+
+    def check_channel_model(self, channel: str, card: dict) -> None:
+        """Refuse ``channel`` embeddings of any model but the one the channel is bound to."""
+        check_channel_model(self.where, channel, self.channel_model(channel), card)
+
+    @_guarded
+    def bind_channel(self, channel: str, card: dict) -> None:
+        """Bind ``channel`` to ``card``'s model (a migration's copy of a binding); refused where bound to another."""
+        with self.transaction():
+            if self._bind(channel, card):
+                self._bump()
+
+    def _bind(self, channel: str, card: dict) -> bool:
+        """Inside a write: bind ``channel`` to ``card`` unless bound (then check it is the same model); whether it
+        was bound now. The table is made here for galleries made before it."""
+        binding = self.channel_model(channel)
+        check_channel_model(self.where, channel, binding, card)
+        if not self._has_table("channel_embeddings"):
+            self.db.execute(CHANNEL_TABLE)
+            self.db.execute(CHANNEL_INDEX)
+        if binding is None:
+            self.db.execute(
+                "INSERT INTO meta VALUES (?, ?)", (CHANNEL_PREFIX + channel, json.dumps(model_binding(card)))
+            )
+        return binding is None
+
+    @_guarded
+    def add_channel_embeddings(
+        self, channel: str, identity: int, vectors: np.ndarray, origins: list[Origin], card: dict
+    ) -> list[int]:
+        """Append ``channel`` embeddings [n, D] of one identity in one transaction, binding the channel to
+        ``card``'s model on its first enroll (in the same transaction); their ids once committed. Origins' windows
+        are not kept (a channel is not re-embedded)."""
+        check_channel(self.where, channel)
+        vectors = new_vectors(self.where, vectors, origins, int(card["embedding_dim"]))
+        now = time.time()
+        with self.transaction():
+            self._bind(channel, card)
+            if self.db.execute("SELECT 1 FROM identities WHERE id = ?", (identity,)).fetchone() is None:
+                raise InputError(f"{self.where}: no identity {identity}")
+            ids = [
+                int(
+                    self.db.execute(
+                        "INSERT INTO channel_embeddings (channel, identity, vector, source, track, t_start, t_end, "
+                        "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (channel, identity, v.tobytes(), o.source, o.track, o.t_start, o.t_end, now),
+                    ).lastrowid
+                )
+                for v, o in zip(vectors, origins, strict=True)
+            ]
+            self._bump()
+        return ids
+
+    def _channel_rows(self, channel: str, columns: str, identity: int | None, tail: str = "ORDER BY id") -> list:
+        """Rows of ``channel`` (of one identity where given); none where the gallery has no such table."""
+        check_channel(self.where, channel)
+        if not self._has_table("channel_embeddings"):
+            return []
+        where, args = ("AND identity = ?", (channel, identity)) if identity is not None else ("", (channel,))
+        return self.db.execute(
+            f"SELECT {columns} FROM channel_embeddings WHERE channel = ? {where} {tail}", args
+        ).fetchall()
+
+    def _channel_vectors(self, channel: str, binding: dict | None) -> Callable[[np.ndarray, list], np.ndarray]:
+        dim = binding["dim"] if binding is not None else 0
+        return lambda ids, blobs: stored_vectors(self.where, ids, blobs, dim, f"{channel} embedding")
+
+    @_guarded
+    def channel_rows(self, channel: str, identity: int) -> tuple[np.ndarray, list[Origin]]:
+        """An identity's ``channel`` embeddings [n, D] with their origins, in id order: a copy's source."""
+        binding = self.channel_model(channel)
+        rows = self._channel_rows(channel, "id, vector, source, track, t_start, t_end", identity)
+        ids = self._integers([r[0] for r in rows], f"{channel} embedding ids")
+        vectors = self._channel_vectors(channel, binding)(ids, [r[1] for r in rows])
+        return vectors, [Origin(*r[2:6]) for r in rows]
+
+    @_guarded
+    def channel_track_means(self, channel: str, identity: int | None = None) -> TrackMeans:
+        """The mean of every track enrolled in ``channel`` (or of one identity's), grouped as ``track_means``."""
+        binding = self.channel_model(channel)
+        dim = binding["dim"] if binding is not None else 0
+        rows = self._channel_rows(channel, "id, identity, source, track, vector", identity)
+        return group_track_means(self._chunks([rows] if rows else [], self._channel_vectors(channel, binding)), dim)
+
+    @_guarded
+    def channel_track_summary(self, channel: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per track of ``channel``, by label: its label, identity and count, reading no vector."""
+        rows = self._channel_rows(
+            channel, "MAX(id), identity, COUNT(*)", None, "GROUP BY identity, source, track ORDER BY 1"
+        )
+        columns = [self._integers([r[i] for r in rows], f"{channel} tracks") for i in range(3)]
+        return columns[0], columns[1], columns[2]
+
+    @_guarded
+    def channel_counts(self, channel: str) -> dict[int, int]:
+        """Per identity with ``channel`` embeddings, how many."""
+        rows = self._channel_rows(channel, "identity, COUNT(*)", None, "GROUP BY identity")
+        return {int(who): int(n) for who, n in rows}
+
     @_guarded
     def rebind(self, model: dict, encode) -> int:
         """Re-embed every stored window with another model (``encode``: windows -> embeddings) and bind to it.
 
         One transaction: either every embedding is replaced and the gallery names the new model, or
-        nothing changes. Embeddings stored without their window cannot be re-embedded: InputError."""
+        nothing changes. Embeddings stored without their window cannot be re-embedded: InputError. Other
+        channels are bound to their own models and stay as they are."""
         missing = self.db.execute("SELECT COUNT(*) FROM embeddings WHERE window IS NULL").fetchone()[0]
         if missing:
             raise InputError(

@@ -106,17 +106,24 @@ class TrackIndex:
 
 def reconcile(store: GalleryStore, index: EmbeddingIndex) -> tuple[np.ndarray, TrackMeans]:
     """(which of the saved rows the store still holds as they are, the store's other tracks read from it)."""
-    labels, owners, counts = store.track_summary()
-    at = np.searchsorted(labels, index.ids)
-    kept = np.zeros(len(index.ids), bool)
+    held = TrackMeans(index.ids, index.owners, index.counts, np.zeros((len(index.ids), 0), np.float32))
+    return reconcile_rows(store.track_summary(), store.track_means, held, store.dim)
+
+
+def reconcile_rows(summary: tuple, read, held: TrackMeans, dim: int) -> tuple[np.ndarray, TrackMeans]:
+    """``reconcile`` for any rows: ``summary`` is the store's (labels, identities, counts) per track, ``read(who)``
+    its track means (of one identity, or of all with None), ``held`` the rows in memory (their means unused)."""
+    labels, owners, counts = summary
+    at = np.searchsorted(labels, held.labels)
+    kept = np.zeros(len(held.labels), bool)
     inside = at < len(labels)
-    same = (labels[at[inside]] == index.ids[inside]) & (counts[at[inside]] == index.counts[inside])
-    kept[inside] = same & (owners[at[inside]] == index.owners[inside])  # a merge moves a track to another identity
-    missing = ~np.isin(labels, index.ids[kept])
+    same = (labels[at[inside]] == held.labels[inside]) & (counts[at[inside]] == held.counts[inside])
+    kept[inside] = same & (owners[at[inside]] == held.owners[inside])  # a merge moves a track to another identity
+    missing = ~np.isin(labels, held.labels[kept])
     if missing.sum() * PER_IDENTITY_READS > len(labels):
-        fresh = store.track_means()
+        fresh = read(None)
     else:
-        fresh = _concat([store.track_means(int(who)) for who in np.unique(owners[missing])], store.dim)
+        fresh = _concat([read(int(who)) for who in np.unique(owners[missing])], dim)
     return kept, _subset(fresh, np.isin(fresh.labels, labels[missing]))
 
 
