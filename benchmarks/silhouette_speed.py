@@ -7,10 +7,10 @@ returns the mask, then it is thresholded and aligned) and with background subtra
 per image making silhouettes (mask to aligned 64 x 44), and that as a share of the pose time without
 silhouettes. What asking MediaPipe for the mask adds inside the pose call is a difference of two pose times,
 which a busy machine's drift between runs would swamp; so it is measured paired: two landmarkers, with and
-without the mask, take turns on every image, and the per-image differences are summed. Last, encoding: SelfGait's
-backbone (``engines/models/selfgait.py``; untrained weights, which cost what trained ones do) exported to ONNX and
-run by ONNX Runtime on one thread, as the node's backend runs small batches, on windows of 30 real silhouettes;
-a window every 15 images makes its cost per image half a window's over 15 images.
+without the mask, take turns on every image, and the per-image differences are summed. Last, encoding: the shipped
+SelfGait model (``engines/data/selfgait-casia.onnx``) through the node's backend (ONNX Runtime, one thread for
+small batches) on a window of ``f`` (its card's: 20) real silhouettes; the node cuts a window every f/2 images, so
+its cost per image is a window's over f/2 images.
 Writes ``benchmarks/results/silhouette_speed.json`` and ``benchmarks/silhouette_speed.md``.
 
     python benchmarks/silhouette_speed.py [--casia ../shared/media/casia-b]
@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 WALKS = [f"001-nm-0{n}" for n in range(1, 7)] + ["001-bg-01", "001-bg-02", "001-cl-01", "001-cl-02"]
 WALKS += ["002-nm-01", "003-nm-01", "004-nm-01", "006-nm-01"]
 METHODS = (None, "mediapipe", "background")
-WINDOW, STRIDE = 30, 15  # silhouette frames per window, images between windows (half overlap)
 
 
 def run(path: Path, method: str | None, background) -> dict:
@@ -78,35 +77,28 @@ def paired_mask_cost(path: Path) -> tuple[float, float]:
     return 1e3 * spent[0] / n, 1e3 * spent[1] / n
 
 
-def encoding_ms(path: Path, repeats: int = 20) -> float:
-    """Median ms to encode one window of ``WINDOW`` real silhouettes (from ``path``) with the exported backbone."""
-    import tempfile
+def encoding_ms(path: Path, repeats: int = 20) -> tuple[float, int]:
+    """(median ms, f): the time to encode one window of ``f`` real silhouettes (from ``path``) with the shipped
+    silhouette model, through the node's backend (``open_silhouette_encoder``: ONNX Runtime, one thread for small
+    batches)."""
     import time
 
     import numpy as np
-    import onnxruntime as ort
-    import torch
 
-    from engines.export.silhouette_onnx import INPUT_NAME, export_silhouette_onnx
-    from engines.models.selfgait import SelfGaitBackbone
+    from engines.runtime.load import open_silhouette_encoder
     from sensors.rgb import RgbPoseSource
 
+    encoder = open_silhouette_encoder(None)
     source = RgbPoseSource(str(path), live=False, silhouettes="mediapipe")
     crops = [e.silhouettes.crops[0] for e in source.estimates() if e.silhouettes.valid[:1].any()]
-    window = np.stack(crops[:WINDOW])[None]
-    torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as folder:
-        onnx_path = export_silhouette_onnx(SelfGaitBackbone(f=WINDOW), Path(folder) / "selfgait.onnx")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    session.run(None, {INPUT_NAME: window})
+    window = np.stack(crops[: encoder.f])[None]
+    encoder.encode(window)
     spent = []
     for _ in range(repeats):
         began = time.perf_counter()
-        session.run(None, {INPUT_NAME: window})
+        encoder.encode(window)
         spent.append(time.perf_counter() - began)
-    return 1e3 * float(np.median(spent))
+    return 1e3 * float(np.median(spent)), encoder.f
 
 
 def main() -> None:
@@ -149,10 +141,12 @@ def main() -> None:
         "background_share": total("background", "silhouette_ms") / base,
     }
     summary["mediapipe_share"] = summary["mediapipe_mask_in_pose_share"] + summary["mediapipe_align_share"]
-    window_ms = encoding_ms(args.casia / "001-nm-01-090.avi")
+    window_ms, f = encoding_ms(args.casia / "001-nm-01-090.avi")
+    stride = max(1, f // 2)  # as the node's silhouette ring
     pose_ms = base / sum(r["runs"]["none"]["images"] for r in rows)
     summary["selfgait_window_ms"] = window_ms
-    summary["selfgait_share"] = window_ms / STRIDE / pose_ms
+    summary["selfgait_window"], summary["selfgait_stride"] = f, stride
+    summary["selfgait_share"] = window_ms / stride / pose_ms
     report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "clips": rows, **summary}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
@@ -187,8 +181,8 @@ def main() -> None:
         f"{100 * summary['mediapipe_align_share']:.1f} % thresholding and aligning); background subtraction "
         f"{100 * summary['background_share']:.1f} %. Without `--silhouettes` neither runs.",
         "",
-        f"Encoding: SelfGait's backbone (0.18 M parameters, ONNX Runtime, one thread) takes {window_ms:.1f} ms for a "
-        f"window of {WINDOW} silhouettes; one window every {STRIDE} images costs "
+        f"Encoding: the shipped SelfGait model (0.18 M parameters, the node's ONNX Runtime backend, one thread) takes "
+        f"{window_ms:.1f} ms for a window of {f} silhouettes; the node's one window every {stride} images costs "
         f"{100 * summary['selfgait_share']:.1f} % of pose time per image.",
         "",
     ]

@@ -40,6 +40,8 @@ class Replay:
         self._clock = clock
         self._sleep = sleep
         self.track_labels: dict[int, dict] = {}
+        # the recording of the frame last yielded and that frame's seq in it (its companion files are keyed by it)
+        self.playing: tuple[Recording, int] | None = None
 
     @staticmethod
     def of(recordings: list[Recording], **options) -> Replay:
@@ -68,6 +70,7 @@ class Replay:
                         delay = start_wall + t / self.speed - self._clock()
                         if delay > 0:
                             self._sleep(delay)
+                    self.playing = (rec, int(frame.seq))
                     yield replace(frame, seq=seq, t=t)
                     seq += 1
                 period = 1.0 / rec.rate_hz if rec.rate_hz else 0.0

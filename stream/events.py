@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 2
 # Additive revisions of SCHEMA_VERSION: optional fields only, so every reader of version 2 reads them (a reader
 # ignores fields it does not know; raising SCHEMA_VERSION would make each one skip every event). Revision 1 added
-# ``schema_minor`` itself and the identity event's ``window``.
-SCHEMA_MINOR = 1
+# ``schema_minor`` itself and the identity event's ``window``; revision 2 its ``channels`` (fusing nodes).
+SCHEMA_MINOR = 2
 PREFIX = "gaitwatch"
 IDENTITY = f"{PREFIX}.identity"
 TRACK_START = f"{PREFIX}.track.start"

@@ -11,6 +11,11 @@ anonymous identity (its track mean searchable from the next batch on), so that i
 it comes back. Where that enrollment fails (a shared gallery's database unreachable), the track stays
 unknown, the failure is counted and said once, and the next decision of the track tries again: matching never
 stops for an outage. A refusal that would not pass (a read-only or damaged gallery) ends the node with it.
+
+With a silhouette channel (``SilhouetteChannel``: a camera with ``--silhouettes`` and a gallery holding
+silhouette embeddings), each track also keeps the mean of its silhouette windows' embeddings, and a decision
+re-scores the skeleton channel's candidates with their silhouette distances (``stream.fusion``); the decision
+says what each channel alone would have named. An anonymous enrollment stores both channels' embeddings.
 """
 
 from __future__ import annotations
@@ -20,11 +25,33 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from stream.fusion import FUSION_WEIGHT, fuse
+from stream.gallery.channel import SILHOUETTE, impostor_scale
 from stream.gallery.gallery import Gallery, Match
 from stream.gallery.postgres import DatabaseUnreachable
 from stream.gallery.store import Origin
 
 log = logging.getLogger("gaitwatch.matcher")
+FUSED_CANDIDATES = 32  # skeleton candidates re-scored with silhouettes: the right one may be 6th by skeleton alone
+MOST_SILHOUETTE_IDENTITIES = 1024  # silhouette distances asked per decision (a channel's gallery is searched exactly)
+
+
+@dataclass(frozen=True)
+class SilhouetteChannel:
+    """The silhouette channel of a node: its encoder's card (what the gallery's channel must be bound to, and
+    binds an anonymous enrollment to) and the skeleton channel's weight in the fused distance."""
+
+    card: dict
+    weight: float = FUSION_WEIGHT
+
+
+@dataclass(frozen=True)
+class ChannelView:
+    """What one channel alone says of a track: its nearest identity and distance, and the windows it rests on."""
+
+    identity: int | None
+    distance: float | None
+    windows: int
 
 
 @dataclass(frozen=True)
@@ -36,14 +63,20 @@ class Decision:
     windows: int  # how many windows the decision rests on
     candidates: list[Match]
     enrolled: bool = False  # this decision enrolled the track as a new anonymous identity
+    # with a silhouette channel: "skeleton" and "silhouette" -> what each alone says (the silhouette one absent
+    # until the track has a silhouette window and the gallery silhouettes); ``distance`` is then the fused one
+    channels: dict[str, ChannelView] | None = None
 
 
 @dataclass
 class _Track:
-    total: np.ndarray
+    total: np.ndarray | None = None
     embeddings: list[np.ndarray] = field(default_factory=list)
+    silhouette_total: np.ndarray | None = None
+    silhouettes: list[np.ndarray] = field(default_factory=list)
     enrolled_as: int | None = None
     anonymous: int | None = None  # the identity made for it, before its embeddings were stored
+    enrolled_embeddings: int = 0  # its skeleton embeddings stored (a retry after an outage does not store them twice)
 
 
 class TrackMatcher:
@@ -55,6 +88,7 @@ class TrackMatcher:
         min_windows: int = 3,
         enroll_after: int | None = None,
         source: str = "live",
+        silhouettes: SilhouetteChannel | None = None,
     ) -> None:
         if min_windows < 1 or (enroll_after is not None and enroll_after < min_windows):
             raise ValueError("need min_windows >= 1 and enroll_after >= min_windows")
@@ -64,8 +98,10 @@ class TrackMatcher:
         self.min_windows = min_windows
         self.enroll_after = enroll_after
         self.source = source
+        self.silhouettes = silhouettes
         self.tracks: dict[str, _Track] = {}
         self.enroll_failures = 0
+        self._scales: tuple[tuple, tuple[float | None, float | None]] | None = None  # (gallery state, scales)
 
     def observe(self, track: str, embedding: np.ndarray) -> Decision | None:
         """Add one window's embedding to ``track``; a decision once the track has ``min_windows`` windows."""
@@ -81,9 +117,9 @@ class TrackMatcher:
         pending: list[tuple[int, _Track, int]] = []  # (row, track state, windows so far)
         pooled = []
         for row, (track, vector) in enumerate(zip(tracks, vectors, strict=True)):
-            state = self.tracks.get(track)
-            if state is None:
-                state = self.tracks[track] = _Track(np.zeros(len(vector), np.float64))
+            state = self.tracks.setdefault(track, _Track())
+            if state.total is None:
+                state.total = np.zeros(len(vector), np.float64)
             state.total += vector
             state.embeddings.append(vector)
             count = len(state.embeddings)
@@ -93,12 +129,75 @@ class TrackMatcher:
         decisions: list[Decision | None] = [None] * len(tracks)
         if not pending:
             return decisions
-        found = self.gallery.search_tracks_many(np.asarray(pooled, np.float32), self.k)
-        for (row, state, count), candidates in zip(pending, found, strict=True):
-            decisions[row] = self._decide(tracks[row], state, count, candidates)
+        fusing = self._fusing([state for _, state, _ in pending])
+        k = max(self.k, FUSED_CANDIDATES) if fusing else self.k
+        found = self.gallery.search_tracks_many(np.asarray(pooled, np.float32), k)
+        views = self._silhouette_views([state for _, state, _ in pending]) if fusing else [None] * len(pending)
+        for (row, state, count), candidates, view in zip(pending, found, views, strict=True):
+            channels = None
+            if self.silhouettes is not None:
+                channels = {"skeleton": _view(candidates, count)}
+                if view is not None:
+                    distances, channels["silhouette"] = view
+                    candidates = self._fused(candidates, distances)
+            decisions[row] = self._decide(tracks[row], state, count, candidates[: self.k], channels)
         return decisions
 
-    def _decide(self, track: str, state: _Track, count: int, candidates: list[Match]) -> Decision:
+    def observe_silhouettes(self, tracks: list[str], embeddings: np.ndarray) -> None:
+        """Add silhouette windows' embeddings to their tracks' silhouette means; the tracks' next decisions use them."""
+        vectors = np.asarray(embeddings, np.float32).reshape(len(tracks), -1)
+        for track, vector in zip(tracks, vectors, strict=True):
+            state = self.tracks.setdefault(track, _Track())
+            if state.silhouette_total is None:
+                state.silhouette_total = np.zeros(len(vector), np.float64)
+            state.silhouette_total += vector
+            state.silhouettes.append(vector)
+
+    # --- fusion ---------------------------------------------------------------------------------------
+
+    def _fusing(self, states: list[_Track]) -> bool:
+        """Whether any of these decisions has silhouettes to fuse: a track with one, a gallery channel with some."""
+        return (
+            self.silhouettes is not None
+            and any(state.silhouettes for state in states)
+            and bool(self.gallery.channel_identities(SILHOUETTE))
+        )
+
+    def _silhouette_views(self, states: list[_Track]) -> list[tuple[dict[int, float], ChannelView] | None]:
+        """Per track with silhouette windows, its silhouette distance to every (or the nearest
+        ``MOST_SILHOUETTE_IDENTITIES``) identity of the channel, and the channel's own view; None without."""
+        rows = [i for i, state in enumerate(states) if state.silhouettes]
+        pooled = np.asarray([states[i].silhouette_total / len(states[i].silhouettes) for i in rows], np.float32)
+        k = min(len(self.gallery.channel_identities(SILHOUETTE)), MOST_SILHOUETTE_IDENTITIES)
+        views: list[tuple[dict[int, float], ChannelView] | None] = [None] * len(states)
+        for i, found in zip(rows, self.gallery.search_channel_many(SILHOUETTE, pooled, k), strict=True):
+            distances = {m.identity: m.distance for m in found}
+            views[i] = (distances, _view(found, len(states[i].silhouettes)))
+        return views
+
+    def _fused(self, candidates: list[Match], silhouette: dict[int, float]) -> list[Match]:
+        skeleton_scale, silhouette_scale = self._channel_scales()
+        fused = fuse(
+            [(m.identity, m.distance) for m in candidates],
+            silhouette,
+            self.silhouettes.weight,
+            skeleton_scale,
+            silhouette_scale,
+        )
+        return [Match(m.identity, m.distance, -1) for m in fused]
+
+    def _channel_scales(self) -> tuple[float | None, float | None]:
+        """Each channel's impostor scale (``stream.fusion``), computed again when the gallery has changed."""
+        index = self.gallery.tracks.index
+        state = (len(index), self.gallery.store.written, len(self.gallery.channel_identities(SILHOUETTE)))
+        if self._scales is None or self._scales[0] != state:
+            skeleton = impostor_scale(index.vectors, index.owners)
+            self._scales = (state, (skeleton, self.gallery.channel_scale(SILHOUETTE)))
+        return self._scales[1]
+
+    def _decide(
+        self, track: str, state: _Track, count: int, candidates: list[Match], channels: dict | None = None
+    ) -> Decision:
         best = candidates[0] if candidates else None
         known = best is not None and best.distance <= self.threshold
         enrolled = False
@@ -112,7 +211,8 @@ class TrackMatcher:
         else:
             identity = None
         name = self.gallery.name_of(identity) if identity is not None else None
-        return Decision(track, identity, name, best.distance if best else None, count, candidates, enrolled)
+        distance = best.distance if best else None
+        return Decision(track, identity, name, distance, count, candidates, enrolled, channels)
 
     def end(self, track: str) -> None:
         """Forget a track that has left the scene."""
@@ -123,8 +223,14 @@ class TrackMatcher:
         try:
             if state.anonymous is None:
                 state.anonymous = self.gallery.add_anonymous({"first_track": track})
-            vectors = np.stack(state.embeddings)
-            self.gallery.enroll(state.anonymous, vectors, [Origin(self.source, track)] * len(vectors))
+            if state.enrolled_embeddings == 0:
+                vectors = np.stack(state.embeddings)
+                self.gallery.enroll(state.anonymous, vectors, [Origin(self.source, track)] * len(vectors))
+                state.enrolled_embeddings = len(vectors)
+            if self.silhouettes is not None and state.silhouettes:
+                vectors = np.stack(state.silhouettes)
+                origins = [Origin(self.source, track)] * len(vectors)
+                self.gallery.enroll_channel(SILHOUETTE, state.anonymous, vectors, origins, self.silhouettes.card)
         except DatabaseUnreachable as err:  # a passing outage; anything else (read-only, damaged) ends the node
             self.enroll_failures += 1
             if self.enroll_failures == 1 or self.enroll_failures % 100 == 0:
@@ -133,3 +239,9 @@ class TrackMatcher:
                 )
             return None
         return state.anonymous
+
+
+def _view(candidates: list[Match], windows: int) -> ChannelView:
+    """What a channel alone says: its nearest candidate (none in an empty gallery)."""
+    best = candidates[0] if candidates else None
+    return ChannelView(best.identity if best else None, best.distance if best else None, windows)

@@ -89,7 +89,7 @@ def test_a_threshold_file_of_the_old_ambiguous_format_is_refused(tmp_path):
 
 
 class _Counters:
-    frames = body_frames = tracks = windows = decisions = dropped_frames = dropped_windows = 0
+    frames = body_frames = tracks = windows = silhouette_windows = decisions = dropped_frames = dropped_windows = 0
 
 
 class _Publisher:

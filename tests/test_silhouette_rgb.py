@@ -200,11 +200,38 @@ def test_a_killed_recording_keeps_every_silhouette_written(tmp_path: Path):
     assert set(kept.seq.tolist()) <= set(recording.seq.tolist())  # a frame is written before its silhouettes
 
 
-def test_camera_silhouettes_without_a_preview_are_refused(tmp_path: Path):
+def test_camera_silhouettes_against_a_gallery_without_any_keep_the_skeleton_channel_alone(tmp_path: Path):
     gallery = tmp_path / "g.db"
     gaitwatch("gallery", "create", gallery)
-    proc = gaitwatch(
+    ran = gaitwatch(
         "camera", "--source", clip("002-nm-01"), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0",
-        "--silhouettes", "mediapipe", ok=False,
+        "--silhouettes", "mediapipe", "--quiet",
     )  # fmt: skip
-    assert_one_line_error(proc, "--silhouettes: for now only with --preview")
+    assert "silhouette channel: off" in ran.stdout and "of silhouettes" not in ran.stdout
+
+
+@pytest.mark.slow
+def test_the_camera_node_encodes_silhouettes_and_records_them(tmp_path: Path):
+    from sensors.formats import read_file
+    from sensors.formats.gwsil import read_gwsil
+
+    enrolled = tmp_path / "enroll.gwrec"
+    gaitwatch("record", "--source", clip("002-nm-01"), "--out", enrolled, "--silhouettes", "mediapipe")
+    gallery = tmp_path / "g.db"
+    gaitwatch("gallery", "create", gallery)
+    gaitwatch("gallery", "enroll", gallery, enrolled, "--name", "002", "--silhouette-model")  # alone: the shipped one
+    gaitwatch("gallery", "enroll", gallery, tmp_path / "enroll.gwrec", "--name", "002-again")  # skeletons only
+    out = tmp_path / "seen.gwrec"
+    ran = gaitwatch(
+        "camera", "--source", clip("002-nm-01"), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0",
+        "--silhouettes", "mediapipe", "--record", out,
+    )  # fmt: skip
+    assert "silhouette channel: on" in ran.stdout
+    assert "of silhouettes" in ran.stdout.splitlines()[-1]  # silhouette windows were encoded (the summary says)
+    recording, kept = read_file(out), read_gwsil(out.with_suffix(".gwsil"))
+    assert len(kept.seq) > 20 and set(kept.seq.tolist()) <= set(recording.seq.tolist())
+    again = gaitwatch(
+        "camera", "--source", clip("002-nm-01"), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0",
+        "--silhouettes", "mediapipe", "--record", out, ok=False,
+    )  # fmt: skip
+    assert_one_line_error(again, "already exists")

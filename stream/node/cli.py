@@ -37,6 +37,13 @@ def add_commands(commands: argparse._SubParsersAction, bench: argparse._SubParse
     replay.add_argument("--model", type=model_spec, help="encoder artifact, or raw (default: the shipped TrackCon)")
     replay.add_argument("--speed", default="1", help="pace factor, or 'max' for as fast as possible")
     replay.add_argument("--loop", action="store_true", help="start over at the end, until interrupted")
+    replay.add_argument(
+        "--skeleton-only",
+        action="store_true",
+        help="ignore the recordings' silhouettes (default: a recording with its .gwsil is matched on both channels "
+        "where the gallery holds silhouettes)",
+    )
+    add_channel_options(replay)
     add_node_options(replay)
     replay.set_defaults(func=run_replay)
 
@@ -53,7 +60,12 @@ def add_commands(commands: argparse._SubParsersAction, bench: argparse._SubParse
     )
     camera.add_argument("--fov", type=float, help="horizontal field of view in degrees, when there is no --intrinsics")
     camera.add_argument("--preview", type=Path, help="write the video with skeletons, tracks and identities (.mp4)")
-    add_silhouette_options(camera, "also make each person's silhouette (for now shown by --preview only)")
+    add_silhouette_options(
+        camera,
+        "also make each person's silhouette: a second identity channel where the gallery holds silhouettes, "
+        "kept by --record (.gwsil beside it), shown by --preview",
+    )
+    add_channel_options(camera)
     camera.add_argument("--sensor-id", default="camera", help="the camera's sensor id in events and calibration")
     add_node_options(camera)
     camera.set_defaults(func=run_camera)
@@ -138,6 +150,24 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
 
 
+def add_channel_options(parser: argparse.ArgumentParser) -> None:
+    """The silhouette channel's model and its weight in the fused distance (``stream.fusion``)."""
+    from stream.fusion import FUSION_WEIGHT
+
+    parser.add_argument(
+        "--silhouette-model",
+        type=Path,
+        help="silhouette encoder (a selfgait .onnx or run; default: the shipped SelfGait)",
+    )
+    parser.add_argument(
+        "--fusion-weight",
+        type=float,
+        default=FUSION_WEIGHT,
+        help=f"the skeleton channel's weight in the fused distance, 0..1 (default {FUSION_WEIGHT}: equal, not tuned; "
+        "docs/silhouettes.md)",
+    )
+
+
 def add_curve_options(parser: argparse.ArgumentParser, binding: str) -> None:
     """``--keys``, ``--allow``, ``--server-key``: CURVE for a process's event socket (``stream.curve``)."""
     parser.add_argument("--keys", type=Path, help="this process's .key_secret file (`gaitwatch keys create`): CURVE")
@@ -191,6 +221,7 @@ def run_replay(args: argparse.Namespace) -> int:
     from sensors.formats import iter_recordings
     from sensors.replay import Replay
     from stream.gallery.gallery import Gallery
+    from stream.node.silhouette_inputs import ReplaySilhouettes
 
     if not args.paths and args.gallery is not None:
         raise InputError(
@@ -209,8 +240,17 @@ def run_replay(args: argparse.Namespace) -> int:
         config = node_config(args, encoder.card)
         if not args.paths:
             return _run_demo(args, publisher, encoder, config, speed)
-        replay = Replay(lambda: iter_recordings(args.paths), speed=speed, loop=args.loop, sensor_id=None)
-        _play(replay, Gallery.open(args.gallery, encoder.card, background=True), encoder, publisher, config, args)
+        silhouettes = None if args.skeleton_only else ReplaySilhouettes(args.paths)
+        recordings = silhouettes.recordings if silhouettes is not None else lambda: iter_recordings(args.paths)
+        replay = Replay(recordings, speed=speed, loop=args.loop, sensor_id=None)
+        gallery = Gallery.open(args.gallery, encoder.card, background=True)
+        if silhouettes is not None:
+            silhouettes.replay = replay
+            if not silhouettes.files:
+                silhouettes = None
+            else:
+                config.silhouette_method = "replayed"
+        _play(replay, gallery, encoder, publisher, config, args, silhouettes)
     return 0
 
 
@@ -231,14 +271,58 @@ def _run_demo(args: argparse.Namespace, publisher: Publisher, encoder, config, s
     return 0
 
 
-def _play(replay, gallery, encoder, publisher: Publisher, config, args: argparse.Namespace) -> None:
-    """Run the node on ``replay`` against ``gallery`` and print its summary; the gallery is closed whatever happens."""
+def _play(replay, gallery, encoder, publisher: Publisher, config, args: argparse.Namespace, silhouettes=None) -> None:
+    """Run the node on ``replay`` against ``gallery`` and print its summary; the gallery is closed whatever happens.
+    ``silhouettes``: the replayed recordings' silhouettes (``ReplaySilhouettes``), where they have some."""
     from stream.node.node import Source
 
     try:
-        print(_run_node([Source(replay, track_labels=replay.track_labels)], encoder, gallery, publisher, config, args))
+        if silhouettes is not None:
+            refuse_existing_companion(args.record)
+        source = Source(replay, track_labels=replay.track_labels, silhouettes=silhouettes)
+        channel = _silhouette_channel(args, gallery, silhouettes is not None)
+        print(_run_node([source], encoder, gallery, publisher, config, args, channel=channel))
     finally:
         gallery.close()
+
+
+def refuse_existing_companion(record: Path | None) -> None:
+    """With silhouettes, ``--record`` also writes the recording's ``.gwsil``: one that exists is said at once, not
+    at the first silhouette."""
+    from sensors.formats.gwsil import companion
+
+    if record is not None and companion(record).exists():
+        raise InputError(f"{companion(record)}: already exists; refusing to overwrite silhouettes")
+
+
+def _silhouette_channel(args: argparse.Namespace, gallery, have_silhouettes: bool):
+    """(silhouette encoder, SilhouetteChannel) where this node matches silhouettes, else (None, None).
+
+    On where there are silhouettes and either the gallery holds some (bound to the encoder's model, refused
+    otherwise) or ``--enroll-after`` may enroll them; silhouettes without that are only recorded or previewed."""
+    from engines.runtime.load import open_silhouette_encoder
+    from stream.gallery.channel import SILHOUETTE
+    from stream.gallery.store import check_model
+    from stream.matcher import SilhouetteChannel
+
+    weight = getattr(args, "fusion_weight", None)
+    if weight is not None and not 0.0 <= weight <= 1.0:
+        raise InputError(f"--fusion-weight: a weight from 0 to 1, got {weight}")
+    if not have_silhouettes:
+        return None, None
+    bound = gallery.channel_model(SILHOUETTE)
+    if bound is None and args.enroll_after is None:
+        print(
+            f"silhouette channel: off ({gallery.store.where} holds no silhouettes; enroll some with "
+            "`gaitwatch gallery enroll ... --silhouette-model`)",
+            flush=True,
+        )
+        return None, None
+    encoder = open_silhouette_encoder(args.silhouette_model)
+    if bound is not None:
+        check_model(f"{gallery.store.where} (silhouette channel)", bound, encoder.card)
+    print(f"silhouette channel: on ({encoder.card['file']['name']}, skeleton weight {weight})", flush=True)
+    return encoder, SilhouetteChannel(encoder.card, weight)
 
 
 def _curve(args: argparse.Namespace):
@@ -282,11 +366,13 @@ def _run_node(
     on_event=None,
     on_frame=None,
     on_interrupt=None,
+    channel: tuple = (None, None),
 ) -> str:
     """Run a node on ``sources``: events published on ``publisher`` and printed, frames recorded with --record.
 
     Returns the summary line. On ^C the node stops; with ``on_interrupt`` (live sources, where ^C is how
-    a run ends) that is called and the run summarised, otherwise the interrupt goes on up."""
+    a run ends) that is called and the run summarised, otherwise the interrupt goes on up. ``channel``: the
+    silhouette encoder and ``SilhouetteChannel`` (``_silhouette_channel``), or (None, None)."""
     from stream.labels import person_of_identity
     from stream.node.node import Node
     from stream.node.printer import EventPrinter
@@ -303,7 +389,7 @@ def _run_node(
             on_event(topic, payload)
 
     stops = "; ^C stops" if on_interrupt is not None else ""
-    node = Node(sources, encoder, gallery, publisher, config, events, on_frame, args.record)
+    node = Node(sources, encoder, gallery, publisher, config, events, on_frame, args.record, *channel)
     follower = _follow(gallery)
     try:
         where = (
@@ -361,8 +447,8 @@ def run_bench_pipeline(args: argparse.Namespace) -> int:
 def run_camera(args: argparse.Namespace) -> int:
     if args.people < 1:
         raise InputError(f"--people: must be at least 1, got {args.people}")
-    if args.silhouettes and args.preview is None:  # nothing else uses them yet: no silhouettes made for nothing
-        raise InputError("--silhouettes: for now only with --preview (the node's silhouette channel comes later)")
+    if args.silhouettes:
+        refuse_existing_companion(args.record)
     if args.preview is not None:
         from stream.node.preview import refuse_existing
 
@@ -379,10 +465,17 @@ def _run_camera(args: argparse.Namespace, publisher: Publisher) -> int:
     from stream.gallery.gallery import Gallery
     from stream.node.node import Source
     from stream.node.preview import PreviewWriter
+    from stream.node.silhouette_inputs import CameraSilhouettes
 
     encoder = open_encoder(args.model)
     config = node_config(args, encoder.card)
+    config.silhouette_method = args.silhouettes
     gallery = Gallery.open(args.gallery, encoder.card, background=True)
+    try:
+        channel = _silhouette_channel(args, gallery, args.silhouettes is not None)
+    except BaseException:
+        gallery.close()
+        raise
     stored = SensorCalibrations.load(args.calibration).sensors.get(args.sensor_id) if args.calibration else None
     source = RgbPoseSource(
         parse_source(args.source),
@@ -395,10 +488,13 @@ def _run_camera(args: argparse.Namespace, publisher: Publisher) -> int:
     )
     source.place = placer_for(args.intrinsics, args.fov, stored.intrinsics if stored is not None else None)
     preview: PreviewWriter | None = None
+    silhouettes = CameraSilhouettes() if args.silhouettes else None
 
     def frames():
         nonlocal preview
         for estimate in source.estimates():
+            if silhouettes is not None:
+                silhouettes.keep(estimate.frame.seq, estimate.silhouettes)
             if args.preview is not None:
                 if preview is None:
                     preview = PreviewWriter(args.preview, source.fps or 25.0, source.size)
@@ -414,8 +510,8 @@ def _run_camera(args: argparse.Namespace, publisher: Publisher) -> int:
             preview.on_frame(frame, keys)
 
     try:
-        sources = [Source(frames(), live=source.live)]
-        summary = _run_node(sources, encoder, gallery, publisher, config, args, on_event, on_frame)
+        sources = [Source(frames(), live=source.live, silhouettes=silhouettes)]
+        summary = _run_node(sources, encoder, gallery, publisher, config, args, on_event, on_frame, channel=channel)
     finally:
         gallery.close()
         if preview is not None:

@@ -12,6 +12,12 @@ Only the encoding thread touches the ZeroMQ socket (ZeroMQ sockets are not threa
 gallery's matcher; the order of a track's events is kept because its windows and its end travel
 through the same queue.
 
+With silhouettes (an RGB camera with ``--silhouettes``, a recording with its ``.gwsil``), each frame
+travels with its bodies' aligned silhouettes: the framing thread cuts silhouette windows per track beside the
+skeleton windows (``sensors.silhouette_windows.SilhouetteRing``), ``--record`` writes them to the recording's
+``.gwsil`` companion, and where the node has a silhouette encoder the encoding thread encodes them and the
+matcher fuses the two channels (``stream.matcher``, ``stream.fusion``).
+
 A track is announced (``track.start``) with its first window, not when its first body is seen: a body
 glimpsed for less than a window (a false detection, someone crossing the edge of the view) would
 otherwise start and end a track that never had a decision. Such a track is never published; the start
@@ -35,11 +41,14 @@ from calibration.mapping import mapping_for
 from calibration.sensor_pose import PoseLookup, SensorPose
 from sensors.errors import InputError
 from sensors.formats.gwrec import RecordingWriter
+from sensors.formats.gwsil import SilhouetteWriter, companion
 from sensors.frame import Frame
 from sensors.layouts import CANONICAL
+from sensors.silhouette_sources import Silhouettes
+from sensors.silhouette_windows import SilhouetteRing
 from stream.events import IDENTITY, STATUS, TRACK_END, TRACK_START, Publisher, window_field
 from stream.gallery.gallery import Gallery
-from stream.matcher import Decision, TrackMatcher
+from stream.matcher import ChannelView, Decision, SilhouetteChannel, TrackMatcher
 from stream.node.ring import WindowRing
 from stream.node.tracker import Tracker
 
@@ -62,6 +71,7 @@ class NodeConfig:
     frame_queue: int = 4096
     window_queue: int = 16384
     status_period_s: float = 1.0
+    silhouette_method: str | None = None  # how the silhouettes were made (mediapipe, background): a .gwsil says so
     # sensor id -> its pose in the shared world frame (``gaitwatch calibrate``); frames of a sensor without
     # one stay in that sensor's own canonical frame
     sensor_poses: dict[str, SensorPose] = field(default_factory=dict)
@@ -72,6 +82,7 @@ class Counters:
     frames: int = 0
     body_frames: int = 0
     windows: int = 0
+    silhouette_windows: int = 0
     decisions: int = 0
     dropped_frames: int = 0
     dropped_windows: int = 0
@@ -88,6 +99,8 @@ class Source:
     live: bool = False
     # sensor track id -> labels (replays fill it); the node takes a track's labels out when the track starts
     track_labels: dict[int, dict] = field(default_factory=dict)
+    # the silhouettes of a frame just drawn from ``frames`` (a row per body), called in the source's thread
+    silhouettes: Callable[[Frame], Silhouettes | None] | None = None
 
 
 @dataclass
@@ -96,6 +109,7 @@ class _Framed:
 
     ring: WindowRing
     start: tuple | None  # the ("start", ...) item, sent before the track's first window
+    silhouettes: SilhouetteRing | None = None  # where the node encodes silhouettes
 
 
 @dataclass
@@ -119,7 +133,11 @@ class Node:
         on_event: Callable[[str, dict], None] | None = None,
         on_frame: Callable[[Frame, list[str]], None] | None = None,
         record: Path | None = None,
+        silhouette_encoder=None,
+        silhouette_channel: SilhouetteChannel | None = None,
     ) -> None:
+        """``silhouette_encoder`` with ``silhouette_channel``: encode the sources' silhouettes and fuse them with the
+        skeleton channel; without, silhouettes are only recorded (``record``)."""
         self.sources = sources
         self.encoder = encoder
         self.gallery = gallery
@@ -129,10 +147,18 @@ class Node:
         self.on_frame = on_frame  # called with every frame and its bodies' track keys, in the framing thread
         self.record = record  # every frame as it arrived, in gaitwatch's crash-safe format
         self._recorder: RecordingWriter | None = None
+        self._silhouette_recorder: SilhouetteWriter | None = None
+        self.silhouette_encoder = silhouette_encoder if silhouette_channel is not None else None
         self.rate_hz = float(encoder.card.get("rate_hz", 30.0))
         self.stride = config.stride or encoder.f
         self.matcher = TrackMatcher(
-            gallery, config.threshold, config.k, config.min_windows, config.enroll_after, source=config.node_id
+            gallery,
+            config.threshold,
+            config.k,
+            config.min_windows,
+            config.enroll_after,
+            source=config.node_id,
+            silhouettes=silhouette_channel if self.silhouette_encoder is not None else None,
         )
         self.tracker = Tracker(config.track_timeout_s)
         self.counters = Counters()
@@ -185,13 +211,14 @@ class Node:
         except Exception as err:  # a source that fails (unreadable file, camera gone) has ended: what it gave
             self.errors.append(err)  # is still processed, the others go on, and run() raises it at the end
         finally:
-            self.frames.put((_DONE, 0.0, id(source)))
+            self.frames.put((_DONE, 0.0, id(source), None))
 
     def _read_frames(self, source: Source) -> None:
         for frame in source.frames:
             if self._stop.is_set():
                 break
-            item = (frame, time.time(), id(source))
+            silhouettes = source.silhouettes(frame) if source.silhouettes is not None else None
+            item = (frame, time.time(), id(source), silhouettes)
             if not source.live:
                 self.frames.put(item)
                 continue
@@ -212,23 +239,24 @@ class Node:
         left = len(self.sources)
         try:
             while left and not self._stop.is_set():
-                frame, arrival, source = self.frames.get()
+                frame, arrival, source, silhouettes = self.frames.get()
                 if frame is _DONE:
                     left -= 1
                     continue
                 if self.record is not None:
-                    self._record(frame)
+                    self._record(frame, silhouettes)
                 began = time.perf_counter()
-                self._frame(frame, arrival, source)
+                self._frame(frame, arrival, source, silhouettes)
                 self.counters.framing_s += time.perf_counter() - began
         finally:  # whatever happened, tracks end, the recording is closed and the encoding thread finishes
             for key, last_seen in self.tracker.end_all():
                 self._end(key, last_seen)
-            if self._recorder is not None:
-                self._recorder.close()
+            for writer in (self._recorder, self._silhouette_recorder):
+                if writer is not None:
+                    writer.close()
             self._send(("done",))
 
-    def _record(self, frame: Frame) -> None:
+    def _record(self, frame: Frame, silhouettes: Silhouettes | None) -> None:
         if self._recorder is None:
             self._recorder = RecordingWriter(
                 self.record, frame.layout, sensor_id=frame.sensor_id, metadata={"recorded_by": self.config.node_id}
@@ -239,8 +267,24 @@ class Node:
                 f"from {frame.sensor_id}; record one kind of sensor per file"
             )
         self._recorder.write_frame(frame)
+        if silhouettes is not None:
+            self._record_silhouettes(frame, silhouettes)
 
-    def _frame(self, frame: Frame, arrival: float, source: int) -> None:
+    def _record_silhouettes(self, frame: Frame, silhouettes: Silhouettes) -> None:
+        """The frame's silhouettes in the recording's ``.gwsil`` companion, keyed by the frame's seq and body row."""
+        if self._silhouette_recorder is None:
+            self._silhouette_recorder = SilhouetteWriter(
+                companion(self.record),
+                method=self.config.silhouette_method or "unknown",
+                sensor_id=frame.sensor_id,
+                metadata={"recorded_by": self.config.node_id},
+            )
+        bodies = np.flatnonzero(silhouettes.valid)
+        self._silhouette_recorder.write(
+            frame.seq, frame.t, bodies, silhouettes.boxes[bodies], silhouettes.crops[bodies]
+        )
+
+    def _frame(self, frame: Frame, arrival: float, source: int, silhouettes: Silhouettes | None = None) -> None:
         counters = self.counters
         counters.frames += 1
         counters.body_frames += frame.num_bodies
@@ -257,15 +301,32 @@ class Node:
             # taken, not read: a looping replay names new tracks forever, and their labels must not pile up
             labels = self._labels.get(source, {}).pop(sensor_track, {})
             ring = WindowRing(self.encoder.f, self.rate_hz, self.stride, self.config.max_gap_s)
-            self._rings[key] = _Framed(ring, ("start", key, frame.sensor_id, frame.t, labels))
+            self._rings[key] = _Framed(ring, ("start", key, frame.sensor_id, frame.t, labels), self._silhouette_ring())
         for body, key in enumerate(update.keys):
             track = self._rings[key]
             for window, _, _ in track.ring.push(frame.t, joints[body]):
-                if track.start is not None:
-                    counters.tracks += 1
-                    self._send(track.start)
-                    track.start = None
+                self._announce(track)
                 self._send(("window", key, window, frame.t, arrival), droppable=True)
+            if track.silhouettes is not None and silhouettes is not None and silhouettes.valid[body]:
+                cut = track.silhouettes.push(frame.t, silhouettes.crops[body])
+                if cut is not None:
+                    self._announce(track)
+                    self._send(("silhouette", key, cut[0]), droppable=True)
+
+    def _silhouette_ring(self) -> SilhouetteRing | None:
+        """A track's silhouette ring where the node encodes silhouettes: windows of the encoder's length, half
+        overlapping (a silhouette window is long: a second or more of walking)."""
+        if self.silhouette_encoder is None:
+            return None
+        f = self.silhouette_encoder.f
+        return SilhouetteRing(f, max(1, f // 2), self.config.max_gap_s)
+
+    def _announce(self, track: _Framed) -> None:
+        """Send the track's start before its first window of either channel."""
+        if track.start is not None:
+            self.counters.tracks += 1
+            self._send(track.start)
+            track.start = None
 
     def _canonical(self, frame: Frame) -> np.ndarray:
         """The frame's joints on the canonical skeleton, in the world frame where its sensor is calibrated."""
@@ -321,7 +382,7 @@ class Node:
                     item = self.work.get(timeout=timeout)
             except queue.Empty:
                 item = None
-            if item is not None and item[0] == "window":
+            if item is not None and item[0] in ("window", "silhouette"):
                 batch.append(item)
                 if len(batch) < config.max_batch:
                     continue
@@ -338,6 +399,13 @@ class Node:
                 next_status = time.monotonic() + config.status_period_s
 
     def _decide(self, batch: list[tuple]) -> None:
+        """Encode a batch of windows; silhouettes first, so that the batch's decisions already use them."""
+        silhouettes = [item for item in batch if item[0] == "silhouette"]
+        if silhouettes:
+            self._observe_silhouettes(silhouettes)
+            batch = [item for item in batch if item[0] == "window"]
+            if not batch:
+                return
         embeddings = self.encoder.encode(np.stack([item[2] for item in batch]))
         self.counters.windows += len(batch)
         known = [(item, vector) for item, vector in zip(batch, embeddings, strict=True) if item[1] in self._decided]
@@ -364,12 +432,33 @@ class Node:
                     "threshold": threshold,
                     "enrolled": decision.enrolled,
                     "window": window_field(window),
+                    **({"channels": self._channels(decision)} if decision.channels is not None else {}),
                     "candidates": [
                         {"identity": m.identity, "name": self.gallery.name_of(m.identity), "distance": m.distance}
                         for m in decision.candidates
                     ],
                 },
             )
+
+    def _observe_silhouettes(self, items: list[tuple]) -> None:
+        embeddings = self.silhouette_encoder.encode(np.stack([item[2] for item in items]))
+        self.counters.silhouette_windows += len(items)
+        known = [(item[1], vector) for item, vector in zip(items, embeddings, strict=True) if item[1] in self._decided]
+        if known:
+            self.matcher.observe_silhouettes([key for key, _ in known], np.asarray([v for _, v in known]))
+
+    def _channels(self, decision: Decision) -> dict:
+        """The identity event's ``channels``: what each channel alone says, and whether they agree."""
+        views = decision.channels or {}
+
+        def field(view: ChannelView) -> dict:
+            name = self.gallery.name_of(view.identity) if view.identity is not None else None
+            return {"identity": view.identity, "name": name, "distance": view.distance, "windows": view.windows}
+
+        found = {channel: field(view) for channel, view in views.items()}
+        named = [view.identity for view in views.values()]
+        agree = None if len(named) < 2 or None in named else len(set(named)) == 1
+        return {**found, "agree": agree, "weight": self.matcher.silhouettes.weight}
 
     def _decision_fields(self, decision: Decision | None) -> dict:
         if decision is None:
@@ -411,6 +500,7 @@ class Node:
                     "frames": (c.frames - before.frames) / span,
                     "body_frames": (c.body_frames - before.body_frames) / span,
                     "windows": (c.windows - before.windows) / span,
+                    "silhouette_windows": (c.silhouette_windows - before.silhouette_windows) / span,
                     "decisions": (c.decisions - before.decisions) / span,
                 },
                 "queues": {"frames": self.frames.qsize(), "work": self.work.qsize()},

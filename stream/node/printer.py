@@ -88,7 +88,7 @@ class EventPrinter:
             self._named[track] = name
             self._say(
                 f"t={payload['t_capture']:8.2f}s  {track:>14}  -> {name}  "
-                f"(distance {_distance(payload['distance'])}, {payload['windows']} windows)"
+                f"(distance {_distance(payload['distance'])}, {payload['windows']} windows{_channels(payload)})"
             )
 
     def _end(self, payload: dict) -> None:
@@ -135,7 +135,8 @@ class EventPrinter:
         scored = f"; {self.score.line()}" if self.score.scored else ""
         return (
             f"done: {counters.frames} frames, {counters.body_frames} body-frames, {counters.tracks} tracks, "
-            f"{counters.windows} windows, {counters.decisions} decisions, {publisher.sent} events sent{scored}; "
+            f"{counters.windows} windows{_silhouette_windows(counters)}, {counters.decisions} decisions, "
+            f"{publisher.sent} events sent{scored}; "
             f"dropped {counters.dropped_frames} frames, {counters.dropped_windows} windows, {publisher.dropped} events"
         )
 
@@ -143,3 +144,16 @@ class EventPrinter:
 def _distance(distance: float | None) -> str:
     """A decision's distance; none where there was nothing to compare with (an empty gallery)."""
     return "-" if distance is None else f"{distance:.3f}"
+
+
+def _channels(payload: dict) -> str:
+    """Where the decision fused two channels: what the silhouette channel alone said."""
+    silhouette = (payload.get("channels") or {}).get("silhouette")
+    if silhouette is None:
+        return ""
+    agree = "agrees" if payload["channels"]["agree"] else f"says {silhouette['name'] or 'nobody'}"
+    return f"; fused, silhouettes {agree} at {_distance(silhouette['distance'])}"
+
+
+def _silhouette_windows(counters) -> str:
+    return f" (+{counters.silhouette_windows} of silhouettes)" if counters.silhouette_windows else ""
