@@ -17,12 +17,12 @@ split in time into a first half (enrolled) and a second half (probe), no labels 
 of one track are one person; people enrolled under different names are different people). The shipped silhouette
 model learned from these clips (label-free), so it would look better on them than on new walks: the weight is chosen
 with a validation model trained the same way on the first halves only (``gaitwatch train selfgait``, the shipped
-recipe), which never saw the probe halves. For each weight on a grid, the fused distances of the four probe halves
-to the four enrolled halves give genuine and impostor pairs; the weight with the largest gap between the nearest
-impostor and the farthest genuine pair (in impostor-scale units) is chosen, ties to the nearest to 0.5. No test walk
-is used in it. Halves of one clip share the walker's clothes, light and camera: they reward appearance, which the
-silhouette channel sees and which changes between walks (a bag, a coat, another day), so this validation over-rates
-silhouettes by construction.
+recipe), which never saw the probe halves. The choice is ``gaitwatch calibrate fusion``'s (``stream.fusion_weight``:
+the weight ordering the most genuine-impostor pairs right, then the largest gap, then the nearest to 0.5), with the
+four probe halves as the labelled walks. No test walk is used in it. Halves of one clip share the walker's clothes,
+light and camera: they reward appearance, which the silhouette channel sees and which changes between walks (a bag,
+a coat, another day), so this validation over-rates silhouettes by construction; ``calibrate fusion`` asks for walks
+of other days.
 
 Writes benchmarks/results/casia_channels.json and benchmarks/casia_channels.md.
 
@@ -46,7 +46,8 @@ from sensors.formats.gwsil import companion, read_gwsil
 from sensors.replay import Replay
 from sensors.silhouette_windows import track_silhouettes
 from stream.events import TRACK_END, Publisher
-from stream.fusion import FUSION_WEIGHT, fuse
+from stream.fusion import FUSION_WEIGHT
+from stream.fusion_weight import WalkScores, best, weigh
 from stream.gallery.channel import impostor_scale
 from stream.gallery.gallery import Gallery
 from stream.matcher import SilhouetteChannel
@@ -137,24 +138,22 @@ def halves(path: Path, encoder, silhouettes) -> tuple[tuple, tuple]:
 
 
 def choose_weight(recordings: dict[str, Path], encoder, silhouettes) -> dict:
+    """``gaitwatch calibrate fusion``'s choice (``stream.fusion_weight``) on the halves: first halves enrolled,
+    second halves the labelled walks."""
     split = {name: halves(recordings[name], encoder, silhouettes) for name in ENROLL}
     names = list(split)
     enrolled_skeleton = np.array([split[n][0][0] for n in names])
     enrolled_shape = np.array([split[n][0][1] for n in names])
     owners = np.arange(len(names))
     scales = impostor_scale(enrolled_skeleton, owners), impostor_scale(enrolled_shape, owners)
-    rows = []
-    for weight in WEIGHTS:
-        genuine, impostor = [], []
-        for i, name in enumerate(names):
-            probe_skeleton, probe_shape = split[name][1]
-            skeleton = [(j, float(np.linalg.norm(probe_skeleton - enrolled_skeleton[j]))) for j in owners]
-            shape = {j: float(np.linalg.norm(probe_shape - enrolled_shape[j])) for j in owners}
-            for match in fuse(skeleton, shape, weight, *scales):
-                (genuine if match.identity == i else impostor).append(match.distance / scales[0])
-        rows.append({"weight": weight, "gap": min(impostor) - max(genuine), "genuine": genuine, "impostor": impostor})
-    best = max(rows, key=lambda r: (round(r["gap"], 6), -abs(r["weight"] - 0.5)))
-    return {"scales": scales, "rows": rows, "chosen": best["weight"], "product_default": FUSION_WEIGHT}
+    walks = []
+    for i, name in enumerate(names):
+        probe_skeleton, probe_shape = split[name][1]
+        skeleton = {j: float(np.linalg.norm(probe_skeleton - enrolled_skeleton[j])) for j in owners.tolist()}
+        shape = {j: float(np.linalg.norm(probe_shape - enrolled_shape[j])) for j in owners.tolist()}
+        walks.append(WalkScores(i, skeleton, shape))
+    rows = weigh(walks, scales)
+    return {"scales": scales, "rows": rows, "chosen": best(rows), "product_default": FUSION_WEIGHT}
 
 
 # --- test: the walks through the node -----------------------------------------------------------------------------
@@ -233,12 +232,12 @@ def table(result: dict) -> str:
         "",
         "## Fusion weight on validation (enrollment clips split in halves; no test walk): a diagnostic",
         "",
-        "| skeleton weight | gap (nearest impostor - farthest genuine, impostor-scale units) |",
-        "| --- | --- |",
+        "| skeleton weight | pairs in order (AUC) | gap (nearest impostor - farthest genuine, impostor-scale units) |",
+        "| --- | --- | --- |",
     ]
     for row in validation["rows"]:
         mark = " (best here)" if row["weight"] == validation["chosen"] else ""
-        lines.append(f"| {row['weight']:.1f}{mark} | {row['gap']:+.3f} |")
+        lines.append(f"| {row['weight']:.1f}{mark} | {row['auc']:.3f} | {row['gap']:+.3f} |")
     lines += [
         "",
         f"This validation would choose {validation['chosen']:.1f}. The product's default (`stream/fusion.py` "

@@ -15,6 +15,7 @@ import engines.cli
 import sensors.cli
 import stream.adapt_cli
 import stream.dashboard.cli
+import stream.fusion_cli
 import stream.gallery.cli
 import stream.hub_cli
 import stream.keys_cli
@@ -33,12 +34,13 @@ SHARED_GROUPS = {
 
 def register(commands: Commands, groups: Groups) -> None:
     """The stream package's commands: the gallery, the node (replay, camera, kinect, listen, launch, bench
-    pipeline), the matcher's threshold (calibrate threshold, calibrate site), site adaptation (adapt), CURVE
-    keys (keys) and the dashboard."""
+    pipeline), the matcher's threshold (calibrate threshold, calibrate site), the fusion weight (calibrate
+    fusion), site adaptation (adapt), CURVE keys (keys) and the dashboard."""
     stream.gallery.cli.add_commands(commands)
     stream.node.cli.add_commands(commands, groups["bench"])
     stream.threshold_cli.add_commands(groups["calibrate"])
     stream.site_cli.add_commands(groups["calibrate"])
+    stream.fusion_cli.add_commands(groups["calibrate"])
     stream.adapt_cli.add_commands(commands)
     stream.keys_cli.add_commands(commands)
     stream.hub_cli.add_commands(commands)

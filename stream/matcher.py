@@ -15,16 +15,21 @@ stops for an outage. A refusal that would not pass (a read-only or damaged galle
 With a silhouette channel (``SilhouetteChannel``: a camera with ``--silhouettes`` and a gallery holding
 silhouette embeddings), each track also keeps the mean of its silhouette windows' embeddings, and a decision
 re-scores the skeleton channel's candidates with their silhouette distances (``stream.fusion``); the decision
-says what each channel alone would have named. An anonymous enrollment stores both channels' embeddings.
+says what each channel alone would have named. An anonymous enrollment stores both channels' embeddings; as a
+silhouette window needs more frames than a decision, the track's silhouette windows that come after its enrollment
+are added to its identity at its next decisions (up to ``KEPT_SILHOUETTES``), and one that could not be stored (an
+outage) is tried again then.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from sensors.errors import InputError
 from stream.fusion import FUSION_WEIGHT, fuse
 from stream.gallery.channel import SILHOUETTE, impostor_scale
 from stream.gallery.gallery import Gallery, Match
@@ -34,6 +39,8 @@ from stream.gallery.store import Origin
 log = logging.getLogger("gaitwatch.matcher")
 FUSED_CANDIDATES = 32  # skeleton candidates re-scored with silhouettes: the right one may be 6th by skeleton alone
 MOST_SILHOUETTE_IDENTITIES = 1024  # silhouette distances asked per decision (a channel's gallery is searched exactly)
+KEPT_SILHOUETTES = 64  # silhouette embeddings a track keeps to enroll (about 25 s of walking); its mean uses all
+SCALE_MAX_AGE_S = 30.0  # channel scales are measured again after this long, or when a channel's size changes
 
 
 @dataclass(frozen=True)
@@ -73,10 +80,13 @@ class _Track:
     total: np.ndarray | None = None
     embeddings: list[np.ndarray] = field(default_factory=list)
     silhouette_total: np.ndarray | None = None
-    silhouettes: list[np.ndarray] = field(default_factory=list)
+    silhouette_count: int = 0
+    silhouettes: list[np.ndarray] = field(default_factory=list)  # kept to enroll (with enroll_after only)
     enrolled_as: int | None = None
     anonymous: int | None = None  # the identity made for it, before its embeddings were stored
     enrolled_embeddings: int = 0  # its skeleton embeddings stored (a retry after an outage does not store them twice)
+    enrolled_silhouettes: int = 0  # of ``silhouettes``, those stored under ``anonymous``
+    dismissed: bool = False  # its anonymous identity was removed or merged away meanwhile: not enrolled again
 
 
 class TrackMatcher:
@@ -101,7 +111,7 @@ class TrackMatcher:
         self.silhouettes = silhouettes
         self.tracks: dict[str, _Track] = {}
         self.enroll_failures = 0
-        self._scales: tuple[tuple, tuple[float | None, float | None]] | None = None  # (gallery state, scales)
+        self._scales: tuple[tuple, float, tuple[float | None, float | None]] | None = None  # (sizes, when, scales)
 
     def observe(self, track: str, embedding: np.ndarray) -> Decision | None:
         """Add one window's embedding to ``track``; a decision once the track has ``min_windows`` windows."""
@@ -151,7 +161,9 @@ class TrackMatcher:
             if state.silhouette_total is None:
                 state.silhouette_total = np.zeros(len(vector), np.float64)
             state.silhouette_total += vector
-            state.silhouettes.append(vector)
+            state.silhouette_count += 1
+            if self.enroll_after is not None and len(state.silhouettes) < KEPT_SILHOUETTES:
+                state.silhouettes.append(vector)
 
     # --- fusion ---------------------------------------------------------------------------------------
 
@@ -159,20 +171,20 @@ class TrackMatcher:
         """Whether any of these decisions has silhouettes to fuse: a track with one, a gallery channel with some."""
         return (
             self.silhouettes is not None
-            and any(state.silhouettes for state in states)
+            and any(state.silhouette_count for state in states)
             and bool(self.gallery.channel_identities(SILHOUETTE))
         )
 
     def _silhouette_views(self, states: list[_Track]) -> list[tuple[dict[int, float], ChannelView] | None]:
         """Per track with silhouette windows, its silhouette distance to every (or the nearest
         ``MOST_SILHOUETTE_IDENTITIES``) identity of the channel, and the channel's own view; None without."""
-        rows = [i for i, state in enumerate(states) if state.silhouettes]
-        pooled = np.asarray([states[i].silhouette_total / len(states[i].silhouettes) for i in rows], np.float32)
+        rows = [i for i, state in enumerate(states) if state.silhouette_count]
+        pooled = np.asarray([states[i].silhouette_total / states[i].silhouette_count for i in rows], np.float32)
         k = min(len(self.gallery.channel_identities(SILHOUETTE)), MOST_SILHOUETTE_IDENTITIES)
         views: list[tuple[dict[int, float], ChannelView] | None] = [None] * len(states)
         for i, found in zip(rows, self.gallery.search_channel_many(SILHOUETTE, pooled, k), strict=True):
             distances = {m.identity: m.distance for m in found}
-            views[i] = (distances, _view(found, len(states[i].silhouettes)))
+            views[i] = (distances, _view(found, states[i].silhouette_count))
         return views
 
     def _fused(self, candidates: list[Match], silhouette: dict[int, float]) -> list[Match]:
@@ -187,13 +199,17 @@ class TrackMatcher:
         return [Match(m.identity, m.distance, -1) for m in fused]
 
     def _channel_scales(self) -> tuple[float | None, float | None]:
-        """Each channel's impostor scale (``stream.fusion``), computed again when the gallery has changed."""
+        """Each channel's impostor scale (``stream.fusion``): measured again when a channel's size changes or after
+        ``SCALE_MAX_AGE_S`` (a median over many pairs moves little with one change, and other processes' changes
+        that keep the sizes reach it then). The track index is read under its lock: a follower may change it."""
         index = self.gallery.tracks.index
-        state = (len(index), self.gallery.store.written, len(self.gallery.channel_identities(SILHOUETTE)))
-        if self._scales is None or self._scales[0] != state:
-            skeleton = impostor_scale(index.vectors, index.owners)
-            self._scales = (state, (skeleton, self.gallery.channel_scale(SILHOUETTE)))
-        return self._scales[1]
+        sizes = (len(index), len(self.gallery.channel_identities(SILHOUETTE)))
+        now = time.monotonic()
+        if self._scales is None or self._scales[0] != sizes or now - self._scales[1] > SCALE_MAX_AGE_S:
+            with index.lock.reading():
+                skeleton = impostor_scale(index.vectors, index.owners)
+            self._scales = (sizes, now, (skeleton, self.gallery.channel_scale(SILHOUETTE)))
+        return self._scales[2]
 
     def _decide(
         self, track: str, state: _Track, count: int, candidates: list[Match], channels: dict | None = None
@@ -201,9 +217,18 @@ class TrackMatcher:
         best = candidates[0] if candidates else None
         known = best is not None and best.distance <= self.threshold
         enrolled = False
-        if not known and self.enroll_after is not None and count >= self.enroll_after and state.enrolled_as is None:
+        if state.enrolled_as is not None and not self.gallery.holds(state.enrolled_as):
+            state.enrolled_as, state.dismissed = None, True  # removed or merged (the dashboard, a shell): let it be
+        may_enroll = state.enrolled_as is None and not state.dismissed
+        if not known and self.enroll_after is not None and count >= self.enroll_after and may_enroll:
             state.enrolled_as = self._enroll_anonymous(track, state)
             enrolled = state.enrolled_as is not None
+        elif state.enrolled_as is not None and len(state.silhouettes) > state.enrolled_silhouettes:
+            try:
+                self._store_silhouettes(track, state)  # silhouette windows that came after its enrollment
+            except InputError as err:  # its identity removed meanwhile by another process: let it be
+                state.enrolled_as, state.dismissed = None, True
+                log.warning("track %s: its silhouettes were not added (%s)", track, err)
         if known:
             identity = best.identity
         elif state.enrolled_as is not None:
@@ -227,18 +252,31 @@ class TrackMatcher:
                 vectors = np.stack(state.embeddings)
                 self.gallery.enroll(state.anonymous, vectors, [Origin(self.source, track)] * len(vectors))
                 state.enrolled_embeddings = len(vectors)
-            if self.silhouettes is not None and state.silhouettes:
-                vectors = np.stack(state.silhouettes)
-                origins = [Origin(self.source, track)] * len(vectors)
-                self.gallery.enroll_channel(SILHOUETTE, state.anonymous, vectors, origins, self.silhouettes.card)
         except DatabaseUnreachable as err:  # a passing outage; anything else (read-only, damaged) ends the node
-            self.enroll_failures += 1
-            if self.enroll_failures == 1 or self.enroll_failures % 100 == 0:
-                log.warning(
-                    "track %s not enrolled (%d failed so far): %s; tried again later", track, self.enroll_failures, err
-                )
+            self._failed(track, err)
             return None
+        self._store_silhouettes(track, state)
         return state.anonymous
+
+    def _store_silhouettes(self, track: str, state: _Track) -> None:
+        """The track's silhouette embeddings not stored yet, into its anonymous identity's silhouette channel; an
+        outage leaves them for the track's next decision."""
+        if self.silhouettes is None or len(state.silhouettes) <= state.enrolled_silhouettes:
+            return
+        vectors = np.stack(state.silhouettes[state.enrolled_silhouettes :])
+        try:
+            origins = [Origin(self.source, track)] * len(vectors)
+            self.gallery.enroll_channel(SILHOUETTE, state.anonymous, vectors, origins, self.silhouettes.card)
+        except DatabaseUnreachable as err:
+            self._failed(track, err)
+            return
+        state.enrolled_silhouettes = len(state.silhouettes)
+
+    def _failed(self, track: str, err: Exception) -> None:
+        self.enroll_failures += 1
+        if self.enroll_failures == 1 or self.enroll_failures % 100 == 0:
+            failures = self.enroll_failures
+            log.warning("track %s not enrolled (%d failed so far): %s; tried again later", track, failures, err)
 
 
 def _view(candidates: list[Match], windows: int) -> ChannelView:

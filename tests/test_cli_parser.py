@@ -64,7 +64,7 @@ def test_shared_groups_hold_every_package_s_commands():
     assert {"gaitwatch bench encoder", "gaitwatch bench pipeline"} <= commands.keys()  # engines, stream
     calibrate = {name for name in commands if name.startswith("gaitwatch calibrate ")}
     assert calibrate == {
-        f"gaitwatch calibrate {w}" for w in ("floor", "place", "intrinsics", "show", "threshold", "site")
+        f"gaitwatch calibrate {w}" for w in ("floor", "place", "intrinsics", "show", "threshold", "site", "fusion")
     }
 
 

@@ -370,3 +370,28 @@ def test_the_identity_event_carries_its_window_to_the_millimetre_and_stays_reada
     older = {k: v for k, v in payload.items() if k not in ("schema_minor", "window")}  # a node before revision 1
     jsonschema.validate(older, schema())
     assert parse([IDENTITY.encode(), json.dumps(older).encode()]).name == "Ana"
+
+
+def test_a_fused_decision_reaches_the_page_with_what_each_channel_said():
+    import jsonschema
+
+    from stream.dashboard.live import LiveState
+    from stream.events import SCHEMA_MINOR
+    from stream.subscriber import parse
+
+    view = {"distance": 0.1, "windows": 2}
+    channels = {"skeleton": {"identity": 3, "name": "Ana", **view}, "silhouette": {"identity": 4, "name": "Bo", **view},
+                "agree": False, "weight": 0.5}  # fmt: skip
+    envelope = {"schema": SCHEMA_VERSION, "schema_minor": SCHEMA_MINOR, "topic": IDENTITY, "publisher": "n",
+                "seq": 1, "topic_seq": 1, "t_emit": 1.0}  # fmt: skip
+    payload = {**envelope, **identity_payload("1", 3, "Ana"), "channels": channels}
+    jsonschema.validate(payload, schema())
+    event = parse([IDENTITY.encode(), json.dumps(payload).encode()])
+    state = LiveState()
+    state.apply(event)
+    (track,) = state.snapshot()["tracks"]
+    assert track["channels"]["silhouette"]["name"] == "Bo" and track["channels"]["agree"] is False
+    older = {k: v for k, v in payload.items() if k != "channels"}  # a node without silhouettes
+    state = LiveState()
+    state.apply(parse([IDENTITY.encode(), json.dumps(older).encode()]))
+    assert state.snapshot()["tracks"][0]["channels"] is None

@@ -57,3 +57,24 @@ def test_a_crowd_larger_than_the_screen_is_cut_with_a_count():
     screen.print(table._render(None))
     text = screen.export_text()
     assert len(text.splitlines()) <= 20 and "... and" in text and "more" in text and "deciding" in text
+
+
+def test_a_fused_decision_says_what_the_silhouette_channel_said():
+    table = _Table("tcp://127.0.0.1:5557")
+    screen = Console(width=120, height=20, record=True, file=io.StringIO())
+    table.console = screen
+    view = {"distance": 0.1, "windows": 2}
+    agree = {"skeleton": {"identity": 1, "name": "ana", **view}, "silhouette": {"identity": 1, "name": "ana", **view}}
+    differ = {"skeleton": {"identity": 1, "name": "ana", **view}, "silhouette": {"identity": 2, "name": "ben", **view}}
+    silent = {"skeleton": {"identity": 1, "name": "ana", **view}}
+    for seq, (track, channels, agreed) in enumerate(
+        (("cam/1", agree, True), ("cam/2", differ, False), ("cam/3", silent, None)), start=1
+    ):
+        decision = {"identity": 1, "name": "ana", "known": True, "distance": 0.05, "windows": 4}
+        fused = {**channels, "agree": agreed, "weight": 0.5}
+        table.show(_event(IDENTITY, seq, track=track, **decision, channels=fused), None)
+    screen.print(table._render(None))
+    rows = {line.split()[1]: line for line in screen.export_text().splitlines() if "cam/" in line}
+    assert "ana (silhouettes agree)" in rows["cam/1"]
+    assert "ana (silhouettes: ben)" in rows["cam/2"]
+    assert "silhouettes" not in rows["cam/3"]  # no silhouette window yet: the skeleton channel alone

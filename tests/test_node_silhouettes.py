@@ -232,6 +232,33 @@ def test_a_clear_silhouette_overturns_a_close_skeleton_call_and_anonymous_tracks
     gallery.close()
 
 
+def test_silhouettes_after_an_anonymous_enrollment_join_its_identity_and_a_removal_is_respected(tmp_path: Path):
+    skeleton_card, silhouette_card = synthetic_card("a", 2), synthetic_card("b", 3)
+    gallery = Gallery.create(tmp_path / "g.db", skeleton_card)
+    for name, at in (("ana", 0.0), ("ben", 5.0)):
+        identity = gallery.add_identity(name)
+        gallery.enroll(identity, np.array([[at, 0]], np.float32), [Origin("s", name)])
+        gallery.enroll_channel(SILHOUETTE, identity, np.array([[at, 0, 0]], np.float32), [Origin("s", name)],
+                               silhouette_card)  # fmt: skip
+    channel = SilhouetteChannel(silhouette_card, 0.5)
+    matcher = TrackMatcher(gallery, threshold=0.5, min_windows=1, enroll_after=2, silhouettes=channel)
+    far = np.array([50.0, 50.0])
+    matcher.observe("t", far)
+    made = matcher.observe("t", far)  # enrolled before any silhouette window of the track
+    assert made.enrolled and made.identity not in gallery.channel_identities(SILHOUETTE)
+    assert "silhouette" not in made.channels and made.distance == made.channels["skeleton"].distance
+    matcher.observe_silhouettes(["t", "t"], np.array([[0, 50, 0], [0, 51, 0]]))
+    later = matcher.observe("t", far)  # now near its own track: named, and its silhouettes added
+    assert later.identity == made.identity and made.identity in gallery.channel_identities(SILHOUETTE)
+    (means,) = [row for row in gallery.search_channel_many(SILHOUETTE, np.array([[0, 50.5, 0]]), 3)]
+    assert means[0].identity == made.identity and means[0].distance == pytest.approx(0.0, abs=1e-5)
+    gallery.remove(made.identity)  # removed (the dashboard, a shell) while the track is still in view
+    matcher.observe_silhouettes(["t"], np.array([[0, 52, 0]]))
+    after = matcher.observe("t", far)
+    assert after.identity is None and not after.enrolled  # unknown now, and not enrolled again
+    gallery.close()
+
+
 def test_a_gallery_without_silhouettes_turns_the_channel_off_and_bad_weights_are_refused(
     tmp_path, gallery_path, played, encoders
 ):
@@ -285,3 +312,39 @@ def test_a_silhouette_model_other_than_the_channel_s_is_refused(tmp_path, galler
         ok=False,
     )
     assert_one_line_error(ran, "silhouette channel")
+
+
+def test_calibrate_fusion_chooses_a_weight_from_labelled_walks_and_the_node_reads_it(
+    tmp_path, gallery_path, played, walks
+):
+    _, plays, _ = walks
+    named = [f"CMU subject {walk.metadata['subject']}={path}" for walk, path in zip(plays, played, strict=True)]
+    out = tmp_path / "fusion.json"
+    ran = gaitwatch("calibrate", "fusion", *named[:4], "--gallery", gallery_path, "--out", out)
+    chosen = json.loads(out.read_text())
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    assert chosen["weight"] in [row["weight"] for row in chosen["rows"]] and len(chosen["rows"]) == 11
+    assert f"fusion weight {chosen['weight']:.1f}" in ran.stdout
+    replayed = gaitwatch("replay", played[0], "--gallery", gallery_path, "--fusion-weight", out, "--speed", "max",
+                         "--pub", "tcp://127.0.0.1:0", "--quiet")  # fmt: skip
+    assert f"skeleton weight {chosen['weight']}" in replayed.stdout
+    chosen["models"]["silhouette"] = "0" * 64  # as if chosen with another silhouette model
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(chosen))
+    refused = gaitwatch("replay", played[0], "--gallery", gallery_path, "--fusion-weight", other, "--speed", "max",
+                        "--pub", "tcp://127.0.0.1:0", ok=False)  # fmt: skip
+    assert_one_line_error(refused, "another silhouette model")
+    again = gaitwatch("calibrate", "fusion", *named[:1], "--gallery", gallery_path, "--out", out, ok=False)
+    assert_one_line_error(again, "already exists")
+    plain = tmp_path / "plain.gwrec"
+    write_recording(plain, plays[0])  # no .gwsil
+    person = f"CMU subject {plays[0].metadata['subject']}"
+    missing = gaitwatch("calibrate", "fusion", f"{person}={plain}", "--gallery", gallery_path, "--out",
+                        tmp_path / "f2.json", ok=False)  # fmt: skip
+    assert_one_line_error(missing, "plain.gwsil")
+    nobody = gaitwatch("calibrate", "fusion", f"nobody={played[0]}", "--gallery", gallery_path, "--out",
+                       tmp_path / "f2.json", ok=False)  # fmt: skip
+    assert_one_line_error(nobody, "nobody")
+    nameless = gaitwatch("calibrate", "fusion", str(plain), "--gallery", gallery_path, "--out", tmp_path / "f3.json",
+                         ok=False)  # fmt: skip
+    assert_one_line_error(nameless, "NAME=WALK")

@@ -125,13 +125,17 @@ def test_skeleton_and_silhouette_openers_refuse_each_others_artifacts(
     assert_one_line_error(refused, "is a skeleton encoder")
 
 
-def test_the_shipped_silhouette_model_is_named_and_its_absence_is_one_line():
+def test_the_shipped_silhouette_model_opens_encodes_and_its_absence_is_one_line(monkeypatch, tmp_path: Path):
+    import engines.runtime.load as load
+
     assert shipped_silhouette_model() == SHIPPED_SILHOUETTE_MODEL
-    assert SHIPPED_SILHOUETTE_MODEL.name == "selfgait-casia.onnx" and SHIPPED_SILHOUETTE_MODEL.parent.name == "data"
-    if SHIPPED_SILHOUETTE_MODEL.is_file():
-        assert open_silhouette_encoder(None).card["method"] == "selfgait"
-    else:
-        refusal(lambda: open_silhouette_encoder(None), "shipped silhouette model is missing")
+    shipped = open_silhouette_encoder(None)  # shipped with the package: it must be there
+    assert shipped.card["method"] == "selfgait" and shipped.card["layout"] == "silhouette_64x44"
+    window = (np.random.default_rng(0).random((2, shipped.f, 64, 44)) < 0.3).astype(np.uint8) * 255
+    out = shipped.encode(window)
+    assert out.shape == (2, shipped.card["embedding_dim"]) and np.isfinite(out).all()
+    monkeypatch.setattr(load, "SHIPPED_SILHOUETTE_MODEL", tmp_path / "gone.onnx")
+    refusal(lambda: load.open_silhouette_encoder(None), "shipped silhouette model is missing")
 
 
 def test_gaitwatch_export_writes_a_selfgait_artifact_and_refuses_what_does_not_apply(run: Path, tmp_path: Path):

@@ -115,6 +115,7 @@ class LiveState:
             distance=p["distance"],
             threshold=p.get("threshold"),
             windows=p["windows"],
+            channels=p.get("channels") if isinstance(p.get("channels"), dict) else None,
             updated=now,
         )
         if isinstance(p.get("window"), dict):

@@ -23,11 +23,12 @@ MAX_PAIRS = 20_000  # pairs of track means measured for a scale: a median needs 
 def impostor_scale(means: np.ndarray, owners: np.ndarray, seed: int = 0) -> float | None:
     """The median Euclidean distance between track means of different identities (None with fewer than two): a
     channel's unit of distance, known without labels (``stream.fusion``). Every pair where there are at most
-    ``MAX_PAIRS``, else that many drawn with a fixed seed."""
-    means, owners = np.asarray(means, np.float64), np.asarray(owners)
-    if len(np.unique(owners)) < 2:
+    ``MAX_PAIRS``, else that many drawn with a fixed seed; only the rows of the pairs are read (a skeleton track
+    index may hold a million means)."""
+    owners = np.asarray(owners)
+    n = len(owners)
+    if n < 2 or not (owners != owners[0]).any():
         return None
-    n = len(means)
     if n * (n - 1) // 2 <= MAX_PAIRS:
         a, b = np.triu_indices(n, 1)
     else:
@@ -35,7 +36,10 @@ def impostor_scale(means: np.ndarray, owners: np.ndarray, seed: int = 0) -> floa
         a, b = rng.integers(0, n, MAX_PAIRS), rng.integers(0, n, MAX_PAIRS)
     different = owners[a] != owners[b]
     a, b = a[different], b[different]
-    return float(np.median(np.linalg.norm(means[a] - means[b], axis=1)))
+    if not len(a):
+        return None
+    gaps = np.asarray(means[a], np.float64) - np.asarray(means[b], np.float64)
+    return float(np.median(np.linalg.norm(gaps, axis=1)))
 
 
 class _Snapshot:

@@ -245,6 +245,10 @@ class Gallery:
         """An identity's display name, from memory (the live matcher asks on every decision)."""
         return self._names[identity]
 
+    def holds(self, identity: int) -> bool:
+        """Whether ``identity`` is in the gallery now (from memory: another process may have removed or merged it)."""
+        return identity in self._names
+
     def search(self, queries: np.ndarray, k: int = 5) -> list[list[Match]]:
         """Per query, the k nearest identities (each scored by its nearest embedding), nearest first."""
         queries = np.asarray(queries, np.float32).reshape(-1, self.store.dim)

@@ -161,10 +161,9 @@ def add_channel_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--fusion-weight",
-        type=float,
-        default=FUSION_WEIGHT,
-        help=f"the skeleton channel's weight in the fused distance, 0..1 (default {FUSION_WEIGHT}: equal, not tuned; "
-        "docs/silhouettes.md)",
+        type=file_or_number,
+        help="the skeleton channel's weight in the fused distance: a number 0..1, or the file `gaitwatch calibrate "
+        f"fusion` wrote for this site (default {FUSION_WEIGHT}: equal, not tuned; docs/silhouettes.md)",
     )
 
 
@@ -280,7 +279,7 @@ def _play(replay, gallery, encoder, publisher: Publisher, config, args: argparse
         if silhouettes is not None:
             refuse_existing_companion(args.record)
         source = Source(replay, track_labels=replay.track_labels, silhouettes=silhouettes)
-        channel = _silhouette_channel(args, gallery, silhouettes is not None)
+        channel = _silhouette_channel(args, gallery, silhouettes is not None, encoder.card)
         print(_run_node([source], encoder, gallery, publisher, config, args, channel=channel))
     finally:
         gallery.close()
@@ -295,23 +294,25 @@ def refuse_existing_companion(record: Path | None) -> None:
         raise InputError(f"{companion(record)}: already exists; refusing to overwrite silhouettes")
 
 
-def _silhouette_channel(args: argparse.Namespace, gallery, have_silhouettes: bool):
+def _silhouette_channel(args: argparse.Namespace, gallery, have_silhouettes: bool, skeleton_card: dict):
     """(silhouette encoder, SilhouetteChannel) where this node matches silhouettes, else (None, None).
 
     On where there are silhouettes and either the gallery holds some (bound to the encoder's model, refused
     otherwise) or ``--enroll-after`` may enroll them; silhouettes without that are only recorded or previewed."""
     from engines.runtime.load import open_silhouette_encoder
+    from stream.fusion import FUSION_WEIGHT
+    from stream.fusion_weight import read_weight
     from stream.gallery.channel import SILHOUETTE
     from stream.gallery.store import check_model
     from stream.matcher import SilhouetteChannel
 
-    weight = getattr(args, "fusion_weight", None)
-    if weight is not None and not 0.0 <= weight <= 1.0:
-        raise InputError(f"--fusion-weight: a weight from 0 to 1, got {weight}")
+    text = args.fusion_weight
+    if text is not None and not Path(text).is_file():
+        read_weight(text)  # a bad number is said at once, silhouettes or not
     if not have_silhouettes:
         return None, None
     bound = gallery.channel_model(SILHOUETTE)
-    if bound is None and args.enroll_after is None:
+    if not gallery.channel_identities(SILHOUETTE) and args.enroll_after is None:
         print(
             f"silhouette channel: off ({gallery.store.where} holds no silhouettes; enroll some with "
             "`gaitwatch gallery enroll ... --silhouette-model`)",
@@ -321,6 +322,8 @@ def _silhouette_channel(args: argparse.Namespace, gallery, have_silhouettes: boo
     encoder = open_silhouette_encoder(args.silhouette_model)
     if bound is not None:
         check_model(f"{gallery.store.where} (silhouette channel)", bound, encoder.card)
+    shas = skeleton_card["file"]["sha256"], encoder.card["file"]["sha256"]
+    weight = FUSION_WEIGHT if text is None else read_weight(text, *shas)
     print(f"silhouette channel: on ({encoder.card['file']['name']}, skeleton weight {weight})", flush=True)
     return encoder, SilhouetteChannel(encoder.card, weight)
 
@@ -472,7 +475,7 @@ def _run_camera(args: argparse.Namespace, publisher: Publisher) -> int:
     config.silhouette_method = args.silhouettes
     gallery = Gallery.open(args.gallery, encoder.card, background=True)
     try:
-        channel = _silhouette_channel(args, gallery, args.silhouettes is not None)
+        channel = _silhouette_channel(args, gallery, args.silhouettes is not None, encoder.card)
     except BaseException:
         gallery.close()
         raise

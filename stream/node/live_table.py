@@ -76,7 +76,7 @@ class _Plain:
         if event.missed:
             print(f"        {event.missed} {event.topic} events lost before this one")
         if event.topic == IDENTITY:
-            who = p["name"] if p["known"] else "unknown"
+            who = (p["name"] if p["known"] else "unknown") + _silhouettes(p)
             print(
                 f"{event.seq:>7} {p['track']:>14}  {who}  distance {_distance(p['distance'])}  windows {p['windows']}"
             )
@@ -164,10 +164,22 @@ class _Table:
 
 
 def _who(row: dict) -> str:
-    """A track's identity in words: its name, "unknown" after a decision, "deciding" before the first."""
+    """A track's identity in words: its name, "unknown" after a decision, "deciding" before the first; where the
+    node fused silhouettes, what the silhouette channel said."""
     if row.get("identity") is not None:
-        return str(row.get("name"))
-    return "unknown" if row.get("distance") is not None or row.get("known") is False else "deciding ..."
+        who = str(row.get("name"))
+    else:
+        who = "unknown" if row.get("distance") is not None or row.get("known") is False else "deciding ..."
+    return who + _silhouettes(row)
+
+
+def _silhouettes(payload: dict) -> str:
+    """What the silhouette channel alone said of a fused decision (nothing without one)."""
+    channels = payload.get("channels") or {}
+    silhouette = channels.get("silhouette")
+    if silhouette is None:
+        return ""
+    return " (silhouettes agree)" if channels.get("agree") else f" (silhouettes: {silhouette.get('name') or '-'})"
 
 
 def _node_line(publisher: str, status: dict) -> str:

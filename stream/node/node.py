@@ -54,6 +54,9 @@ from stream.node.tracker import Tracker
 
 _DONE = object()
 SWITCH_INTERVAL_S = 0.0005
+SILHOUETTES_QUEUED = 64
+"""Silhouette windows waiting to be encoded, at most (56 kB each, encoded far slower than skeleton windows): bounded
+apart from the work queue's count, so that a replay at full speed does not queue hundreds of MB of them."""
 
 
 @dataclass
@@ -170,6 +173,7 @@ class Node:
         self._stop = threading.Event()
         self.errors: list[Exception] = []  # a source's or the encoding thread's failure: run() raises the first
         self._encoding_failed = threading.Event()
+        self._silhouette_room = threading.BoundedSemaphore(SILHOUETTES_QUEUED)
         self._started = time.monotonic()
         self._sources_left = len(sources)
         self._labels = {id(s): s.track_labels for s in sources}
@@ -311,7 +315,7 @@ class Node:
                 cut = track.silhouettes.push(frame.t, silhouettes.crops[body])
                 if cut is not None:
                     self._announce(track)
-                    self._send(("silhouette", key, cut[0]), droppable=True)
+                    self._send_silhouette(("silhouette", key, cut[0]))
 
     def _silhouette_ring(self) -> SilhouetteRing | None:
         """A track's silhouette ring where the node encodes silhouettes: windows of the encoder's length, half
@@ -341,19 +345,37 @@ class Node:
         if track is not None and track.start is None:  # announced: it gave a window
             self._send(("end", key, t))
 
-    def _send(self, item: tuple, droppable: bool = False) -> None:
+    def _send(self, item: tuple, droppable: bool = False) -> bool:
+        """Queue ``item`` for the encoding thread; False where a live source's window found no room (dropped) or
+        nobody will take it."""
         if droppable and self._live:
             try:
                 self.work.put_nowait(item)
+                return True
             except queue.Full:
                 self.counters.dropped_windows += 1
-            return
+                return False
         while not self._encoding_failed.is_set():  # a file's windows wait for room, unless nobody will take them
             try:
                 self.work.put(item, timeout=0.1)
-                return
+                return True
             except queue.Full:
                 pass
+        return False
+
+    def _send_silhouette(self, item: tuple) -> None:
+        """A silhouette window, within ``SILHOUETTES_QUEUED``: a live source's is dropped (and counted) past it, a
+        file's waits; the encoding thread gives the room back once it has encoded it."""
+        if self._live:
+            if not self._silhouette_room.acquire(blocking=False):
+                self.counters.dropped_windows += 1
+                return
+        else:
+            while not self._silhouette_room.acquire(timeout=0.1):
+                if self._encoding_failed.is_set():
+                    return
+        if not self._send(item, droppable=True):
+            self._silhouette_room.release()
 
     # --- encoding thread: batches, encoder, matcher, events ---------------------------------------------
 
@@ -441,7 +463,11 @@ class Node:
             )
 
     def _observe_silhouettes(self, items: list[tuple]) -> None:
-        embeddings = self.silhouette_encoder.encode(np.stack([item[2] for item in items]))
+        try:
+            embeddings = self.silhouette_encoder.encode(np.stack([item[2] for item in items]))
+        finally:
+            for _ in items:
+                self._silhouette_room.release()
         self.counters.silhouette_windows += len(items)
         known = [(item[1], vector) for item, vector in zip(items, embeddings, strict=True) if item[1] in self._decided]
         if known:

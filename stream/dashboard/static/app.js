@@ -179,6 +179,13 @@ function trackCard(track) {
   return card;
 }
 
+// Where the node fused the silhouette channel: what it alone said (schema_minor 2's channels).
+function silhouettes(track) {
+  const channels = track.channels;
+  if (!channels || !channels.silhouette) return "";
+  return channels.agree ? " · silhouettes agree" : ` · silhouettes: ${channels.silhouette.name || "-"}`;
+}
+
 function drawTrack(track) {
   const card = trackCard(track);
   const name = track.name === null ? "unknown" : track.name;
@@ -186,7 +193,7 @@ function drawTrack(track) {
   card.querySelector(".id").textContent = track.identity === null ? "" : `#${track.identity}`;
   card.classList.toggle("unknown", !track.known);
   const threshold = track.threshold === null || track.threshold === undefined ? "" : ` / ${fmt(track.threshold)}`;
-  card.querySelector(".score").textContent = `distance ${fmt(track.distance)}${threshold}`;
+  card.querySelector(".score").textContent = `distance ${fmt(track.distance)}${threshold}${silhouettes(track)}`;
   card.querySelector(".windows").textContent = `${track.windows} windows`;
   card.querySelector(".tid").textContent = track.track;
   const anonymous = typeof track.name === "string" && /^anonymous-\d+$/.test(track.name) && track.known;
