@@ -348,3 +348,47 @@ def test_calibrate_fusion_chooses_a_weight_from_labelled_walks_and_the_node_read
     nameless = gaitwatch("calibrate", "fusion", str(plain), "--gallery", gallery_path, "--out", tmp_path / "f3.json",
                          ok=False)  # fmt: skip
     assert_one_line_error(nameless, "NAME=WALK")
+
+
+def test_a_channel_bound_but_emptied_leaves_the_silhouettes_off(tmp_path, played, encoders, walks):
+    encoder, silhouettes = encoders
+    keep = walks[0]
+    path = tmp_path / "emptied.db"
+    gallery = Gallery.create(path, encoder.card)
+    identity = gallery.add_identity("gone")
+    walk = keep[0]
+    for part in track_windows(walk, encoder.f, float(encoder.card["rate_hz"])):
+        gallery.enroll_track(identity, part, encoder.encode, "enroll")
+    cut, _, _ = windows_of(walk.t, walker(0, walk.num_frames), silhouettes.f, silhouettes.f // 2, None)
+    vectors = silhouettes.encode(cut)
+    gallery.enroll_channel(SILHOUETTE, identity, vectors, [Origin("enroll", "0")] * len(vectors), silhouettes.card)
+    gallery.remove(identity)  # the channel stays bound to its model, and holds nothing
+    assert gallery.channel_model(SILHOUETTE) is not None and not gallery.channel_identities(SILHOUETTE)
+    gallery.close()
+    ran = gaitwatch("replay", played[0], "--gallery", path, "--speed", "max", "--pub", "tcp://127.0.0.1:0", "--quiet")
+    assert "silhouette channel: off" in ran.stdout and "of silhouettes" not in ran.stdout
+
+
+def test_silhouette_windows_waiting_for_the_encoder_are_bounded_and_a_live_source_s_extra_are_dropped(
+    tmp_path, gallery_path, encoders
+):
+    from stream.node.node import SILHOUETTES_QUEUED
+
+    encoder, silhouettes = encoders
+    gallery = Gallery.open(gallery_path, encoder.card)
+    publisher = Publisher("tcp://127.0.0.1:0", "test")
+    try:
+        node = Node([Source([], live=True)], encoder, gallery, publisher, NodeConfig(),
+                    silhouette_encoder=silhouettes, silhouette_channel=SilhouetteChannel(silhouettes.card))  # fmt: skip
+        window = np.zeros((silhouettes.f, 64, 44), np.uint8)
+        for _ in range(SILHOUETTES_QUEUED + 6):  # nobody encodes meanwhile
+            node._send_silhouette(("silhouette", "cam/1", window))
+        assert node.work.qsize() == SILHOUETTES_QUEUED and node.counters.dropped_windows == 6
+        taken = [node.work.get_nowait() for _ in range(10)]
+        node._observe_silhouettes(taken)  # encoded: their room is given back
+        for _ in range(12):
+            node._send_silhouette(("silhouette", "cam/1", window))
+        assert node.work.qsize() == SILHOUETTES_QUEUED and node.counters.dropped_windows == 8
+    finally:
+        publisher.close()
+        gallery.close()
