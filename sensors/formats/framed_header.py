@@ -1,9 +1,11 @@
-"""The header both of gaitwatch's binary files open with: magic, version, and a checksummed JSON object.
+"""The header both of gaitwatch's binary files open with (magic, version, and a checksummed JSON object), and the
+check word each of their fixed-size records ends with.
 
 ``.gwrec`` (skeletons) and ``.gwsil`` (silhouettes) start with one preamble — 8 bytes of magic, the format
 version, the header's length and its CRC-32 — then the header as JSON, padded with spaces so that the
 fixed-size records after it start 8-byte aligned. A wrong file is refused from its first 20 bytes and a
 header longer than ``MAX_HEADER_BYTES`` is never read. What the header's fields mean is each format's own.
+Each record's ``check`` is a position-weighted sum of its words (``record_checksums``) with each format's own seed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import struct
 import zlib
 from pathlib import Path
 from typing import BinaryIO
+
+import numpy as np
 
 from sensors.errors import FormatError
 
@@ -66,3 +70,11 @@ def read_bytes(stream: BinaryIO, path: Path, size: int) -> bytes:
         return stream.read(size)
     except OSError as err:
         raise FormatError(path, "", f"cannot read ({err.strerror})") from None
+
+
+def record_checksums(records: np.ndarray, seed: int) -> np.ndarray:
+    """Per record, the position-weighted sum (mod 2**32) of every 32-bit word before its ``check`` and ``pad`` words
+    (the record dtype's last two), plus the format's ``seed``."""
+    words = records.view("<u4").reshape(len(records), records.dtype.itemsize // 4)[:, :-2]
+    weights = np.arange(1, 2 * words.shape[1] + 1, 2, dtype=np.uint32)
+    return np.einsum("ij,j->i", words, weights, dtype=np.uint32) + np.uint32(seed)

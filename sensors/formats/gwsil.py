@@ -34,7 +34,7 @@ import numpy as np
 from sensors import atomic
 from sensors.errors import FormatError, InputError
 from sensors.formats._io import open_regular
-from sensors.formats.framed_header import header_bytes, read_bytes, read_header
+from sensors.formats.framed_header import header_bytes, read_bytes, read_header, record_checksums
 from sensors.recording import Truncation, metadata_problem
 
 MAGIC = b"\x89GWSIL\r\n"
@@ -69,10 +69,7 @@ def record_dtype(height: int, width: int) -> np.dtype:
 
 
 def _checksums(records: np.ndarray) -> np.ndarray:
-    """Position-weighted sum (mod 2**32) of every 32-bit word before ``check``."""
-    words = records.view("<u4").reshape(len(records), records.dtype.itemsize // 4)[:, :-2]
-    weights = np.arange(1, 2 * words.shape[1] + 1, 2, dtype=np.uint32)
-    return np.einsum("ij,j->i", words, weights, dtype=np.uint32) + np.uint32(_CHECK_SEED)
+    return record_checksums(records, _CHECK_SEED)
 
 
 @dataclass
