@@ -179,7 +179,7 @@ def config_settings(method: str, settings: list[str], finetune: bool = False) ->
             raise InputError(f"--set {setting}: expected KEY=VALUE with KEY one of {whose} settings: {known}")
         try:
             value = json.loads(text)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or a number Python will not read (thousands of digits)
             value = None
         default = defaults[key]
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):

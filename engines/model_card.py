@@ -81,6 +81,8 @@ def read_card(artifact: str | Path, verify: bool = True) -> dict:
         card = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise FormatError(path, f"line {err.lineno}", f"not valid JSON ({err.msg})") from None
+    except ValueError as err:  # not UTF-8, or an integer of thousands of digits (JSON allows it, Python refuses)
+        raise FormatError(path, "text", f"not readable JSON ({str(err)[:80]})") from None
     if not isinstance(card, dict):
         raise FormatError(path, "top level", "expected a JSON object")
     missing = [key for key in REQUIRED if key not in card]

@@ -106,6 +106,8 @@ class Split:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise FormatError(source, f"line {err.lineno}", f"not valid JSON ({err.msg})") from None
+        except ValueError as err:  # an integer of thousands of digits: JSON allows it, Python refuses
+            raise FormatError(source, "text", f"not readable JSON ({str(err)[:80]})") from None
         return _split_from_dict(data, str(source))
 
 

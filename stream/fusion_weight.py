@@ -81,7 +81,7 @@ def _from_file(path: Path, skeleton_sha: str | None, silhouette_sha: str | None)
         raise InputError(f"--fusion-weight {path}: neither a number nor a file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except ValueError:  # not UTF-8, not JSON, or a number Python will not read (thousands of digits)
         raise InputError(f"{path}: not a fusion weight file (not JSON)") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
         raise InputError(f"{path}: not a fusion weight file (format {FORMAT} version {VERSION})")

@@ -97,6 +97,10 @@ def test_a_card_that_does_not_match_its_file_is_refused(exported, tmp_path: Path
     card_path(copy).write_text(card_path(exported["simmc"]).read_text())
     with pytest.raises(FormatError, match=r"m\.onnx\.card\.json, file\.sha256"):
         open_encoder(copy)
+    for text in (b'{"f": ' + b"9" * 5000 + b"}", b"\xff\xfe not text"):  # a number Python refuses; not UTF-8
+        card_path(copy).write_bytes(text)
+        with pytest.raises(FormatError, match=r"m\.onnx\.card\.json, text: not readable JSON"):
+            open_encoder(copy)
     card_path(copy).unlink()
     with pytest.raises(InputError, match="no model card"):
         open_encoder(copy)

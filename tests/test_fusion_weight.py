@@ -50,9 +50,10 @@ def test_the_weight_is_a_number_or_a_file_made_for_these_models(tmp_path: Path):
     assert read_weight(str(path), "a" * 64, "b" * 64) == 0.2
     with pytest.raises(InputError, match="another silhouette model"):
         read_weight(str(path), "a" * 64, "c" * 64)
-    path.write_text("{not json")
-    with pytest.raises(InputError, match="not a fusion weight file"):
-        read_weight(str(path))
+    for text in (b"{not json", b'{"weight": ' + b"9" * 5000 + b"}", b"\xff\xfe"):
+        path.write_bytes(text)
+        with pytest.raises(InputError, match="not a fusion weight file"):
+            read_weight(str(path))
     path.write_text(json.dumps({"format": "gaitwatch-threshold", "version": 2}))
     with pytest.raises(InputError, match="not a fusion weight file"):
         read_weight(str(path))

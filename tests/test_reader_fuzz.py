@@ -453,6 +453,7 @@ def test_kinect_csv(workdir: Path, content: bytes):
 @example(text=json.dumps({"units": ["mm"], "time_units": {"a": 1}, "sensor_id": ""}).encode())
 @example(text=json.dumps({"rate_hz": float("inf")}).encode())
 @example(text=b"[" * 100_000)
+@example(text=b'{"rate_hz": ' + b"9" * 5000 + b"}")  # JSON allows it; Python's int() refuses over 4,300 digits
 def test_kinect_csv_mapping(workdir: Path, text: bytes):
     path = workdir / "mapped.csv"
     path.write_bytes(CSV)

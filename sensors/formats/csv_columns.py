@@ -185,6 +185,8 @@ def _read_mapping(path: Path) -> dict:
         raise FormatError(path, "", f"not UTF-8 text ({err.reason} at byte {err.start})") from None
     except json.JSONDecodeError as err:
         raise FormatError(path, f"line {err.lineno}, column {err.colno}", f"not valid JSON: {err.msg}") from None
+    except ValueError as err:  # what JSON allows and Python refuses: an integer of thousands of digits
+        raise FormatError(path, "", f"not readable JSON: {str(err)[:80]}") from None
     except RecursionError:
         raise FormatError(path, "", "nested too deeply: expected a flat object of settings") from None
     if not isinstance(mapping, dict):
