@@ -53,6 +53,25 @@ def parity_windows(seed: int) -> list[np.ndarray]:
     return windows
 
 
+def selfgait_card(info: dict, embedding_dim: int) -> dict:
+    """What every card of a selfgait encoder says, exported or run from its checkpoint: method, window length, rate,
+    layout, D, metric, and how it was trained (``info``: ``engines.checkpoint.describe`` of its checkpoint)."""
+    from engines.runtime.silhouette_backend import LAYOUT, METHOD
+
+    return {
+        "method": METHOD,
+        "f": int(info["f"]),
+        "rate_hz": float(info.get("rate_hz", 25.0)),
+        "layout": LAYOUT,
+        "embedding_dim": embedding_dim,
+        "metric": "euclidean",
+        "training": {
+            "objective": info.get("objective", PRETRAINING_OBJECTIVE),
+            **{k: info[k] for k in TRAINING_KEYS if k in info},
+        },
+    }
+
+
 def export_selfgait(model: str | Path, out: Path) -> dict:
     """Export ``model`` (a selfgait ``model.pt`` or run folder) to ``out`` with its card; returns the card."""
     import onnxruntime as ort
@@ -75,24 +94,14 @@ def export_selfgait(model: str | Path, out: Path) -> dict:
         out.unlink(missing_ok=True)
         card_path(out).unlink(missing_ok=True)
         raise InputError(f"{out}: ONNX Runtime differs from torch by {worst:.2e} (relative), over {PARITY_LIMIT:g}")
-    info = describe(data)
     card = {
-        "method": "selfgait",
-        "f": int(info["f"]),
-        "rate_hz": float(info.get("rate_hz", 25.0)),
-        "layout": "silhouette_64x44",
-        "embedding_dim": int(encoder.embedding_dim),
-        "metric": "euclidean",
+        **selfgait_card(describe(data), int(encoder.embedding_dim)),
         "input": {
             "name": INPUT_NAME,
             "shape": ["N", "T", HEIGHT, WIDTH],
             "dtype": "uint8",
             "units": "aligned silhouettes 0..255 (sensors.silhouette.align), T >= 2 frames, any length",
             "normalisation": "inside the model (/255)",
-        },
-        "training": {
-            "objective": info.get("objective", PRETRAINING_OBJECTIVE),
-            **{k: info[k] for k in TRAINING_KEYS if k in info},
         },
         "parity": {"reference": "torch", "backend": "onnxruntime", "max_relative_diff": worst, "limit": PARITY_LIMIT},
     }

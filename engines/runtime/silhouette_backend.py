@@ -133,23 +133,13 @@ def _torch_model(path: Path) -> tuple[dict, Run]:
             f"{path}: torch checkpoints need torch: pip install -c constraints.txt 'gaitwatch[train]'"
         ) from None
     from engines.checkpoint import describe, encoder_from, load
-    from engines.export.selfgait_artifact import TRAINING_KEYS
+    from engines.export.selfgait_artifact import selfgait_card
 
     data = load(path)
     if data["method"] != METHOD:
         raise skeleton_model_error(path, data.get("layout", "kinect_v1"))
     module = encoder_from(data, path)
-    info = describe(data)
-    card = {
-        "method": METHOD,
-        "f": int(info["f"]),
-        "rate_hz": float(info.get("rate_hz", 25.0)),
-        "layout": LAYOUT,
-        "embedding_dim": int(module.embedding_dim),
-        "metric": "euclidean",
-        "training": {k: info[k] for k in ("objective", *TRAINING_KEYS) if k in info},
-        "file": file_entry(path),
-    }
+    card = {**selfgait_card(describe(data), int(module.embedding_dim)), "file": file_entry(path)}
 
     @torch.inference_mode()
     def run(array: np.ndarray) -> np.ndarray:
