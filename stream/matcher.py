@@ -40,7 +40,7 @@ log = logging.getLogger("gaitwatch.matcher")
 FUSED_CANDIDATES = 32  # skeleton candidates re-scored with silhouettes: the right one may be 6th by skeleton alone
 MOST_SILHOUETTE_IDENTITIES = 1024  # silhouette distances asked per decision (a channel's gallery is searched exactly)
 KEPT_SILHOUETTES = 64  # silhouette embeddings a track keeps to enroll (about 25 s of walking); its mean uses all
-SCALE_MAX_AGE_S = 30.0  # channel scales are measured again after this long, or when a channel's size changes
+SCALE_MAX_AGE_S = 30.0  # the skeleton scale is measured again after this long, or when the track index's size changes
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class TrackMatcher:
         self.silhouettes = silhouettes
         self.tracks: dict[str, _Track] = {}
         self.enroll_failures = 0
-        self._scales: tuple[tuple, float, tuple[float | None, float | None]] | None = None  # (sizes, when, scales)
+        self._skeleton_scale: tuple[int, float, float | None] | None = None  # (track means, when, scale)
 
     def observe(self, track: str, embedding: np.ndarray) -> Decision | None:
         """Add one window's embedding to ``track``; a decision once the track has ``min_windows`` windows."""
@@ -172,7 +172,7 @@ class TrackMatcher:
         return (
             self.silhouettes is not None
             and any(state.silhouette_count for state in states)
-            and bool(self.gallery.channel_identities(SILHOUETTE))
+            and self.gallery.channel_tracks(SILHOUETTE) > 0
         )
 
     def _silhouette_views(self, states: list[_Track]) -> list[tuple[dict[int, float], ChannelView] | None]:
@@ -180,7 +180,7 @@ class TrackMatcher:
         ``MOST_SILHOUETTE_IDENTITIES``) identity of the channel, and the channel's own view; None without."""
         rows = [i for i, state in enumerate(states) if state.silhouette_count]
         pooled = np.asarray([states[i].silhouette_total / states[i].silhouette_count for i in rows], np.float32)
-        k = min(len(self.gallery.channel_identities(SILHOUETTE)), MOST_SILHOUETTE_IDENTITIES)
+        k = min(self.gallery.channel_tracks(SILHOUETTE), MOST_SILHOUETTE_IDENTITIES)  # >= its identities
         views: list[tuple[dict[int, float], ChannelView] | None] = [None] * len(states)
         for i, found in zip(rows, self.gallery.search_channel_many(SILHOUETTE, pooled, k), strict=True):
             distances = {m.identity: m.distance for m in found}
@@ -199,17 +199,17 @@ class TrackMatcher:
         return [Match(m.identity, m.distance, -1) for m in fused]
 
     def _channel_scales(self) -> tuple[float | None, float | None]:
-        """Each channel's impostor scale (``stream.fusion``): measured again when a channel's size changes or after
+        """Each channel's impostor scale (``stream.fusion``). The silhouette channel's is kept with its index
+        (computed once per state). The skeleton one is measured again when the track index's size changes or after
         ``SCALE_MAX_AGE_S`` (a median over many pairs moves little with one change, and other processes' changes
-        that keep the sizes reach it then). The track index is read under its lock: a follower may change it."""
+        that keep the size reach it then), reading the index under its lock: a follower may change it."""
         index = self.gallery.tracks.index
-        sizes = (len(index), len(self.gallery.channel_identities(SILHOUETTE)))
         now = time.monotonic()
-        if self._scales is None or self._scales[0] != sizes or now - self._scales[1] > SCALE_MAX_AGE_S:
+        cached = self._skeleton_scale
+        if cached is None or cached[0] != len(index) or now - cached[1] > SCALE_MAX_AGE_S:
             with index.lock.reading():
-                skeleton = impostor_scale(index.vectors, index.owners)
-            self._scales = (sizes, now, (skeleton, self.gallery.channel_scale(SILHOUETTE)))
-        return self._scales[2]
+                cached = self._skeleton_scale = (len(index), now, impostor_scale(index.vectors, index.owners))
+        return cached[2], self.gallery.channel_scale(SILHOUETTE)
 
     def _decide(
         self, track: str, state: _Track, count: int, candidates: list[Match], channels: dict | None = None

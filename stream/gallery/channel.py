@@ -99,10 +99,9 @@ class ChannelIndex:
         return found
 
     def impostor_scale(self) -> float | None:
-        """The median Euclidean distance between track means of different identities: a unit for this channel's
-        distances that needs no labels (its model's distances have a scale of their own); None with fewer than two
-        identities. Every pair is measured, so it suits the small galleries this index is for (computed once per
-        state: 5,000 tracks are 12.5 M pairs)."""
+        """The median Euclidean distance between track means of different identities (``impostor_scale``): a unit
+        for this channel's distances that needs no labels (its model's distances have a scale of their own); None
+        with fewer than two identities. Computed once per state of the index."""
         return self._snapshot.impostor_scale
 
     def replace_identity(self, identity: int, fresh: TrackMeans) -> None:

@@ -293,7 +293,7 @@ class Gallery:
         return None if index is None else index.impostor_scale()
 
     def channel_tracks(self, channel: str) -> int:
-        """How many track means ``channel`` holds (for stats)."""
+        """How many track means ``channel`` holds (stats; whether it holds any, cheaply, for the matcher)."""
         index = self._channels.get(check_channel(self.store.where, channel))
         return 0 if index is None else len(index)
 
