@@ -48,13 +48,14 @@ class ReplaySilhouettes:
         self.paths = paths
         self.replay: Replay | None = None  # set once the replay is made: it says which frame is playing
         self._by_recording: dict[int, tuple[Recording, dict[int, np.ndarray], SilhouetteRecords]] = {}
-        self.files = [companion(p) for p in paths if companion(p).is_file() and open_dataset(p) is None]
+        # recording path -> its .gwsil, for the recordings that have one (a dataset has none)
+        self.files = {p: companion(p) for p in paths if companion(p).is_file() and open_dataset(p) is None}
 
     def recordings(self) -> Iterator[Recording]:
         """The recordings of ``paths`` in order (as ``iter_recordings``), each companion read as its recording is."""
         for path in self.paths:
-            sidecar = companion(path)
-            if not sidecar.is_file() or open_dataset(path) is not None:
+            sidecar = self.files.get(path)
+            if sidecar is None:
                 yield from iter_recordings([path])
                 continue
             recording = read_file(path)
