@@ -188,6 +188,12 @@ def test_record_keeps_each_frame_s_silhouettes_beside_its_skeleton(tmp_path, gal
     assert kept.header["method"] == "replayed"
 
 
+def replay(recording: Path, gallery: Path, *options, ok: bool = True):
+    """``gaitwatch replay`` of one recording against ``gallery``, as fast as it goes, on any free port, quietly."""
+    argv = ["replay", recording, "--gallery", gallery, "--speed", "max", "--pub", "tcp://127.0.0.1:0", "--quiet"]
+    return gaitwatch(*argv, *options, ok=ok)
+
+
 def synthetic_card(name: str, dim: int) -> dict:
     sha = (name * 64)[:64]
     return {
@@ -265,25 +271,13 @@ def test_a_gallery_without_silhouettes_turns_the_channel_off_and_bad_weights_are
     encoder, _ = encoders
     plain = tmp_path / "plain.db"
     Gallery.create(plain, encoder.card).close()
-    ran = gaitwatch(
-        "replay", str(played[0]), "--gallery", str(plain), "--speed", "max", "--pub", "tcp://127.0.0.1:0", "--quiet"
-    )
+    ran = replay(played[0], plain)
     assert ran.returncode == 0, ran.stderr
     assert "silhouette channel: off" in ran.stdout
-    ran = gaitwatch(
-        "replay",
-        str(played[0]),
-        "--gallery",
-        str(gallery_path),
-        "--speed",
-        "max",
-        "--pub",
-        "tcp://127.0.0.1:0",
-        "--quiet",
-    )
+    ran = replay(played[0], gallery_path)
     assert ran.returncode == 0, ran.stderr
     assert "silhouette channel: on" in ran.stdout and "of silhouettes" in ran.stdout
-    bad = gaitwatch("replay", played[0], "--gallery", gallery_path, "--fusion-weight", "1.5", ok=False)
+    bad = replay(played[0], gallery_path, "--fusion-weight", "1.5", ok=False)
     assert_one_line_error(bad, "--fusion-weight")
 
 
@@ -298,19 +292,7 @@ def test_a_silhouette_model_other_than_the_channel_s_is_refused(tmp_path, galler
     torch.manual_seed(7)
     export_silhouette_onnx(SelfGaitBackbone(f=encoders[1].f), other)  # another (untrained) SelfGait
     write_card(other, {k: v for k, v in encoders[1].card.items() if k not in ("file", "card_version")})
-    ran = gaitwatch(
-        "replay",
-        str(played[0]),
-        "--gallery",
-        str(gallery_path),
-        "--speed",
-        "max",
-        "--pub",
-        "tcp://127.0.0.1:0",
-        "--silhouette-model",
-        str(other),
-        ok=False,
-    )
+    ran = replay(played[0], gallery_path, "--silhouette-model", other, ok=False)
     assert_one_line_error(ran, "silhouette channel")
 
 
@@ -325,14 +307,12 @@ def test_calibrate_fusion_chooses_a_weight_from_labelled_walks_and_the_node_read
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
     assert chosen["weight"] in [row["weight"] for row in chosen["rows"]] and len(chosen["rows"]) == 11
     assert f"fusion weight {chosen['weight']:.1f}" in ran.stdout
-    replayed = gaitwatch("replay", played[0], "--gallery", gallery_path, "--fusion-weight", out, "--speed", "max",
-                         "--pub", "tcp://127.0.0.1:0", "--quiet")  # fmt: skip
+    replayed = replay(played[0], gallery_path, "--fusion-weight", out)
     assert f"skeleton weight {chosen['weight']}" in replayed.stdout
     chosen["models"]["silhouette"] = "0" * 64  # as if chosen with another silhouette model
     other = tmp_path / "other.json"
     other.write_text(json.dumps(chosen))
-    refused = gaitwatch("replay", played[0], "--gallery", gallery_path, "--fusion-weight", other, "--speed", "max",
-                        "--pub", "tcp://127.0.0.1:0", ok=False)  # fmt: skip
+    refused = replay(played[0], gallery_path, "--fusion-weight", other, ok=False)
     assert_one_line_error(refused, "another silhouette model")
     again = gaitwatch("calibrate", "fusion", *named[:1], "--gallery", gallery_path, "--out", out, ok=False)
     assert_one_line_error(again, "already exists")
@@ -365,7 +345,7 @@ def test_a_channel_bound_but_emptied_leaves_the_silhouettes_off(tmp_path, played
     gallery.remove(identity)  # the channel stays bound to its model, and holds nothing
     assert gallery.channel_model(SILHOUETTE) is not None and not gallery.channel_identities(SILHOUETTE)
     gallery.close()
-    ran = gaitwatch("replay", played[0], "--gallery", path, "--speed", "max", "--pub", "tcp://127.0.0.1:0", "--quiet")
+    ran = replay(played[0], path)
     assert "silhouette channel: off" in ran.stdout and "of silhouettes" not in ran.stdout
 
 
