@@ -137,23 +137,30 @@ def open_set_thresholds(identified: np.ndarray, stranger: np.ndarray, targets: t
     return rows
 
 
+def threshold_report(path: Path, unreadable: str) -> dict:
+    """A threshold file (``--threshold PATH``: the node's, the dashboard's) read and checked to be one (its format);
+    InputError naming it otherwise (``unreadable``: what to call a file that cannot be read)."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InputError(f"--threshold {path}: {unreadable} ({err.strerror or err})") from None
+    except (ValueError, RecursionError):
+        raise InputError(f"--threshold {path}: not a threshold file of `gaitwatch calibrate` (not JSON)") from None
+    if not isinstance(report, dict) or report.get("format") != FORMAT:
+        raise InputError(
+            f"--threshold {path}: not a threshold file of this gaitwatch (files from before version {VERSION} "
+            "held the verification threshold where the matcher's belongs); run `gaitwatch calibrate threshold` again"
+        )
+    return report
+
+
 def matcher_threshold(path: Path, far: float, model_sha256: str | None = None) -> float:
     """The matcher's threshold for target ``far`` from a threshold file written by ``calibrate threshold``.
 
     The file holds two kinds of threshold: ``matcher`` (open set: the share of people who are not
     enrolled that the node names as someone) and ``verification`` (one probe against one claimed
     identity). The node decides open set, so this reads ``matcher`` and nothing else."""
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise InputError(f"--threshold {path}: neither a number nor a readable file ({err.strerror})") from None
-    except (ValueError, RecursionError):
-        raise InputError(f"--threshold {path}: not a threshold file of `gaitwatch calibrate threshold`") from None
-    if not isinstance(report, dict) or report.get("format") != FORMAT:
-        raise InputError(
-            f"--threshold {path}: not a threshold file of this gaitwatch (files from before version {VERSION} "
-            "held the verification threshold where the matcher's belongs); run `gaitwatch calibrate threshold` again"
-        )
+    report = threshold_report(path, "neither a number nor a readable file")
     if report.get("version") != VERSION:
         raise InputError(f"--threshold {path}: threshold file version {report.get('version')}, expected {VERSION}")
     if model_sha256 is not None and report.get("model_sha256") != model_sha256:

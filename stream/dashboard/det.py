@@ -8,12 +8,10 @@ threshold for each target FAR, drawn as threshold against FAR. The page marks th
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-from sensors.errors import InputError
-from stream.threshold import FORMAT
+from stream.threshold import threshold_report
 
 
 def _number(value: object) -> float | None:
@@ -46,14 +44,7 @@ def _rows(table: object, kind: str) -> list[dict]:
 
 def read_det(path: Path) -> dict:
     """The DET data of a threshold file; InputError naming the file when it is not one."""
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise InputError(f"--threshold {path}: cannot read ({err.strerror or err})") from None
-    except (ValueError, RecursionError):
-        raise InputError(f"--threshold {path}: not JSON; expected a threshold.json of `gaitwatch calibrate`") from None
-    if not isinstance(report, dict) or report.get("format") != FORMAT:
-        raise InputError(f"--threshold {path}: not a threshold file of `gaitwatch calibrate site` or `threshold`")
+    report = threshold_report(path, "cannot read")
     verification = report.get("verification") if isinstance(report.get("verification"), dict) else {}
     return {
         "file": str(path),
