@@ -29,7 +29,11 @@ def add_commands(what: argparse._SubParsersAction) -> None:
         "walks", nargs="*", metavar="NAME=WALK", help=f"an enrolled person's name and one of their {NEEDS}"
     )
     fusion.add_argument(
-        "--stranger", type=Path, action="append", default=[], help="a walk of someone not enrolled (repeatable)"
+        "--stranger",
+        type=Path,
+        action="append",
+        default=[],
+        help="a walk of someone not enrolled (repeatable; default: none)",
     )
     fusion.add_argument("--gallery", type=gallery_location, required=True, help="the site's gallery (read only)")
     fusion.add_argument("--model", type=Path, help="skeleton encoder (default: the shipped model; the gallery's)")
