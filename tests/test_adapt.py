@@ -14,6 +14,7 @@ pytest.importorskip("onnxscript", reason="onnxscript (ONNX export) not installed
 from engines.adapt import adapt_checkpoint, reestimate_statistics
 from engines.checkpoint import encoder_from, load
 from engines.model_card import read_card
+from engines.models.trackcon import mirrored
 from engines.train.loop import train
 from sensors.errors import InputError
 from tests.helpers import assert_one_line_error, gaitwatch
@@ -44,7 +45,10 @@ def test_statistics_are_the_site_s_own_after_adaptation(checkpoint: Path):
     windows, tracks = _site()
     adapted = adapt_checkpoint(original, windows, tracks, steps=0, show_progress=False)
     encoder = encoder_from(adapted, checkpoint)
-    features = encoder.features(torch.from_numpy(windows))
+    seen = torch.from_numpy(windows)
+    if encoder.symmetric:  # the statistics describe every window the model embeds: each and its mirror image
+        seen = torch.cat([seen, mirrored(seen)])
+    features = encoder.features(seen)
     torch.testing.assert_close(encoder.input_statistics.running_mean, features.mean(0), atol=1e-4, rtol=1e-4)
     before = encoder_from(original, checkpoint).input_statistics.running_mean
     assert not torch.allclose(before, encoder.input_statistics.running_mean, atol=1e-3)

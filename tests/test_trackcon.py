@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from engines.checkpoint import load_encoder
-from engines.models.trackcon import CANONICAL_PARENTS, TrackConEncoder, body_frame, bone_lengths
+from engines.models.trackcon import CANONICAL_PARENTS, TrackConEncoder, body_frame, bone_lengths, mirrored
 from engines.train.augment import DEFAULTS, augment_windows
 from engines.train.loop import train
 from engines.train.trackcon import learning_rate, supervised_contrastive_loss
@@ -57,6 +57,43 @@ def test_embeddings_are_unit_vectors_and_do_not_depend_on_heading():
     out = encoder(windows)
     torch.testing.assert_close(out.norm(dim=1), torch.ones(len(out)))
     torch.testing.assert_close(encoder(_turn_about_vertical(windows, 123.0)), out, atol=1e-4, rtol=0)
+
+
+def test_the_mirror_image_swaps_sides_keeps_the_body_and_undoes_itself():
+    windows = torch.from_numpy(synthetic_windows(2, 4)[0])
+    image = mirrored(windows)
+    torch.testing.assert_close(mirrored(image), windows)
+    torch.testing.assert_close(image[:, :, 4, 1:], windows[:, :, 8, 1:])  # ShoulderLeft is the old ShoulderRight
+    torch.testing.assert_close(image[:, :, 4, 0], -windows[:, :, 8, 0])
+    torch.testing.assert_close(bone_lengths(image).sum(1), bone_lengths(windows).sum(1))
+    left_leg, right_leg = [13, 14, 15], [17, 18, 19]  # knee, ankle, foot bones of each side
+    children = [c for c, p in enumerate(CANONICAL_PARENTS) if p >= 0]
+    left = [children.index(j) for j in left_leg]
+    right = [children.index(j) for j in right_leg]
+    torch.testing.assert_close(bone_lengths(image)[:, left], bone_lengths(windows)[:, right])
+
+
+def test_a_symmetric_encoder_embeds_a_window_and_its_mirror_alike_and_the_old_one_does_not():
+    torch.manual_seed(0)
+    windows = torch.from_numpy(synthetic_windows(2, 4)[0])
+    windows[:, :, 13:16] += torch.tensor([0.0, 0.05, 0.0])  # a gait that is not left-right symmetric
+    symmetric = TrackConEncoder(hidden=32, dim=16, symmetric=True).eval()
+    out = symmetric(windows)
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(len(out)))
+    torch.testing.assert_close(symmetric(mirrored(windows)), out, atol=1e-5, rtol=0)
+    torch.testing.assert_close(symmetric(_turn_about_vertical(mirrored(windows), 57.0)), out, atol=1e-4, rtol=0)
+    plain = TrackConEncoder(hidden=32, dim=16).eval()
+    plain.load_state_dict(symmetric.state_dict())  # the same weights: the symmetry adds no parameter
+    assert (plain(mirrored(windows)) - plain(windows)).abs().max() > 1e-3
+
+
+def test_runs_made_before_the_symmetric_encoder_load_as_they_were_trained(tmp_path: Path):
+    from engines.train.trackcon import TrackConMethod
+
+    config = TrackConMethod.default_config()
+    assert config["symmetric"] is True  # new runs
+    del config["symmetric"]  # a run saved before the setting existed
+    assert TrackConMethod.build_model(config, 6).encoder.symmetric is False
 
 
 def test_augmentation_keeps_bone_lengths_up_to_the_joint_noise():

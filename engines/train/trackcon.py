@@ -124,6 +124,7 @@ class TrackConMethod:
         return {
             "hidden": 512,
             "dim": 128,
+            "symmetric": True,  # a window and its mirror image embed alike (engines.models.trackcon)
             "temperature": 0.1,
             "lr": 1e-3,
             "weight_decay": 1e-4,
@@ -138,7 +139,9 @@ class TrackConMethod:
 
     @staticmethod
     def build_model(config: dict, f: int) -> TrackConModel:
-        return TrackConModel(TrackConEncoder(f=f, hidden=config["hidden"], dim=config["dim"]))
+        # Runs made before the symmetric encoder have no "symmetric" in their config: they were not symmetric.
+        symmetric = bool(config.get("symmetric", False))
+        return TrackConModel(TrackConEncoder(f=f, hidden=config["hidden"], dim=config["dim"], symmetric=symmetric))
 
     @staticmethod
     def make_optimizer(model: nn.Module, config: dict) -> torch.optim.Optimizer:
