@@ -79,13 +79,15 @@ def site_threshold(fit: ImpostorFit, strangers: np.ndarray, far: float, identiti
     """The matcher's threshold for open-set rate ``far``: the fit's, or lower where the site's own people say so.
 
     ``strangers`` are the leave-one-out scores (``EnrolledTracks.leave_one_out_nearest``): the site's enrolled
-    people scored as if they were strangers, a direct, label-free measurement of the open-set score. Where there
-    are enough of them to hold the target quantile (at least 1 / far), their empirical quantile is taken when it
-    is stricter than the fit's: real impostor distances have a heavier lower tail than a normal (a few people
-    walk alike), and on KGBD the fit alone accepted 7.6 % of strangers at a 1 % target (docs/site.md).
+    people scored as if they were strangers, a direct, label-free measurement of the open-set score. Their
+    empirical quantile is taken when it is stricter than the fit's: real impostor distances have a heavier lower
+    tail than a normal (a few people walk alike), and on KGBD the fit alone accepted 7.6 % of strangers at a 1 %
+    target (docs/site.md). n of them measure rates down to 1 / n; a stricter target is held to the threshold of
+    1 / n as well, so that a stricter target never gets a looser threshold (it did: at 0.1 % the fit alone).
     Returns (threshold, which of the two set it)."""
     fitted = fit.threshold(far, identities)
-    if len(strangers) * far < 1:
+    if len(strangers) == 0:
         return fitted, "fit"
-    measured = threshold_for_far(strangers, far)
+    measurable = max(far, 1.0 / len(strangers))  # the strictest rate these strangers can tell
+    measured = threshold_for_far(strangers, measurable)
     return (measured, "site's own people") if measured < fitted else (fitted, "fit")

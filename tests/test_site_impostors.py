@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -111,8 +113,19 @@ def test_the_site_s_own_people_tighten_the_threshold_when_they_are_enough_and_st
     heavy = np.concatenate([rng.normal(0.9, 0.05, size=195), [0.3, 0.35, 0.4, 0.45, 0.5]])  # a few alike pairs
     threshold, source = site_threshold(fit, heavy, 0.01, 100)
     assert source == "site's own people" and threshold < 0.4 < fitted and np.mean(heavy <= threshold) <= 0.01
-    assert site_threshold(fit, heavy[:50], 0.01, 100) == (fitted, "fit")  # 50 cannot hold a 1 % quantile
+    assert site_threshold(fit, heavy[:50], 0.01, 100) == (fitted, "fit")  # 50 alike-free: the fit is stricter
     assert site_threshold(fit, rng.normal(2.0, 0.1, size=400), 0.01, 100) == (fitted, "fit")  # looser: the fit rules
+
+
+def test_a_stricter_target_never_gets_a_looser_threshold_than_the_site_measured():
+    rng = np.random.default_rng(5)
+    fit = ImpostorFit.of(rng.normal(1.0, 0.1, size=5000))
+    heavy = np.concatenate([rng.normal(0.9, 0.05, size=105), [0.3, 0.35, 0.4, 0.45]])  # 109 people, a few alike
+    targets = (0.05, 0.01, 0.001, 0.0001)
+    thresholds = [site_threshold(fit, heavy, far, 109)[0] for far in targets]
+    assert all(a >= b for a, b in itertools.pairwise(thresholds)), thresholds
+    assert thresholds[2] <= thresholds[1] < 0.4 < fit.threshold(0.001, 109)  # 1 in 1000 cannot be measured here
+    assert np.mean(heavy <= thresholds[2]) <= 1 / len(heavy)  # held to what 1 in 109 measured
 
 
 def test_rates_below_float_precision_still_give_a_threshold_and_keep_their_promise():
