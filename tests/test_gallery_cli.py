@@ -81,6 +81,20 @@ def test_reembed_moves_a_gallery_to_another_model(tmp_path: Path):
     assert_one_line_error(gaitwatch("gallery", "reembed", bare, "--model", raw, ok=False), "--keep-windows")
 
 
+def test_a_gallery_of_the_earlier_default_model_is_told_which_shipped_file_it_needs(tmp_path: Path):
+    """A gallery filled before the default changed: the error names the shipped file that still opens it."""
+    from engines.runtime.load import SHIPPED_TRACKCON_V1, shipped_model
+
+    path = tmp_path / "people.db"
+    gaitwatch("gallery", "create", path, "--model", SHIPPED_TRACKCON_V1)
+    gaitwatch("gallery", "enroll", path, demo_recording_path(), "--model", SHIPPED_TRACKCON_V1)
+    replay = ("replay", demo_recording_path(), "--gallery", path, "--speed", "max", "--pub", "tcp://127.0.0.1:0")
+    refused = gaitwatch(*replay, ok=False)  # the default model is another one now
+    assert_one_line_error(refused, f"--model {SHIPPED_TRACKCON_V1}", "gaitwatch gallery reembed")
+    assert shipped_model() != SHIPPED_TRACKCON_V1
+    assert " ended " in gaitwatch(*replay, "--model", SHIPPED_TRACKCON_V1).stdout
+
+
 def _fake_gallery(path: Path, names: list[str]) -> Path:
     """A small gallery (a stand-in model, D = 16) for the commands that need no encoder."""
     from stream.gallery.gallery import Gallery

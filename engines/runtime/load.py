@@ -8,6 +8,7 @@ instead of failing inside the runtime on a shape.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from engines.model_card import read_card
@@ -18,7 +19,9 @@ from sensors.errors import InputError
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data"
 SHIPPED_MODEL = SHIPPED_DIR / "trackcon-kgbd.onnx"
 SHIPPED_CHECKPOINT = SHIPPED_DIR / "trackcon-kgbd.pt"  # its checkpoint: what ``gaitwatch adapt`` starts from
-SHIPPED_SIMMC = SHIPPED_DIR / "simmc-kgbd.onnx"  # the previous default, kept selectable with --model
+SHIPPED_SIMMC = SHIPPED_DIR / "simmc-kgbd.onnx"  # an earlier default, kept selectable with --model
+SHIPPED_TRACKCON_V1 = SHIPPED_DIR / "trackcon-v1-kgbd.onnx"  # the default before the symmetric TrackCon, kept for
+# galleries bound to it (they refuse any other model until ``gallery reembed`` moves them)
 SHIPPED_SILHOUETTE_MODEL = SHIPPED_DIR / "selfgait-casia.onnx"  # the silhouette channel's default encoder
 SUFFIXES = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".pt": "torch"}
 
@@ -31,6 +34,18 @@ def shipped_model() -> Path:
 def shipped_silhouette_model() -> Path:
     """The silhouette encoder gaitwatch ships and uses wherever none is named: SelfGait, as ONNX."""
     return SHIPPED_SILHOUETTE_MODEL
+
+
+def shipped_with_sha256(sha256: str) -> Path | None:
+    """The shipped artifact whose card names this sha256, if any: how to tell a user which file a gallery needs."""
+    for card in sorted(SHIPPED_DIR.glob("*.card.json")):
+        try:
+            named = json.loads(card.read_text(encoding="utf-8"))["file"]["sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if named == sha256:
+            return card.with_name(card.name.removesuffix(".card.json"))
+    return None
 
 
 def shipped_checkpoint() -> Path:

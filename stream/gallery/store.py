@@ -204,10 +204,13 @@ def check_model(where: str, meta: dict, card: dict) -> None:
     """Refuse embeddings or queries from any model other than the one the gallery at ``where`` was filled with."""
     sha = card["file"]["sha256"]
     if sha != meta["model_sha256"]:
+        from engines.runtime.load import shipped_with_sha256  # only on this error path: no model loading
+
+        shipped = shipped_with_sha256(meta["model_sha256"])  # a model gaitwatch shipped: its path, not a bare name
         raise InputError(
             f"{where}: filled by {meta['model_name']} (sha256 {meta['model_sha256'][:12]}...), "
             f"not by {card['file']['name']} (sha256 {sha[:12]}...); name its model with --model "
-            f"{meta['model_name']}, or re-embed the gallery with "
+            f"{shipped or meta['model_name']}, or re-embed the gallery with "
             f"'gaitwatch gallery reembed {where} --model {card['file']['name']}'"
         )
 
