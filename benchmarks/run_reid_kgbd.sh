@@ -24,6 +24,12 @@ for seed in $SEEDS; do
   models+=("$RUNS/trackcon1-seed$seed")
 done
 gaitwatch eval "${models[@]}" --data "$DATA" --out benchmarks/results/kgbd-trackcon-v1
+models=()  # TrackCon v2: the track-level term, not mirror-symmetric (the default before the symmetric encoder)
+for seed in $SEEDS; do
+  gaitwatch train trackcon --data "$DATA" --split "kgbd:$seed" --out "$RUNS/trackcon2-seed$seed" --set symmetric=false
+  models+=("$RUNS/trackcon2-seed$seed")
+done
+gaitwatch eval "${models[@]}" --data "$DATA" --out benchmarks/results/kgbd-trackcon-v2
 python benchmarks/age_selection.py "$RUNS/age-seed0" "$RUNS/age-seed1" --data "$DATA"
 for method in simmc trackcon; do  # the shipped model's choice: held-out validation walks, kgbd:0
   gaitwatch train "$method" --data "$DATA" --split kgbd:0 --hold-out-validation --out "$RUNS/$method-holdout-seed0"
@@ -32,6 +38,11 @@ done
 gaitwatch train trackcon --data "$DATA" --split kgbd:0 --hold-out-validation --out "$RUNS/trackcon1-holdout-seed0" \
   --set windows_per_group=0
 gaitwatch eval "$RUNS/trackcon1-holdout-seed0" --data "$DATA" --on validation --out benchmarks/results/selection-trackcon-v1
+gaitwatch train trackcon --data "$DATA" --split kgbd:0 --hold-out-validation --out "$RUNS/trackcon2-holdout-seed0" \
+  --set symmetric=false
+gaitwatch eval "$RUNS/trackcon2-holdout-seed0" --data "$DATA" --on validation --out benchmarks/results/selection-trackcon-v2
 python benchmarks/strangers_kgbd.py --model raw=raw --model simmc="$RUNS/simmc-seed{seed}" \
-  --model "trackcon-v1 (shipped)=$RUNS/trackcon1-seed{seed}" --model trackcon="$RUNS/trackcon-seed{seed}"
+  --model trackcon-v1="$RUNS/trackcon1-seed{seed}" --model trackcon-v2="$RUNS/trackcon2-seed{seed}" \
+  --model trackcon="$RUNS/trackcon-seed{seed}"
+python benchmarks/score_normalisation.py "$RUNS/trackcon-holdout-seed0"
 python benchmarks/reid_table.py
