@@ -11,7 +11,7 @@ Per split seed S and model (one trained on S's training walks):
    - **label-free site calibration** (``stream.site_impostors``, what ``gaitwatch calibrate site`` does):
      impostor distances between the enrolled identities only (different names, different people), a
      robust normal fit and the open-set rate for this many identities, or the enrolled people's own
-     leave-one-out scores where they are enough and stricter;
+     leave-one-out scores where stricter (below 1 / n, their quantile at 1 / n);
    - **labelled validation** (what ``gaitwatch calibrate threshold`` does): KGBD's validation split of
      the training walks, each validation probe scored without its own identity;
 3. for reference only, the DET curve of the test itself (FRR at exactly that FAR on the test strangers),

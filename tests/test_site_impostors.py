@@ -106,7 +106,7 @@ def test_track_shape_is_the_relative_spread_between_track_means():
     assert track_shape(embeddings, tracks, most=10)["pairs"] == 45
 
 
-def test_the_site_s_own_people_tighten_the_threshold_when_they_are_enough_and_stricter():
+def test_the_site_s_own_people_tighten_the_threshold_where_they_are_stricter():
     rng = np.random.default_rng(4)
     fit = ImpostorFit.of(rng.normal(1.0, 0.1, size=5000))
     fitted = fit.threshold(0.01, 100)
