@@ -8,13 +8,12 @@ instead of failing inside the runtime on a shape.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from engines.model_card import read_card
 from engines.runtime.base import Encoder
 from engines.runtime.silhouette_backend import METHOD, SilhouetteEncoder, is_silhouette_card, skeleton_model_error
-from sensors.errors import InputError
+from sensors.errors import GaitwatchError, InputError
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data"
 SHIPPED_MODEL = SHIPPED_DIR / "trackcon-kgbd.onnx"
@@ -38,13 +37,13 @@ def shipped_silhouette_model() -> Path:
 
 def shipped_with_sha256(sha256: str) -> Path | None:
     """The shipped artifact whose card names this sha256, if any: how to tell a user which file a gallery needs."""
-    for card in sorted(SHIPPED_DIR.glob("*.card.json")):
+    for artifact in sorted(SHIPPED_DIR.glob("*.onnx")):
         try:
-            named = json.loads(card.read_text(encoding="utf-8"))["file"]["sha256"]
-        except (OSError, ValueError, KeyError, TypeError):
+            card = read_card(artifact, verify=False)  # the card's word is enough to name a file in a message
+        except GaitwatchError:
             continue
-        if named == sha256:
-            return card.with_name(card.name.removesuffix(".card.json"))
+        if card["file"].get("sha256") == sha256:
+            return artifact
     return None
 
 
