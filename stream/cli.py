@@ -58,6 +58,8 @@ class HelpFormatter(argparse.HelpFormatter):
         default = action.default
         if default is None or default is False or default == argparse.SUPPRESS or "default" in text:
             return text
+        if isinstance(default, (list, tuple)) and not default:
+            return text  # an empty list (a repeatable option) has nothing to show
         if not action.option_strings and action.nargs not in ("?", "*"):
             return text  # a required positional has no default to speak of
         shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)

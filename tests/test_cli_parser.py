@@ -45,11 +45,21 @@ def test_every_default_is_shown_in_the_help():
         formatter = parser._get_formatter()
         for action in parser._actions:
             default = action.default
-            if default is None or default is False or default == argparse.SUPPRESS:
+            if default is None or default is False or default == argparse.SUPPRESS or default == []:
                 continue
             if "default" not in formatter._expand_help(action):
                 unshown.append(f"{command} {'/'.join(action.option_strings) or action.dest} ({default!r})")
     assert not unshown, f"defaults not in the help: {unshown}"
+
+
+def test_a_repeatable_option_starting_empty_shows_no_empty_default():
+    empty = []
+    for command, parser in parsers(build_parser()):
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if action.default == [] and "(default: )" in formatter._expand_help(action):
+                empty.append(f"{command} {'/'.join(action.option_strings)}")
+    assert not empty, f"an empty default shown: {empty}"
 
 
 def test_a_default_reads_as_the_value_given_on_the_command_line():
