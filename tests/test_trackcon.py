@@ -173,7 +173,8 @@ def test_resume_continues_exactly_schedule_included(tmp_path: Path, monkeypatch:
     windows, walks, _ = _walks(people=4, walks_per_person=2, windows_per_walk=10, seed=1)
 
     def run(folder: Path) -> Path:
-        return train("trackcon", windows, folder, seed=3, description={}, config_overrides=SMALL,
+        return train("trackcon", windows, folder, seed=3, description={},
+                     config_overrides={**SMALL, "pseudo_pairs_from": 2},  # the epoch after the stop pairs tracks
                      show_progress=False, tracks=walks)  # fmt: skip
 
     straight = run(tmp_path / "straight")

@@ -29,6 +29,7 @@ from torch import nn
 from engines.models.trackcon import TrackConEncoder, TrackConModel
 from engines.train.augment import DEFAULTS as AUGMENT_DEFAULTS
 from engines.train.augment import augment_windows
+from engines.train.pseudo_pairs import merged_members, mutual_nearest_pairs, track_means
 from sensors.progress import progress
 
 WARMUP_SHARE = 0.05
@@ -134,6 +135,8 @@ class TrackConMethod:
             "group_weight": 1.0,
             "steps_per_epoch": 250,
             "epochs": 20,
+            "pseudo_pairs_from": 8,  # epoch from which mutual nearest tracks count as one person; 0: never
+            "pseudo_pairs_rate": 0.01,  # chance that a track without a partner gets one (engines.train.pseudo_pairs)
             **AUGMENT_DEFAULTS,
         }
 
@@ -164,10 +167,15 @@ class TrackConMethod:
         if tracks is None:
             raise ValueError("trackcon learns from tracks: every window needs the track it was cut from")
         members = track_batches(tracks)
-        per_batch = min(config["tracks_per_batch"], len(members))
-        if per_batch < 2:
+        if len(members) < 2:
             raise ValueError(f"trackcon needs windows of at least 2 tracks, got {len(members)}")
         total_steps = config["steps_per_epoch"] * config["epochs"]
+        epoch = steps_taken(optimizer) // config["steps_per_epoch"]
+        pairs = []
+        if 0 < config.get("pseudo_pairs_from", 0) <= epoch:  # runs made before pseudo pairs have no such key
+            pairs = mutual_nearest_pairs(track_means(model.encoder, windows, members), config["pseudo_pairs_rate"])
+            members = merged_members(members, pairs)
+        per_batch = min(config["tracks_per_batch"], len(members))
         model.train()
         total = 0.0
         steps = range(config["steps_per_epoch"])
@@ -175,4 +183,4 @@ class TrackConMethod:
             loss = batch_loss(model.encoder, windows, members, per_batch, generator, config)
             scheduled_step(optimizer, loss, total_steps, config["lr"])
             total += loss.item()
-        return {"loss": total / len(steps)}
+        return {"loss": total / len(steps), "n_pseudo_pairs": len(pairs)}
