@@ -49,6 +49,16 @@ def test_a_looser_gate_admits_more_and_a_pair_must_be_mutual():
     assert mutual_nearest_pairs(_unit(a), rate=0.5) == [(0, 1)]
 
 
+def test_a_pair_with_a_second_near_track_is_left_out_unless_distinctness_is_waived():
+    rng = np.random.default_rng(3)
+    others = _unit(rng.normal(size=(60, 16)))
+    base = _unit(rng.normal(size=(1, 16)))
+    crowd = _unit(base + np.array([[0.0] * 16, [0.05] + [0.0] * 15, [0.0, 0.052] + [0.0] * 14]))  # three alike
+    means = np.concatenate([others, crowd])
+    assert mutual_nearest_pairs(means, rate=0.01, distinct=1.0) == [(60, 61)]
+    assert mutual_nearest_pairs(means, rate=0.01, distinct=0.9) == []
+
+
 def test_a_pair_becomes_one_class_with_the_windows_of_both_tracks():
     members = [torch.tensor([0, 1]), torch.tensor([2]), torch.tensor([3, 4, 5]), torch.tensor([6])]
     merged = merged_members(members, [(0, 2)])

@@ -135,8 +135,9 @@ class TrackConMethod:
             "group_weight": 1.0,
             "steps_per_epoch": 250,
             "epochs": 20,
-            "pseudo_pairs_from": 8,  # epoch from which mutual nearest tracks count as one person; 0: never
-            "pseudo_pairs_rate": 0.01,  # chance that a track without a partner gets one (engines.train.pseudo_pairs)
+            "pseudo_pairs_from": 10,  # epochs trained before mutual nearest tracks count as one person; 0: never
+            "pseudo_pairs_rate": 0.001,  # chance that a track without a partner gets one (engines.train.pseudo_pairs)
+            "pseudo_pairs_distinct": 0.9,  # a pair's nearest at most this share of their second nearest
             **AUGMENT_DEFAULTS,
         }
 
@@ -173,7 +174,11 @@ class TrackConMethod:
         epoch = steps_taken(optimizer) // config["steps_per_epoch"]
         pairs = []
         if 0 < config.get("pseudo_pairs_from", 0) <= epoch:  # runs made before pseudo pairs have no such key
-            pairs = mutual_nearest_pairs(track_means(model.encoder, windows, members), config["pseudo_pairs_rate"])
+            pairs = mutual_nearest_pairs(
+                track_means(model.encoder, windows, members),
+                config["pseudo_pairs_rate"],
+                config["pseudo_pairs_distinct"],
+            )
             members = merged_members(members, pairs)
         per_batch = min(config["tracks_per_batch"], len(members))
         model.train()
