@@ -13,7 +13,10 @@ apart. Chosen on held-out validation (docs/trackcon.md): walk-level top-1 and st
 improved, window accuracy held.
 
 Two walks of one person in a batch are wrongly pushed apart; with many people that is rare, and the
-augmentations and the body-frame input leave no way to tell walks apart but the person.
+augmentations and the body-frame input leave no way to tell walks apart but the person. Optionally
+(``pseudo_pairs_from``, off by default), tracks that are each other's clear nearest count as one person
+after that many epochs (``engines.train.pseudo_pairs``); on held-out validation one wrong pair cost more
+than the right ones gained (docs/trackcon.md).
 
 The learning rate warms up over the first 5 % of steps and then follows a cosine to zero over the
 configured schedule; the step count lives in the optimiser's state, so a resumed run continues it.
@@ -135,7 +138,8 @@ class TrackConMethod:
             "group_weight": 1.0,
             "steps_per_epoch": 250,
             "epochs": 20,
-            "pseudo_pairs_from": 10,  # epochs trained before mutual nearest tracks count as one person; 0: never
+            # epochs trained before mutual nearest tracks count as one person; 0: never (off: docs/trackcon.md)
+            "pseudo_pairs_from": 0,
             "pseudo_pairs_rate": 0.001,  # chance that a track without a partner gets one (engines.train.pseudo_pairs)
             "pseudo_pairs_distinct": 0.9,  # a pair's nearest at most this share of their second nearest
             **AUGMENT_DEFAULTS,
