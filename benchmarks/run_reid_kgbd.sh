@@ -30,6 +30,13 @@ for seed in $SEEDS; do
   models+=("$RUNS/trackcon2-seed$seed")
 done
 gaitwatch eval "${models[@]}" --data "$DATA" --out benchmarks/results/kgbd-trackcon-v2
+models=()  # TrackCon with pseudo pairs: an option, not the default (docs/trackcon.md)
+for seed in $SEEDS; do
+  gaitwatch train trackcon --data "$DATA" --split "kgbd:$seed" --out "$RUNS/trackcon-pairs-seed$seed" \
+    --set pseudo_pairs_from=10
+  models+=("$RUNS/trackcon-pairs-seed$seed")
+done
+gaitwatch eval "${models[@]}" --data "$DATA" --out benchmarks/results/kgbd-trackcon-pairs
 python benchmarks/age_selection.py "$RUNS/age-seed0" "$RUNS/age-seed1" --data "$DATA"
 for method in simmc trackcon; do  # the shipped model's choice: held-out validation walks, kgbd:0
   gaitwatch train "$method" --data "$DATA" --split kgbd:0 --hold-out-validation --out "$RUNS/$method-holdout-seed0"
@@ -41,8 +48,12 @@ gaitwatch eval "$RUNS/trackcon1-holdout-seed0" --data "$DATA" --on validation --
 gaitwatch train trackcon --data "$DATA" --split kgbd:0 --hold-out-validation --out "$RUNS/trackcon2-holdout-seed0" \
   --set symmetric=false
 gaitwatch eval "$RUNS/trackcon2-holdout-seed0" --data "$DATA" --on validation --out benchmarks/results/selection-trackcon-v2
+gaitwatch train trackcon --data "$DATA" --split kgbd:0 --hold-out-validation --out "$RUNS/trackcon-pairs-holdout-seed0" \
+  --set pseudo_pairs_from=10
+gaitwatch eval "$RUNS/trackcon-pairs-holdout-seed0" --data "$DATA" --on validation \
+  --out benchmarks/results/selection-trackcon-pairs
 python benchmarks/strangers_kgbd.py --model raw=raw --model simmc="$RUNS/simmc-seed{seed}" \
   --model trackcon-v1="$RUNS/trackcon1-seed{seed}" --model trackcon-v2="$RUNS/trackcon2-seed{seed}" \
-  --model trackcon="$RUNS/trackcon-seed{seed}"
+  --model trackcon="$RUNS/trackcon-seed{seed}" --model trackcon-pairs="$RUNS/trackcon-pairs-seed{seed}"
 python benchmarks/score_normalisation.py "$RUNS/trackcon-holdout-seed0"
 python benchmarks/reid_table.py
