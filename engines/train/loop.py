@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from engines.checkpoint import atomic_save, load
+from engines.models import embed_in_batches
 from engines.plotting import pyplot
 from engines.train.methods import get_method
 from sensors.errors import InputError
@@ -151,14 +152,11 @@ def run_epochs(
     return final
 
 
-@torch.no_grad()
 def _track_shape(encoder: torch.nn.Module, windows: torch.Tensor, tracks: np.ndarray) -> dict:
     """The trained encoder's distances between different training tracks, as ``engines.impostors`` records them."""
     from engines.impostors import track_shape
 
-    encoder.eval()
-    embeddings = torch.cat([encoder(windows[s : s + 4096]) for s in range(0, len(windows), 4096)]).numpy()
-    return track_shape(embeddings, tracks)
+    return track_shape(embed_in_batches(encoder, windows).numpy(), tracks)
 
 
 def _check_same_run(

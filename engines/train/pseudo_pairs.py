@@ -24,18 +24,16 @@ import torch
 from torch import nn
 
 from engines.impostors import ImpostorFit
+from engines.metrics import euclidean_distances
+from engines.models import embed_in_batches
 
 _ROWS_PER_CHUNK = 2048
 _SAMPLED_PAIRS = 200_000
 
 
-@torch.no_grad()
 def track_means(encoder: nn.Module, windows: torch.Tensor, members: list[torch.Tensor]) -> np.ndarray:
     """Unit-length mean embedding of each track's windows, in the order of ``members`` (eval mode, no grad)."""
-    was_training = encoder.training
-    encoder.eval()
-    embeddings = torch.cat([encoder(windows[s : s + 4096]) for s in range(0, len(windows), 4096)])
-    encoder.train(was_training)
+    embeddings = embed_in_batches(encoder, windows)
     means = torch.stack([embeddings[m].double().mean(dim=0) for m in members])
     return nn.functional.normalize(means, dim=1).numpy()
 
@@ -49,7 +47,7 @@ def mutual_nearest_pairs(means: np.ndarray, rate: float, distinct: float = 1.0, 
     nearest = np.empty(n, dtype=np.int64)
     two_closest = np.empty((n, 2))
     for start in range(0, n, _ROWS_PER_CHUNK):
-        distances = _distances(means[start : start + _ROWS_PER_CHUNK], means)
+        distances = euclidean_distances(means[start : start + _ROWS_PER_CHUNK], means)
         distances[np.arange(len(distances)), start + np.arange(len(distances))] = np.inf
         nearest[start : start + len(distances)] = distances.argmin(axis=1)
         two_closest[start : start + len(distances)] = np.partition(distances, 1, axis=1)[:, :2]
@@ -75,8 +73,3 @@ def _gate_distance(means: np.ndarray, rate: float, seed: int) -> float:
     second = (first + rng.integers(1, n, count)) % n  # never the row itself
     sampled = np.linalg.norm(means[first] - means[second], axis=1)
     return ImpostorFit.of(sampled).threshold(rate, n - 1)
-
-
-def _distances(rows: np.ndarray, means: np.ndarray) -> np.ndarray:
-    squared = (rows**2).sum(1)[:, None] + (means**2).sum(1)[None, :] - 2.0 * rows @ means.T
-    return np.sqrt(np.maximum(squared, 0.0))
