@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from engines.checkpoint import load_encoder
 from engines.train.loop import train
 from engines.train.pseudo_pairs import merged_members, mutual_nearest_pairs, track_means
 from engines.train.trackcon import track_batches
+from sensors.errors import InputError
 from tests.test_trackcon import SMALL, _walks
 
 
@@ -85,3 +87,16 @@ def test_training_without_pseudo_pairs_never_merges(tmp_path: Path):
     train("trackcon", windows, tmp_path, seed=0, description={}, config_overrides={**SMALL, "pseudo_pairs_from": 0},
           show_progress=False, tracks=walks)  # fmt: skip
     assert all(row["n_pseudo_pairs"] == 0 for row in json.loads((tmp_path / "losses.json").read_text()))
+
+
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [({"pseudo_pairs_rate": 2.0}, "pseudo_pairs_rate"), ({"pseudo_pairs_distinct": 0.0}, "pseudo_pairs_distinct"),
+     ({"pseudo_pairs_from": -1}, "pseudo_pairs_from")],
+)  # fmt: skip
+def test_impossible_pair_settings_are_refused_before_the_first_epoch(tmp_path: Path, setting: dict, named: str):
+    windows, walks, _ = _walks(people=3, walks_per_person=2, windows_per_walk=4)
+    with pytest.raises(InputError, match=named):
+        train("trackcon", windows, tmp_path, seed=0, description={}, config_overrides={**SMALL, **setting},
+              show_progress=False, tracks=walks)  # fmt: skip
+    assert not (tmp_path / "checkpoint.pt").exists()

@@ -33,6 +33,7 @@ from engines.models.trackcon import TrackConEncoder, TrackConModel
 from engines.train.augment import DEFAULTS as AUGMENT_DEFAULTS
 from engines.train.augment import augment_windows
 from engines.train.pseudo_pairs import merged_members, mutual_nearest_pairs, track_means
+from sensors.errors import InputError
 from sensors.progress import progress
 
 WARMUP_SHARE = 0.05
@@ -114,6 +115,19 @@ def batch_loss(
     return loss
 
 
+def _check_pseudo_pairs(config: dict) -> None:
+    """One clear error for pseudo-pair settings that could never work (runs made before them have none)."""
+    problems = []
+    if config.get("pseudo_pairs_from", 0) < 0:
+        problems.append(f"pseudo_pairs_from must be 0 (off) or a number of epochs, got {config['pseudo_pairs_from']}")
+    if not 0 < config.get("pseudo_pairs_rate", 0.5) < 1:
+        problems.append(f"pseudo_pairs_rate must lie in (0, 1), got {config['pseudo_pairs_rate']}")
+    if not 0 < config.get("pseudo_pairs_distinct", 1.0) <= 1:
+        problems.append(f"pseudo_pairs_distinct must lie in (0, 1], got {config['pseudo_pairs_distinct']}")
+    if problems:
+        raise InputError("trackcon settings: " + "; ".join(problems))
+
+
 def _draw(members: list[torch.Tensor], chosen: list[int], count: int, generator: torch.Generator) -> torch.Tensor:
     """``count`` window indices of each chosen track, drawn with replacement, track after track."""
     return torch.cat([members[t][torch.randint(len(members[t]), (count,), generator=generator)] for t in chosen])
@@ -147,6 +161,7 @@ class TrackConMethod:
 
     @staticmethod
     def build_model(config: dict, f: int) -> TrackConModel:
+        _check_pseudo_pairs(config)  # here, before the first epoch, not when pairing starts epochs later
         # Runs made before the symmetric encoder have no "symmetric" in their config: they were not symmetric.
         symmetric = bool(config.get("symmetric", False))
         return TrackConModel(TrackConEncoder(f=f, hidden=config["hidden"], dim=config["dim"], symmetric=symmetric))
