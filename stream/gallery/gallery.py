@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from stream.gallery.channel import ChannelIndex
+from stream.gallery.channel_tables import check_channel, check_channel_model
 from stream.gallery.index import EXACT_LIMIT, EmbeddingIndex, nearest_identities, open_index, save_index
 from stream.gallery.location import Location, open_store
-from stream.gallery.store import GalleryStore, Identity, Origin, check_channel, check_channel_model
+from stream.gallery.store import GalleryStore, Identity, Origin
 from stream.gallery.track_index import TrackIndex, reconcile, reconcile_rows
 from stream.windows import TrackWindows
 

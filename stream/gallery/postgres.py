@@ -33,27 +33,22 @@ import numpy as np
 
 from sensors import atomic
 from sensors.errors import FormatError, GaitwatchError, InputError
-from stream.gallery.store import (
-    CHANNEL_PREFIX,
+from stream.gallery.channel_tables import ChannelTables
+from stream.gallery.records import (
     META_TYPES,
-    SCHEMA_VERSION,
     Identity,
     Origin,
     TrackMeans,
-    _check_name,
-    channel_binding,
-    check_channel,
-    check_channel_model,
     check_meta_value,
     check_model,
     find_identity,
-    group_track_means,
     guarded,
     model_binding,
     new_vectors,
     parse_json,
     stored_vectors,
 )
+from stream.gallery.store import SCHEMA_VERSION, _check_name
 
 CHANNEL = "gaitwatch_gallery"
 SCHEMA = """
@@ -149,16 +144,7 @@ def replica_folder() -> Path:
     return atomic.private_dir(Path(root))
 
 
-def _driver_errors() -> tuple[type[BaseException], ...]:
-    import psycopg
-
-    return (psycopg.Error, UnicodeDecodeError)
-
-
-_guarded = guarded(_driver_errors, prepare="reconnect")  # a broken connection is replaced first
-
-
-class PostgresStore:
+class PostgresStore(ChannelTables):
     """Identities and embeddings of one model, durable in a PostgreSQL database shared by a site's nodes."""
 
     def __init__(self, url: str, model: dict | None = None, create: bool = False, writable: bool | None = None) -> None:
@@ -193,6 +179,18 @@ class PostgresStore:
             db.execute("SET default_transaction_read_only = on")
         return db
 
+    PARAM = "%s"
+
+    def driver_errors(self) -> tuple[type[BaseException], ...]:
+        """What ``guarded`` turns into ``failure``: the driver's errors, and stored text that is not UTF-8."""
+        import psycopg
+
+        return (psycopg.Error, UnicodeDecodeError)
+
+    def prepare(self) -> None:
+        """Before every guarded call: a broken connection is replaced first (``reconnect``)."""
+        self.reconnect()
+
     def reconnect(self) -> None:
         """A new connection where the old one broke (a server restart): every call asks first, so a node's
         enrollments work again as soon as the database is back. Not outside a transaction's middle: a broken
@@ -219,7 +217,7 @@ class PostgresStore:
 
     # --- schema and meta --------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def _create(self, model: dict | None) -> None:
         if model is None:
             raise InputError("creating a gallery needs the model card of the encoder that will fill it")
@@ -231,7 +229,7 @@ class PostgresStore:
             with self.db.cursor() as cursor:
                 cursor.executemany("INSERT INTO meta VALUES (%s, %s)", [(k, json.dumps(v)) for k, v in meta.items()])
 
-    @_guarded
+    @guarded
     def _read_meta(self) -> dict:
         if self.db.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
             raise InputError(f"{self.where}: no gallery here (make one with: gaitwatch gallery create URL --model M)")
@@ -289,7 +287,7 @@ class PostgresStore:
         except psycopg.Error as err:
             raise self.failure(err) from None
 
-    @_guarded
+    @guarded
     def generation(self) -> int:
         return int(self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
 
@@ -298,7 +296,7 @@ class PostgresStore:
 
     # --- identities -----------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def add_identity(
         self, name: str, attributes: dict | None = None, anonymous: bool = False, origin: str | None = None
     ) -> int:
@@ -313,7 +311,7 @@ class PostgresStore:
             self._bump(identity, "add")
         return int(identity)
 
-    @_guarded
+    @guarded
     def add_anonymous(self, attributes: dict | None = None) -> tuple[int, str]:
         """A new ``anonymous-N`` identity, N chosen under the write lock: never a name in use, whichever node asks."""
         with self.transaction():
@@ -323,7 +321,7 @@ class PostgresStore:
             name = f"anonymous-{(highest or 0) + 1}"
             return self.add_identity(name, attributes, anonymous=True), name
 
-    @_guarded
+    @guarded
     def identity(self, ref: int | str) -> Identity:
         """The one identity ``ref`` names (``find_identity``: an id, ``id:N``, ``name:TEXT`` or a name)."""
         return find_identity(
@@ -333,13 +331,13 @@ class PostgresStore:
             lambda name: self._identities("WHERE i.name = %s", (name,)),
         )
 
-    @_guarded
+    @guarded
     def identity_or_none(self, identity: int) -> Identity | None:
         """Identity ``identity``, or None where there is none (removed)."""
         rows = self._identities("WHERE i.id = %s", (identity,), counted=False)
         return rows[0] if rows else None
 
-    @_guarded
+    @guarded
     def identities(self, counted: bool = True) -> list[Identity]:
         return self._identities("", (), counted)
 
@@ -352,7 +350,7 @@ class PostgresStore:
             for n, name, attrs, c, a, k in rows
         ]
 
-    @_guarded
+    @guarded
     def sources(self, identity: int) -> list[tuple]:
         return self.db.execute(
             "SELECT source, track, COUNT(*), MIN(t_start), MAX(t_end) FROM embeddings WHERE identity = %s "
@@ -360,7 +358,7 @@ class PostgresStore:
             (identity,),
         ).fetchall()
 
-    @_guarded
+    @guarded
     def origins(self) -> dict[int, str]:
         recorded = dict((who, origin) for origin, who in self.db.execute("SELECT origin, identity FROM origins"))
         key = self.key()
@@ -369,7 +367,7 @@ class PostgresStore:
             for (identity,) in self.db.execute("SELECT id FROM identities")
         }
 
-    @_guarded
+    @guarded
     def update_attributes(self, identity: int, attributes: dict) -> None:
         with self.transaction():
             rows = self._identities("WHERE i.id = %s", (identity,), counted=False)
@@ -379,7 +377,7 @@ class PostgresStore:
             self.db.execute("UPDATE identities SET attributes = %s WHERE id = %s", (json.dumps(merged), identity))
             self._bump(identity, "attributes")
 
-    @_guarded
+    @guarded
     def rename(self, identity: int, name: str) -> None:
         _check_name(name, self.where)
         with self.transaction():
@@ -391,7 +389,7 @@ class PostgresStore:
                 raise InputError(f"{self.where}: no identity {identity}")
             self._bump(identity, "rename")
 
-    @_guarded
+    @guarded
     def remove_identity(self, identity: int) -> int:
         with self.transaction():
             count = self.db.execute("SELECT COUNT(*) FROM embeddings WHERE identity = %s", (identity,)).fetchone()[0]
@@ -400,7 +398,7 @@ class PostgresStore:
             self._bump(identity, "remove")
         return int(count)
 
-    @_guarded
+    @guarded
     def merge(self, source: int, into: int) -> int:
         """As SQLite's ``merge``: ``source``'s embeddings, kept track sums, origins and channel embeddings go to
         ``into``, ``source`` is deleted, in one transaction. Two generations are counted and notified, ``source``
@@ -416,7 +414,7 @@ class PostgresStore:
             self._merge_tracks(source, into)
             moved = self.db.execute("UPDATE embeddings SET identity = %s WHERE identity = %s", (into, source)).rowcount
             self.db.execute("UPDATE origins SET identity = %s WHERE identity = %s", (into, source))
-            if self._has_channels():
+            if self._has_channel_table():
                 self.db.execute("UPDATE channel_embeddings SET identity = %s WHERE identity = %s", (into, source))
             self.db.execute("DELETE FROM identities WHERE id = %s", (source,))
             self._bump(source, "merge")
@@ -449,7 +447,7 @@ class PostgresStore:
 
     # --- embeddings -------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def add_embeddings(self, identity: int, vectors: np.ndarray, origins: list[Origin]) -> list[int]:
         """Append embeddings [n, D] of one identity and update its tracks' sums, in one transaction."""
         vectors = new_vectors(self.where, vectors, origins, self.dim)
@@ -500,7 +498,7 @@ class PostgresStore:
                 (identity, source, track, max(ids[r] for r in rows), count, total.tobytes()),
             )
 
-    @_guarded
+    @guarded
     def embeddings(
         self, after_id: int = 0, chunk: int = MAX_VECTOR_CHUNK
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -519,7 +517,7 @@ class PostgresStore:
     def _vectors(self, ids: np.ndarray, blobs: list[bytes]) -> np.ndarray:
         return stored_vectors(self.where, ids, blobs, self.dim)
 
-    @_guarded
+    @guarded
     def enrolled_rows(self, identity: int) -> tuple[np.ndarray, list[Origin]]:
         """An identity's embeddings [n, D] with their origins (windows included), in id order: a copy's source."""
         rows = self.db.execute(
@@ -538,12 +536,12 @@ class PostgresStore:
             origins.append(Origin(source, track, start, end, kept))
         return vectors, origins
 
-    @_guarded
+    @guarded
     def ids_and_owners(self) -> tuple[np.ndarray, np.ndarray]:
         rows = self.db.execute("SELECT id, identity FROM embeddings ORDER BY id").fetchall()
         return np.asarray([r[0] for r in rows], np.int64), np.asarray([r[1] for r in rows], np.int64)
 
-    @_guarded
+    @guarded
     def track_means(self, identity: int | None = None) -> TrackMeans:
         """Every enrolled track's mean (or one identity's), from the kept sums: one row per track, by label."""
         where, args = ("WHERE identity = %s", (identity,)) if identity is not None else ("", ())
@@ -561,124 +559,32 @@ class PostgresStore:
         means = (sums / np.maximum(counts_array, 1)[:, None]).astype(np.float32)
         return TrackMeans(np.asarray(labels, np.int64), np.asarray(owners, np.int64), counts_array, means)
 
-    @_guarded
+    @guarded
     def track_summary(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rows = self.db.execute("SELECT label, identity, count FROM tracks ORDER BY label").fetchall()
         columns = [np.asarray([r[i] for r in rows], np.int64) for i in range(3)]
         return columns[0], columns[1], columns[2]
 
-    # --- other channels (silhouettes), each bound to its own model (as the SQLite store's) -------------
+    # --- other channels (silhouettes): the dialect hooks of ChannelTables ----------------------------------
 
-    def _has_channels(self) -> bool:
+    def _has_channel_table(self) -> bool:
         """Whether the database holds ``channel_embeddings`` (galleries made before it lack it until an enroll)."""
         return self.db.execute("SELECT to_regclass('channel_embeddings')").fetchone()[0] is not None
 
-    @_guarded
-    def channels(self) -> dict[str, dict]:
-        rows = self.db.execute("SELECT key, value FROM meta WHERE key LIKE %s", (CHANNEL_PREFIX + "%",)).fetchall()
-        return {
-            key[len(CHANNEL_PREFIX) :]: channel_binding(self.where, key[len(CHANNEL_PREFIX) :], self._json(value, key))
-            for key, value in rows
-        }
+    def _make_channel_table(self) -> None:
+        self.db.execute(CHANNEL_SCHEMA)
 
-    @_guarded
-    def channel_model(self, channel: str) -> dict | None:
-        check_channel(self.where, channel)
-        row = self.db.execute("SELECT value FROM meta WHERE key = %s", (CHANNEL_PREFIX + channel,)).fetchone()
-        return (
-            None if row is None else channel_binding(self.where, channel, self._json(row[0], CHANNEL_PREFIX + channel))
+    def _insert_channel_row(self, row: tuple) -> int:
+        query = (
+            "INSERT INTO channel_embeddings (channel, identity, vector, source, track, t_start, t_end, created) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
         )
+        return int(self.db.execute(query, row).fetchone()[0])
 
-    def check_channel_model(self, channel: str, card: dict) -> None:
-        check_channel_model(self.where, channel, self.channel_model(channel), card)
+    def _channel_written(self, identity: int | None) -> None:
+        self._bump(identity, "channel")
 
-    @_guarded
-    def bind_channel(self, channel: str, card: dict) -> None:
-        with self.transaction():
-            if self._bind(channel, card):
-                self._bump(None, "channel")
-
-    def _bind(self, channel: str, card: dict) -> bool:
-        binding = self.channel_model(channel)
-        check_channel_model(self.where, channel, binding, card)
-        if not self._has_channels():
-            self.db.execute(CHANNEL_SCHEMA)
-        if binding is None:
-            self.db.execute(
-                "INSERT INTO meta VALUES (%s, %s)", (CHANNEL_PREFIX + channel, json.dumps(model_binding(card)))
-            )
-        return binding is None
-
-    @_guarded
-    def add_channel_embeddings(
-        self, channel: str, identity: int, vectors: np.ndarray, origins: list[Origin], card: dict
-    ) -> list[int]:
-        """As SQLite's: bound on the first enroll, in its transaction; nodes told with change "channel"."""
-        check_channel(self.where, channel)
-        vectors = new_vectors(self.where, vectors, origins, int(card["embedding_dim"]))
-        now = time.time()
-        with self.transaction():
-            self._bind(channel, card)
-            if self.db.execute("SELECT 1 FROM identities WHERE id = %s", (identity,)).fetchone() is None:
-                raise InputError(f"{self.where}: no identity {identity}")
-            ids = [
-                int(
-                    self.db.execute(
-                        "INSERT INTO channel_embeddings (channel, identity, vector, source, track, t_start, t_end, "
-                        "created) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                        (channel, identity, v.tobytes(), o.source, o.track, o.t_start, o.t_end, now),
-                    ).fetchone()[0]
-                )
-                for v, o in zip(vectors, origins, strict=True)
-            ]
-            self._bump(identity, "channel")
-        return ids
-
-    def _channel_rows(self, channel: str, columns: str, identity: int | None, tail: str = "ORDER BY id") -> list:
-        check_channel(self.where, channel)
-        if not self._has_channels():
-            return []
-        where, args = ("AND identity = %s", (channel, identity)) if identity is not None else ("", (channel,))
-        query = f"SELECT {columns} FROM channel_embeddings WHERE channel = %s {where} {tail}"
-        return self.db.execute(query, args).fetchall()
-
-    def _channel_vectors(self, channel: str, binding: dict | None, ids: np.ndarray, blobs: list) -> np.ndarray:
-        dim = binding["dim"] if binding is not None else 0
-        return stored_vectors(self.where, ids, [bytes(b) for b in blobs], dim, f"{channel} embedding")
-
-    @_guarded
-    def channel_rows(self, channel: str, identity: int) -> tuple[np.ndarray, list[Origin]]:
-        binding = self.channel_model(channel)
-        rows = self._channel_rows(channel, "id, vector, source, track, t_start, t_end", identity)
-        ids = np.asarray([r[0] for r in rows], np.int64)
-        vectors = self._channel_vectors(channel, binding, ids, [r[1] for r in rows])
-        return vectors, [Origin(*r[2:6]) for r in rows]
-
-    @_guarded
-    def channel_track_means(self, channel: str, identity: int | None = None) -> TrackMeans:
-        """Every track's mean in ``channel`` (or one identity's), from its embeddings (no kept sums: small)."""
-        binding = self.channel_model(channel)
-        rows = self._channel_rows(channel, "id, identity, source, track, vector", identity)
-        ids = np.asarray([r[0] for r in rows], np.int64)
-        owners = np.asarray([r[1] for r in rows], np.int64)
-        vectors = self._channel_vectors(channel, binding, ids, [r[4] for r in rows])
-        chunks = [(ids, owners, [r[1:4] for r in rows], vectors)] if rows else []
-        return group_track_means(chunks, binding["dim"] if binding is not None else 0)
-
-    @_guarded
-    def channel_track_summary(self, channel: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = self._channel_rows(
-            channel, "MAX(id), identity, COUNT(*)", None, "GROUP BY identity, source, track ORDER BY 1"
-        )
-        columns = [np.asarray([r[i] for r in rows], np.int64) for i in range(3)]
-        return columns[0], columns[1], columns[2]
-
-    @_guarded
-    def channel_counts(self, channel: str) -> dict[int, int]:
-        rows = self._channel_rows(channel, "identity, COUNT(*)", None, "GROUP BY identity")
-        return {int(who): int(n) for who, n in rows}
-
-    @_guarded
+    @guarded
     def rebind(self, model: dict, encode) -> int:
         """Re-embed every stored window with another model and bind to it, in one transaction (as SQLite's);
         other channels keep their own models."""
@@ -717,7 +623,7 @@ class PostgresStore:
         self.meta = self._read_meta()
         return len(rows)
 
-    @_guarded
+    @guarded
     def count(self) -> int:
         return int(self.db.execute("SELECT COALESCE(SUM(count), 0) FROM tracks").fetchone()[0])
 

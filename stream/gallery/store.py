@@ -17,23 +17,35 @@ none) at the price of no locking: a writer starting meanwhile is not seen.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
-import inspect
 import json
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from sensors import atomic
 from sensors.errors import FormatError, GaitwatchError, InputError
-from stream.gallery.rows import Rows
+from stream.gallery.channel_tables import ChannelTables
+from stream.gallery.records import (
+    META_TYPES,
+    Identity,
+    Origin,
+    TrackMeans,
+    check_meta_value,
+    check_model,
+    find_identity,
+    group_track_means,
+    guarded,
+    model_binding,
+    new_vectors,
+    parse_json,
+    stored_integers,
+    stored_vectors,
+)
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's transaction to end
@@ -59,8 +71,6 @@ CREATE TABLE IF NOT EXISTS channel_embeddings (
 );
 """
 CHANNEL_INDEX = "CREATE INDEX IF NOT EXISTS channel_embeddings_by_identity ON channel_embeddings(channel, identity);"
-CHANNEL_PREFIX = "channel."  # meta key of a channel's model binding: channel.<name>
-CHANNEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -88,252 +98,9 @@ CREATE INDEX IF NOT EXISTS embeddings_by_identity ON embeddings(identity);
     + CHANNEL_TABLE
     + CHANNEL_INDEX
 )
-META_TYPES = {
-    "schema_version": int,
-    "model_sha256": str,
-    "model_method": str,
-    "model_name": str,
-    "dim": int,
-    "metric": str,
-    "f": int,
-    "created": float,
-    "generation": int,
-}
-BINDING_KEYS = ("model_sha256", "model_method", "model_name", "dim", "metric", "f")  # a model binding (model_binding)
 
 
-@dataclass(frozen=True)
-class Identity:
-    id: int
-    name: str
-    attributes: dict
-    created: float
-    anonymous: bool
-    embeddings: int = 0
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where an embedding came from: a file or sensor, a track in it, a time span; optionally its window."""
-
-    source: str
-    track: str | None = None
-    t_start: float | None = None
-    t_end: float | None = None
-    window: np.ndarray | None = None  # float32 [f, 20, 3], kept so the gallery can be re-embedded
-
-
-@dataclass(frozen=True)
-class TrackMeans:
-    """Per enrolled track (the embeddings sharing identity, source and track), ordered by label.
-
-    The label is the track's newest embedding id: ids are never reused and only grow, so a label names one
-    track, and label and count together name what it held (embeddings are added, never taken from a track
-    but with its whole identity; a merge moves whole tracks to another identity, so owners are compared too)."""
-
-    labels: np.ndarray  # int64 [T]
-    owners: np.ndarray  # int64 [T], the identity
-    counts: np.ndarray  # int64 [T], its embeddings
-    means: np.ndarray  # float32 [T, D], their mean (summed in float64)
-
-
-def guarded(errors: Callable[[], tuple[type[BaseException], ...]], prepare: str | None = None):
-    """A decorator: the ``errors()`` raised inside a store method (a generator's too, while it is iterated) become
-    the store's one clear error (``self.failure``); ``prepare`` names a method called first (a reconnect)."""
-
-    def decorate(method):
-        if inspect.isgeneratorfunction(method):
-
-            @functools.wraps(method)
-            def generator(self, *args, **kwargs):
-                if prepare is not None:
-                    getattr(self, prepare)()
-                try:
-                    yield from method(self, *args, **kwargs)
-                except errors() as err:
-                    raise self.failure(err) from None
-
-            return generator
-
-        @functools.wraps(method)
-        def wrapper(self, *args, **kwargs):
-            if prepare is not None:
-                getattr(self, prepare)()
-            try:
-                return method(self, *args, **kwargs)
-            except errors() as err:
-                raise self.failure(err) from None
-
-        return wrapper
-
-    return decorate
-
-
-_guarded = guarded(lambda: (sqlite3.Error, UnicodeDecodeError))
-
-
-def model_binding(card: dict) -> dict:
-    """What a gallery records of the model that fills it (its meta), from the model's card."""
-    return {
-        "model_sha256": card["file"]["sha256"],
-        "model_method": card["method"],
-        "model_name": card["file"]["name"],
-        "dim": card["embedding_dim"],
-        "metric": card["metric"],
-        "f": card["f"],
-    }
-
-
-def check_meta_value(where: str, key: str, value: object, place: str | None = None) -> None:
-    """FormatError naming ``key`` (or ``place``) unless ``value`` has the type META_TYPES gives it (a float may be
-    an int)."""
-    kind = META_TYPES[key]
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not (number if kind is float else isinstance(value, kind) and not isinstance(value, bool)):
-        raise FormatError(where, place or f"meta {key}", f"{value!r}, expected a {kind.__name__}")
-
-
-def parse_json(where: str, value, what: str):
-    try:
-        return json.loads(value)
-    except (TypeError, ValueError):
-        raise FormatError(where, what, f"{value!r} is not JSON") from None
-
-
-def check_model(where: str, meta: dict, card: dict) -> None:
-    """Refuse embeddings or queries from any model other than the one the gallery at ``where`` was filled with."""
-    sha = card["file"]["sha256"]
-    if sha != meta["model_sha256"]:
-        from engines.runtime.load import shipped_with_sha256  # only on this error path: no model loading
-
-        shipped = shipped_with_sha256(meta["model_sha256"])  # a model gaitwatch shipped: its path, not a bare name
-        raise InputError(
-            f"{where}: filled by {meta['model_name']} (sha256 {meta['model_sha256'][:12]}...), "
-            f"not by {card['file']['name']} (sha256 {sha[:12]}...); name its model with --model "
-            f"{shipped or meta['model_name']}, or re-embed the gallery with "
-            f"'gaitwatch gallery reembed {where} --model {card['file']['name']}'"
-        )
-
-
-def check_channel(where: str, channel: object) -> str:
-    """``channel`` if it can name a channel (lower-case letters, digits, ``_``; a letter first); else InputError."""
-    if not isinstance(channel, str) or not CHANNEL_NAME.fullmatch(channel):
-        raise InputError(f"{where}: {channel!r} is not a channel name (lower-case letters, digits and _)")
-    return channel
-
-
-def channel_binding(where: str, channel: str, value: object) -> dict:
-    """A stored channel binding (meta ``channel.<name>``, parsed) checked as the gallery's own binding is."""
-    place = f"meta {CHANNEL_PREFIX}{channel}"
-    if not isinstance(value, dict):
-        raise FormatError(where, place, f"{value!r}, expected a model binding")
-    for key in BINDING_KEYS:
-        check_meta_value(where, key, value.get(key), f"{place} {key}")
-    if value["dim"] < 1 or value["f"] < 1:
-        raise FormatError(where, place, f"dim {value['dim']}, f {value['f']}: expected positive counts")
-    return value
-
-
-def check_channel_model(where: str, channel: str, binding: dict | None, card: dict) -> None:
-    """Refuse ``channel`` embeddings from any model but the one the channel is bound to (None: not bound yet)."""
-    sha = card["file"]["sha256"]
-    if binding is not None and sha != binding["model_sha256"]:
-        raise InputError(
-            f"{where}: its {channel} channel was filled by {binding['model_name']} (sha256 "
-            f"{binding['model_sha256'][:12]}...), not by {card['file']['name']} (sha256 {sha[:12]}...); "
-            f"enroll {channel} embeddings with {binding['model_name']} (a channel keeps the model that first filled it)"
-        )
-
-
-def group_track_means(chunks: Iterable[tuple[np.ndarray, np.ndarray, list, np.ndarray]], dim: int) -> TrackMeans:
-    """``TrackMeans`` of embeddings read in id order, in chunks of (ids, identities, their track keys
-    (identity, source, track), vectors [n, dim]): summed per track in float64, the label its newest id."""
-    keys: dict[tuple, int] = {}
-    sums, counts, labels, owners = Rows(np.float64, dim), Rows(np.int64), Rows(np.int64), Rows(np.int64)
-    for ids, who, track_keys, vectors in chunks:
-        rows = np.fromiter((keys.setdefault(key, len(keys)) for key in track_keys), np.int64, len(track_keys))
-        for held in (sums, counts, labels, owners):
-            held.grow(len(keys))
-        order = np.argsort(rows, kind="stable")  # each track's embeddings together, in id order
-        rows, ids, who = rows[order], ids[order], who[order]
-        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-        ends = np.r_[starts[1:], len(rows)]
-        tracks = rows[starts]
-        sums.view()[tracks] += np.add.reduceat(vectors[order].astype(np.float64), starts, axis=0)
-        counts.view()[tracks] += ends - starts
-        labels.view()[tracks] = ids[ends - 1]
-        owners.view()[tracks] = who[starts]
-    total = sums.view()
-    total /= np.maximum(counts.view(), 1)[:, None]
-    order = np.argsort(labels.view())
-    means = np.empty(total.shape, np.float32)
-    for start in range(0, len(order), 65536):  # block by block: no float64 copy of every mean at once
-        means[start : start + 65536] = total[order[start : start + 65536]]
-    return TrackMeans(labels.view()[order], owners.view()[order], counts.view()[order], means)
-
-
-def find_identity(where: str, ref: int | str, by_id, by_name) -> Identity:
-    """The one identity ``ref`` names; InputError when none, or when it could name two.
-
-    An int or ``id:N`` is an id, ``name:TEXT`` a name. Other text is a name, and also an id where it is
-    written as one ("5", not "05"): where it names one identity and is the id of another, it is refused
-    with how to say which, so a person named "02" (a CMU subject) is never taken for identity 2.
-    ``by_id(n)`` and ``by_name(text)``: the store's identities with that id, that name."""
-    text = str(ref)
-    if isinstance(ref, int) or text.startswith("id:"):
-        number = text.removeprefix("id:")
-        if not _is_id(number):
-            raise InputError(f"{where}: {text!r} is not an identity id (id:N, N a whole number)")
-        return _one(where, by_id(int(number)), text)
-    name = text.removeprefix("name:")
-    named = by_name(name)
-    if len(named) > 1:
-        ids = ", ".join(f"id:{i.id}" for i in named)
-        raise InputError(f"{where}: {len(named)} identities are named {name!r} ({ids}); pick one by its id")
-    numbered = by_id(int(text)) if _is_id(text) else []
-    if named and numbered and named[0].id != numbered[0].id:
-        raise InputError(
-            f"{where}: {text!r} is the name of identity {named[0].id} and the id of identity "
-            f"{numbered[0].id} ({numbered[0].name!r}); say name:{text} or id:{text}"
-        )
-    return _one(where, named or numbered, text)
-
-
-def _one(where: str, rows: list[Identity], ref: str) -> Identity:
-    if not rows:
-        raise InputError(f"{where}: no identity {ref!r}")
-    return rows[0]
-
-
-def new_vectors(where: object, vectors: np.ndarray, origins: list, dim: int) -> np.ndarray:
-    """Embeddings about to be enrolled as float32 [n, dim], one origin each, every value finite; else one clear
-    error naming the gallery: what both stores check before a write."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if vectors.ndim != 2 or vectors.shape[1] != dim:
-        raise InputError(f"{where}: embeddings of shape {list(vectors.shape)}, expected [n, {dim}]")
-    if len(origins) != len(vectors):
-        raise InputError(f"{len(vectors)} embeddings but {len(origins)} origins")
-    if not np.isfinite(vectors).all():
-        raise InputError(f"{where}: refusing embeddings with NaN or infinite values")
-    return vectors
-
-
-def stored_vectors(where: str, ids: np.ndarray, blobs: list, dim: int, what: str = "embedding") -> np.ndarray:
-    """Stored vectors as [n, D] float32; FormatError naming the first of the wrong length or not finite (``what``
-    names the row: "embedding", "silhouette embedding")."""
-    size = 4 * dim
-    for number, blob in zip(ids.tolist(), blobs, strict=True):
-        if not isinstance(blob, bytes) or len(blob) != size:
-            got = f"{len(blob)} bytes" if isinstance(blob, (bytes, str)) else type(blob).__name__
-            raise FormatError(where, f"{what} {number}", f"vector of {got}, expected {size} bytes")
-    vectors = np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), dim)
-    finite = np.isfinite(vectors).all(axis=1)
-    if not finite.all():
-        raise FormatError(where, f"{what} {ids[~finite][0]}", "vector holds NaN or infinite values")
-    return vectors
-
-
-class GalleryStore:
+class GalleryStore(ChannelTables):
     """Identities and embeddings of one model (its card's sha256, D and metric), durable in SQLite."""
 
     def __init__(
@@ -364,7 +131,7 @@ class GalleryStore:
         self.dim = int(self.meta["dim"])
         self.written: int | None = None  # the generation this connection's last write committed
 
-    @_guarded
+    @guarded
     def _connect(self, may_write: bool) -> sqlite3.Connection:
         uri = self.path.resolve().as_uri()
         if may_write:
@@ -389,6 +156,13 @@ class GalleryStore:
             ) from None
         return db
 
+    def driver_errors(self) -> tuple[type[BaseException], ...]:
+        """What ``guarded`` turns into ``failure``: SQLite's errors, and stored text that is not UTF-8."""
+        return (sqlite3.Error, UnicodeDecodeError)
+
+    def prepare(self) -> None:
+        """Nothing before a call (``guarded``): a file needs no reconnecting."""
+
     def failure(self, err: sqlite3.Error | UnicodeDecodeError) -> GaitwatchError:
         """An SQLite error as one line naming the gallery: read-only, busy, or damaged (or the disk failed)."""
         if isinstance(err, UnicodeDecodeError):
@@ -408,7 +182,7 @@ class GalleryStore:
             f"{self.path.parent}); nothing was changed"
         )
 
-    @_guarded
+    @guarded
     def _read_meta(self) -> dict:
         try:
             rows = self.db.execute("SELECT key, value FROM meta").fetchall()
@@ -465,7 +239,7 @@ class GalleryStore:
         except sqlite3.Error as err:
             raise self.failure(err) from None
 
-    @_guarded
+    @guarded
     def generation(self) -> int:
         """The count of writes ever committed to this gallery, as stored now (every write adds one)."""
         raw = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]
@@ -481,7 +255,7 @@ class GalleryStore:
 
     # --- identities -----------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def add_identity(
         self, name: str, attributes: dict | None = None, anonymous: bool = False, origin: str | None = None
     ) -> int:
@@ -498,7 +272,7 @@ class GalleryStore:
             self._bump()
         return int(cursor.lastrowid)
 
-    @_guarded
+    @guarded
     def identity(self, ref: int | str) -> Identity:
         """The one identity ``ref`` names (``find_identity``)."""
         return find_identity(
@@ -508,7 +282,7 @@ class GalleryStore:
             lambda name: self._identities("WHERE i.name = ?", (name,)),
         )
 
-    @_guarded
+    @guarded
     def identities(self, counted: bool = True) -> list[Identity]:
         """Every identity; ``counted=False`` leaves ``embeddings`` 0 and reads no embedding (5x faster)."""
         return self._identities("", (), counted)
@@ -518,7 +292,7 @@ class GalleryStore:
         query = f"SELECT i.id, i.name, i.attributes, i.created, i.anonymous, {count} FROM identities i {where}"
         return [self._identity_row(row) for row in self.db.execute(query + " ORDER BY i.id", args)]
 
-    @_guarded
+    @guarded
     def add_anonymous(self, attributes: dict | None = None) -> tuple[int, str]:
         """A new anonymous identity named ``anonymous-N``, N one more than any such name the gallery holds, chosen
         inside the write transaction: never a name in use, even after a removal or with two nodes enrolling."""
@@ -541,7 +315,7 @@ class GalleryStore:
             raise FormatError(self.path, where, f"created {created!r}, anonymous {anonymous!r}: bad values")
         return Identity(number, name, parsed, float(created), bool(anonymous), count)
 
-    @_guarded
+    @guarded
     def sources(self, identity: int) -> list[tuple]:
         """Per (source, track) of an identity's embeddings: source, track, count, first start, last end."""
         rows = self.db.execute(
@@ -559,7 +333,7 @@ class GalleryStore:
         """This gallery's own mark in the origins of the identities it exports (from its creation time)."""
         return hashlib.sha256(json.dumps(self.meta["created"]).encode()).hexdigest()[:16]
 
-    @_guarded
+    @guarded
     def origins(self) -> dict[int, str]:
         """Per identity, where it came from: the origin recorded when it was imported, else this gallery's
         key and its id. An identity exported, imported and exported again keeps its first origin, so an
@@ -573,7 +347,7 @@ class GalleryStore:
             for (identity,) in self.db.execute("SELECT id FROM identities")
         }
 
-    @_guarded
+    @guarded
     def update_attributes(self, identity: int, attributes: dict) -> None:
         """Merge ``attributes`` into an identity's (a key given again takes the new value)."""
         with self.transaction():
@@ -584,7 +358,7 @@ class GalleryStore:
             self.db.execute("UPDATE identities SET attributes = ? WHERE id = ?", (json.dumps(merged), identity))
             self._bump()
 
-    @_guarded
+    @guarded
     def rename(self, identity: int, name: str) -> None:
         _check_name(name, self.path)
         with self.transaction():
@@ -596,7 +370,7 @@ class GalleryStore:
                 raise InputError(f"{self.path}: no identity {identity}")
             self._bump()
 
-    @_guarded
+    @guarded
     def remove_identity(self, identity: int) -> int:
         """Delete an identity and its embeddings; returns how many embeddings went with it."""
         with self.transaction():
@@ -612,7 +386,7 @@ class GalleryStore:
             self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
         )
 
-    @_guarded
+    @guarded
     def merge(self, source: int, into: int) -> int:
         """Move every embedding of ``source`` to ``into`` and delete ``source``, in one transaction; returns how
         many embeddings moved. Why: one person enrolled twice (an anonymous track later known, two names for one
@@ -636,7 +410,7 @@ class GalleryStore:
 
     # --- embeddings -------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def add_embeddings(self, identity: int, vectors: np.ndarray, origins: list[Origin]) -> list[int]:
         """Append embeddings [n, D] of one identity in one transaction; returns their ids once committed."""
         vectors = new_vectors(self.path, vectors, origins, self.dim)
@@ -665,7 +439,7 @@ class GalleryStore:
             self._bump()
         return ids
 
-    @_guarded
+    @guarded
     def embeddings(
         self, after_id: int = 0, chunk: int = 100_000
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -683,14 +457,12 @@ class GalleryStore:
             last = int(ids[-1])
 
     def _integers(self, values: list, what: str) -> np.ndarray:
-        if not all(isinstance(v, int) for v in values):
-            raise FormatError(self.path, what, "a value that is not an integer")
-        return np.asarray(values, np.int64).reshape(len(values))
+        return stored_integers(self.where, values, what)
 
     def _vectors(self, ids: np.ndarray, blobs: list) -> np.ndarray:
         return stored_vectors(self.where, ids, blobs, self.dim)
 
-    @_guarded
+    @guarded
     def enrolled_rows(self, identity: int) -> tuple[np.ndarray, list[Origin]]:
         """An identity's embeddings [n, D] with their origins (windows included), in id order: a copy's source."""
         rows = self.db.execute(
@@ -706,7 +478,7 @@ class GalleryStore:
         ]
         return vectors, origins
 
-    @_guarded
+    @guarded
     def ids_and_owners(self) -> tuple[np.ndarray, np.ndarray]:
         """Every embedding id (sorted) and its identity, without the vectors."""
         rows = self.db.execute("SELECT id, identity FROM embeddings ORDER BY id").fetchall()
@@ -714,7 +486,7 @@ class GalleryStore:
             [r[1] for r in rows], "embedding identities"
         )
 
-    @_guarded
+    @guarded
     def track_means(self, identity: int | None = None) -> TrackMeans:
         """The mean of every enrolled track (or of one identity's), reading every embedding of them."""
         where, args = ("WHERE identity = ?", (identity,)) if identity is not None else ("", ())
@@ -730,7 +502,7 @@ class GalleryStore:
             who = self._integers([r[1] for r in chunk], "embedding identities")
             yield ids, who, [r[1:4] for r in chunk], vectors(ids, [r[4] for r in chunk])
 
-    @_guarded
+    @guarded
     def track_summary(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per enrolled track, by label: its label, identity and count (see ``TrackMeans``), reading no vector."""
         rows = self.db.execute(
@@ -740,125 +512,26 @@ class GalleryStore:
         counts = np.fromiter((r[2] for r in rows), np.int64, len(rows))
         return labels, self._integers([r[1] for r in rows], "embedding identities"), counts
 
-    # --- other channels (silhouettes), each bound to its own model ---------------------------------------
+    # --- other channels (silhouettes): the dialect hooks of ChannelTables ----------------------------------
 
-    @_guarded
-    def channels(self) -> dict[str, dict]:
-        """Every bound channel's model binding (read now: another process may have bound one since open)."""
-        rows = self.db.execute("SELECT key, value FROM meta WHERE key LIKE ?", (CHANNEL_PREFIX + "%",)).fetchall()
-        return {
-            key[len(CHANNEL_PREFIX) :]: channel_binding(self.where, key[len(CHANNEL_PREFIX) :], self._json(value, key))
-            for key, value in rows
-        }
+    def _has_channel_table(self) -> bool:
+        return self._has_table("channel_embeddings")
 
-    @_guarded
-    def channel_model(self, channel: str) -> dict | None:
-        """The model binding (``model_binding``) of ``channel``; None while nothing was enrolled in it."""
-        check_channel(self.where, channel)
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (CHANNEL_PREFIX + channel,)).fetchone()
-        return (
-            None if row is None else channel_binding(self.where, channel, self._json(row[0], CHANNEL_PREFIX + channel))
+    def _make_channel_table(self) -> None:
+        self.db.execute(CHANNEL_TABLE)
+        self.db.execute(CHANNEL_INDEX)
+
+    def _insert_channel_row(self, row: tuple) -> int:
+        query = (
+            "INSERT INTO channel_embeddings (channel, identity, vector, source, track, t_start, t_end, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         )
+        return int(self.db.execute(query, row).lastrowid)
 
-    def check_channel_model(self, channel: str, card: dict) -> None:
-        """Refuse ``channel`` embeddings of any model but the one the channel is bound to."""
-        check_channel_model(self.where, channel, self.channel_model(channel), card)
+    def _channel_written(self, identity: int | None) -> None:
+        self._bump()
 
-    @_guarded
-    def bind_channel(self, channel: str, card: dict) -> None:
-        """Bind ``channel`` to ``card``'s model (a migration's copy of a binding); refused where bound to another."""
-        with self.transaction():
-            if self._bind(channel, card):
-                self._bump()
-
-    def _bind(self, channel: str, card: dict) -> bool:
-        """Inside a write: bind ``channel`` to ``card`` unless bound (then check it is the same model); whether it
-        was bound now. The table is made here for galleries made before it."""
-        binding = self.channel_model(channel)
-        check_channel_model(self.where, channel, binding, card)
-        if not self._has_table("channel_embeddings"):
-            self.db.execute(CHANNEL_TABLE)
-            self.db.execute(CHANNEL_INDEX)
-        if binding is None:
-            self.db.execute(
-                "INSERT INTO meta VALUES (?, ?)", (CHANNEL_PREFIX + channel, json.dumps(model_binding(card)))
-            )
-        return binding is None
-
-    @_guarded
-    def add_channel_embeddings(
-        self, channel: str, identity: int, vectors: np.ndarray, origins: list[Origin], card: dict
-    ) -> list[int]:
-        """Append ``channel`` embeddings [n, D] of one identity in one transaction, binding the channel to
-        ``card``'s model on its first enroll (in the same transaction); their ids once committed. Origins' windows
-        are not kept (a channel is not re-embedded)."""
-        check_channel(self.where, channel)
-        vectors = new_vectors(self.where, vectors, origins, int(card["embedding_dim"]))
-        now = time.time()
-        with self.transaction():
-            self._bind(channel, card)
-            if self.db.execute("SELECT 1 FROM identities WHERE id = ?", (identity,)).fetchone() is None:
-                raise InputError(f"{self.where}: no identity {identity}")
-            ids = [
-                int(
-                    self.db.execute(
-                        "INSERT INTO channel_embeddings (channel, identity, vector, source, track, t_start, t_end, "
-                        "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (channel, identity, v.tobytes(), o.source, o.track, o.t_start, o.t_end, now),
-                    ).lastrowid
-                )
-                for v, o in zip(vectors, origins, strict=True)
-            ]
-            self._bump()
-        return ids
-
-    def _channel_rows(self, channel: str, columns: str, identity: int | None, tail: str = "ORDER BY id") -> list:
-        """Rows of ``channel`` (of one identity where given); none where the gallery has no such table."""
-        check_channel(self.where, channel)
-        if not self._has_table("channel_embeddings"):
-            return []
-        where, args = ("AND identity = ?", (channel, identity)) if identity is not None else ("", (channel,))
-        return self.db.execute(
-            f"SELECT {columns} FROM channel_embeddings WHERE channel = ? {where} {tail}", args
-        ).fetchall()
-
-    def _channel_vectors(self, channel: str, binding: dict | None) -> Callable[[np.ndarray, list], np.ndarray]:
-        dim = binding["dim"] if binding is not None else 0
-        return lambda ids, blobs: stored_vectors(self.where, ids, blobs, dim, f"{channel} embedding")
-
-    @_guarded
-    def channel_rows(self, channel: str, identity: int) -> tuple[np.ndarray, list[Origin]]:
-        """An identity's ``channel`` embeddings [n, D] with their origins, in id order: a copy's source."""
-        binding = self.channel_model(channel)
-        rows = self._channel_rows(channel, "id, vector, source, track, t_start, t_end", identity)
-        ids = self._integers([r[0] for r in rows], f"{channel} embedding ids")
-        vectors = self._channel_vectors(channel, binding)(ids, [r[1] for r in rows])
-        return vectors, [Origin(*r[2:6]) for r in rows]
-
-    @_guarded
-    def channel_track_means(self, channel: str, identity: int | None = None) -> TrackMeans:
-        """The mean of every track enrolled in ``channel`` (or of one identity's), grouped as ``track_means``."""
-        binding = self.channel_model(channel)
-        dim = binding["dim"] if binding is not None else 0
-        rows = self._channel_rows(channel, "id, identity, source, track, vector", identity)
-        return group_track_means(self._chunks([rows] if rows else [], self._channel_vectors(channel, binding)), dim)
-
-    @_guarded
-    def channel_track_summary(self, channel: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per track of ``channel``, by label: its label, identity and count, reading no vector."""
-        rows = self._channel_rows(
-            channel, "MAX(id), identity, COUNT(*)", None, "GROUP BY identity, source, track ORDER BY 1"
-        )
-        columns = [self._integers([r[i] for r in rows], f"{channel} tracks") for i in range(3)]
-        return columns[0], columns[1], columns[2]
-
-    @_guarded
-    def channel_counts(self, channel: str) -> dict[int, int]:
-        """Per identity with ``channel`` embeddings, how many."""
-        rows = self._channel_rows(channel, "identity, COUNT(*)", None, "GROUP BY identity")
-        return {int(who): int(n) for who, n in rows}
-
-    @_guarded
+    @guarded
     def rebind(self, model: dict, encode) -> int:
         """Re-embed every stored window with another model (``encode``: windows -> embeddings) and bind to it.
 
@@ -898,7 +571,7 @@ class GalleryStore:
             raise FormatError(self.path, f"embedding {number}", f"stored window is not {f} frames of 20 joints")
         return blob
 
-    @_guarded
+    @guarded
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
 
@@ -914,12 +587,6 @@ def _check_name(name: str, path: Path) -> None:
     """A name a person can be told and found by: some visible text."""
     if not isinstance(name, str) or not name.strip():
         raise InputError(f"{path}: an identity's name must be some text, got {name!r}")
-
-
-def _is_id(text: str) -> bool:
-    """Written as an id: digits without a leading zero, within SQLite's integers (checked before any conversion:
-    Python refuses to convert over 4,300 digits, SQLite to bind over 2**63 - 1)."""
-    return text.isascii() and text.isdigit() and len(text) <= 19 and text == str(int(text)) and int(text) < 2**63
 
 
 def _sqlite(uri: str) -> sqlite3.Connection:
