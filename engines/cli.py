@@ -165,11 +165,13 @@ def config_settings(method: str, settings: list[str], finetune: bool = False) ->
     from engines.train.methods import get_method
 
     defaults = get_method(method).default_config()
+    bounds = get_method(method).setting_bounds
     if finetune:
-        from engines.train.selfgait_finetune import DEFAULTS
+        from engines.train.selfgait_finetune import BOUNDS, DEFAULTS
         from engines.train.silhouette_augment import DEFAULTS as AUGMENT
 
         defaults = {key: value for key, value in {**AUGMENT, **DEFAULTS}.items() if key != "stage"}
+        bounds = BOUNDS
     out = {}
     for setting in settings:
         key, sep, text = setting.partition("=")
@@ -186,6 +188,8 @@ def config_settings(method: str, settings: list[str], finetune: bool = False) ->
             value = float(value)
         if type(value) is not type(default):
             raise InputError(f"--set {setting}: expected a {type(default).__name__} like the default {default!r}")
+        if key in bounds and not bounds[key].admits(value):
+            raise InputError(f"--set {setting}: {key} must be {bounds[key]}")
         out[key] = value
     return out
 

@@ -51,6 +51,9 @@ def test_train_and_eval_reject_bad_arguments_in_one_line(tmp_path: Path):
         ("windows_per_grup=8", "windows_per_group"),
         ("temperature=cold", "float"),
         ("lr", "KEY=VALUE"),
+        ("lr=-0.001", "lr must be > 0"),
+        ("pseudo_pairs_rate=2", "pseudo_pairs_rate must be in (0, 1)"),
+        ("windows_per_track=1", "windows_per_track must be >= 2"),
     ):
         refused = gaitwatch(
             "train", "trackcon", "--data", zip_path, "--split", "kgbd:0", "--out", tmp_path, "--set", setting, ok=False

@@ -27,11 +27,13 @@ short enough for a CPU (see ``DEFAULT_EPOCHS``).
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from engines.models.age import AGEEncoder, AGEModel
+from engines.train.settings import COUNT, NON_NEGATIVE, POSITIVE, Bounds, out_of_bounds
 from sensors.progress import progress
 
 # One epoch over 63,000 windows [6, 20, 3] (hidden 256, batch 128) took about 160 s on the 2-core
@@ -70,6 +72,22 @@ class AgeMethod:
 
     name = "age"
     uses_tracks = False
+    setting_bounds: ClassVar[dict[str, Bounds]] = {
+        "hidden": COUNT,
+        "layers": COUNT,
+        "locality_d": POSITIVE,
+        "la_weight": NON_NEGATIVE,
+        "l2_weight": NON_NEGATIVE,
+        "lr": POSITIVE,
+        "clip_value": POSITIVE,
+        "batch_size": COUNT,
+        "epochs": COUNT,
+        "whiten_eps": POSITIVE,
+    }
+
+    @classmethod
+    def setting_problems(cls, config: dict, f: int) -> list[str]:
+        return out_of_bounds(config, cls.setting_bounds)
 
     @staticmethod
     def default_config() -> dict:

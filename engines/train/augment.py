@@ -14,8 +14,10 @@ import math
 import torch
 
 from engines.models.trackcon import CANONICAL_PARENTS
+from engines.train.settings import NON_NEGATIVE, Bounds
 
 DEFAULTS = {"tilt_degrees": 10.0, "joint_noise_m": 0.01, "joint_drop": 0.0}  # drop: off, see docs/trackcon.md
+BOUNDS = {"tilt_degrees": Bounds(0, 90), "joint_noise_m": NON_NEGATIVE, "joint_drop": Bounds(0, 1, open_high=True)}
 
 
 def _rotation(axis: str, angle: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from engines.checkpoint import atomic_save, load
 from engines.models import embed_in_batches
 from engines.plotting import pyplot
 from engines.train.methods import get_method
+from engines.train.settings import check_settings
 from sensors.errors import InputError
 
 logger = logging.getLogger("gaitwatch.train")
@@ -56,6 +57,7 @@ def train(
     method = get_method(method_name)
     config = {**method.default_config(), **(config_overrides or {})}
     f = windows.shape[1]
+    check_settings(method_name, method.setting_problems(config, f))
     out_dir.mkdir(parents=True, exist_ok=True)
     generator = seed_everything(seed)
     model = method.build_model(config, f)

@@ -16,6 +16,11 @@ class Method(Protocol):
 
     def default_config(self) -> dict: ...
 
+    # bounds of its numeric settings (engines.train.settings), checked on --set at once
+    setting_bounds: dict
+
+    def setting_problems(self, config: dict, f: int) -> list[str]: ...  # every setting outside what can train
+
     def build_model(self, config: dict, f: int) -> nn.Module: ...  # has .encoder, the contract encoder
 
     def make_optimizer(self, model: nn.Module, config: dict) -> torch.optim.Optimizer: ...

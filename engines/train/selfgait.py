@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from engines.models.selfgait import SelfGaitBackbone
 from engines.train.selfgait_finetune import STAGE, TripletTuned
+from engines.train.settings import COUNT, NON_NEGATIVE, PAIR, POSITIVE, SHARE, Bounds, out_of_bounds
+from engines.train.silhouette_augment import BOUNDS as AUGMENT_BOUNDS
 from engines.train.silhouette_augment import DEFAULTS as AUGMENT_DEFAULTS
-from engines.train.silhouette_augment import make_views
+from engines.train.silhouette_augment import band_problems, make_views
 from engines.train.trackcon import scheduled_step
 from sensors.progress import progress
 
@@ -90,6 +93,22 @@ class SelfGaitMethod:
 
     name = "selfgait"
     uses_tracks = False
+    setting_bounds: ClassVar[dict[str, Bounds]] = {
+        "dim": COUNT,
+        "hidden": COUNT,
+        "projection": COUNT,
+        "lr": POSITIVE,
+        "weight_decay": NON_NEGATIVE,
+        "momentum": SHARE,
+        "batch_size": PAIR,  # batch norm needs two sequences
+        "steps_per_epoch": COUNT,
+        "epochs": COUNT,
+        **AUGMENT_BOUNDS,
+    }
+
+    @classmethod
+    def setting_problems(cls, config: dict, f: int) -> list[str]:
+        return out_of_bounds(config, cls.setting_bounds) + band_problems(config)
 
     @staticmethod
     def default_config() -> dict:

@@ -21,8 +21,6 @@ def run_selfgait_train(args: argparse.Namespace, overrides: dict) -> int:
 
     if args.split is not None or args.hold_out_validation:
         raise InputError("selfgait trains on a silhouette dataset: --split and --hold-out-validation are KGBD's")
-    if overrides.get("frames", 2) < 2 or overrides.get("batch_size", 2) < 2:
-        raise InputError("selfgait: frames and batch_size must be at least 2 (batch norm needs two sequences)")
     seed = 0 if args.seed is None else args.seed
     if args.finetune is not None:
         fraction = 1.0 if args.labelled_fraction is None else args.labelled_fraction

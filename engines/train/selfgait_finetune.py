@@ -29,6 +29,8 @@ import torch
 from torch import nn
 
 from engines.models.selfgait import SelfGaitBackbone
+from engines.train.settings import COUNT, NON_NEGATIVE, PAIR, POSITIVE
+from engines.train.silhouette_augment import BOUNDS as AUGMENT_BOUNDS
 from engines.train.silhouette_augment import make_views
 from engines.train.trackcon import scheduled_step
 from sensors.errors import InputError
@@ -46,6 +48,17 @@ DEFAULTS = {
     "weight_decay": 1e-4,
     "steps_per_epoch": 15,
     "epochs": 4,  # 60 steps, as pre-training: minutes on 2 cores
+}
+BOUNDS = {
+    "margin": POSITIVE,
+    "strip_distance": POSITIVE,
+    "p_subjects": PAIR,  # a triplet needs another subject
+    "k_windows": PAIR,  # and another window of its own
+    "lr": POSITIVE,
+    "weight_decay": NON_NEGATIVE,
+    "steps_per_epoch": COUNT,
+    "epochs": COUNT,
+    **AUGMENT_BOUNDS,
 }
 
 

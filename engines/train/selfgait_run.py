@@ -21,7 +21,9 @@ from engines.checkpoint import atomic_save, encoder_from, load
 from engines.train import selfgait_finetune
 from engines.train.loop import CHECKPOINT, MODEL, Run, run_epochs, seed_everything
 from engines.train.selfgait import SelfGaitMethod
+from engines.train.settings import check_settings, out_of_bounds
 from engines.train.silhouette_augment import DEFAULTS as AUGMENT_DEFAULTS
+from engines.train.silhouette_augment import band_problems
 from sensors.errors import InputError
 from sensors.formats.silhouette_dataset import SequenceKey, dataset_root, layout_of, read_dataset
 
@@ -70,6 +72,7 @@ def train_selfgait(
     """Pre-train SelfGait with BYOL on every usable sequence of ``data``; returns the final ``model.pt``."""
     method = SelfGaitMethod()
     config = {**method.default_config(), **(config_overrides or {})}
+    check_settings("selfgait", method.setting_problems(config, config["frames"]))
     keys, frames, description = load_sequences(data)
     fingerprint = data_sha256(keys, frames)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -156,8 +159,8 @@ def finetune_selfgait(
     if unknown:
         raise InputError(f"--set {unknown[0]}: not a fine-tuning setting; those are {', '.join(settable)}")
     config.update(config_overrides or {})
-    if min(config["p_subjects"], config["k_windows"], config["frames"]) < 2:
-        raise InputError("selfgait fine-tuning: p_subjects, k_windows and frames must be at least 2")
+    problems = out_of_bounds(config, selfgait_finetune.BOUNDS) + band_problems(config)
+    check_settings("selfgait fine-tuning", problems)
     keys, frames, description = load_sequences(data)
     labelled = labelled_subjects(description["subjects"], labelled_fraction)
     kept = [i for i, k in enumerate(keys) if k.subject in labelled]

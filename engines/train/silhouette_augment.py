@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engines.train.settings import NON_NEGATIVE, PAIR, SHARE, Bounds
+
 DEFAULTS = {
     "frames": 20,  # silhouettes per view (a temporal crop): 0.8 s at 25 Hz, about a gait cycle
     "shift_px": 4.0,  # horizontal shift, up to this many columns either way
@@ -28,6 +30,20 @@ DEFAULTS = {
     "erase_min_rows": 4,  # its height in rows, from
     "erase_max_rows": 12,  # to (inclusive)
 }
+BOUNDS = {
+    "frames": PAIR,  # batch norm over time needs two
+    "shift_px": NON_NEGATIVE,
+    "width_jitter": Bounds(0, 1, open_high=True),
+    "erase_p": SHARE,
+    "erase_min_rows": NON_NEGATIVE,
+    "erase_max_rows": NON_NEGATIVE,
+}
+
+
+def band_problems(config: dict) -> list[str]:
+    """What ``BOUNDS`` cannot say of the erased band: its least height must not exceed its greatest."""
+    low, high = config["erase_min_rows"], config["erase_max_rows"]
+    return [f"erase_min_rows ({low}) must not exceed erase_max_rows ({high})"] if low > high else []
 
 
 def temporal_crop(sequence: torch.Tensor, frames: int, generator: torch.Generator) -> torch.Tensor:

@@ -9,6 +9,8 @@ in either clustering with loss = lambda * MIC + (1 - lambda) * (MPC_1 + MPC_2).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -16,6 +18,7 @@ from torch import nn
 
 from engines.cluster import pseudo_labels
 from engines.models.simmc import SimMCEncoder, SimMCModel
+from engines.train.settings import COUNT, NON_NEGATIVE, PAIR, POSITIVE, SHARE, Bounds, out_of_bounds
 from sensors.progress import progress
 
 
@@ -53,6 +56,27 @@ def intra_sequence_loss(predictor: nn.Module, z1: torch.Tensor, z2: torch.Tensor
 class SimMCMethod:
     name = "simmc"
     uses_tracks = False
+    setting_bounds: ClassVar[dict[str, Bounds]] = {
+        "hidden": COUNT,
+        "layers": COUNT,
+        "masked_frames": NON_NEGATIVE,
+        "lambda": SHARE,
+        "temperature": POSITIVE,
+        "lr": POSITIVE,
+        "batch_size": PAIR,
+        "epochs": COUNT,
+        "eps": POSITIVE,
+        "min_samples": COUNT,
+        "k1": COUNT,
+        "k2": COUNT,
+    }
+
+    @classmethod
+    def setting_problems(cls, config: dict, f: int) -> list[str]:
+        problems = out_of_bounds(config, cls.setting_bounds)
+        if config["masked_frames"] >= f:
+            problems.append(f"masked_frames must leave some of a window's {f} frames, got {config['masked_frames']}")
+        return problems
 
     @staticmethod
     def default_config() -> dict:

@@ -25,15 +25,17 @@ configured schedule; the step count lives in the optimiser's state, so a resumed
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from engines.models.trackcon import TrackConEncoder, TrackConModel
+from engines.train.augment import BOUNDS as AUGMENT_BOUNDS
 from engines.train.augment import DEFAULTS as AUGMENT_DEFAULTS
 from engines.train.augment import augment_windows
 from engines.train.pseudo_pairs import merged_members, mutual_nearest_pairs, track_means
-from sensors.errors import InputError
+from engines.train.settings import COUNT, NON_NEGATIVE, PAIR, POSITIVE, Bounds, out_of_bounds
 from sensors.progress import progress
 
 WARMUP_SHARE = 0.05
@@ -115,19 +117,6 @@ def batch_loss(
     return loss
 
 
-def _check_pseudo_pairs(config: dict) -> None:
-    """One clear error for pseudo-pair settings that could never work (runs made before them have none)."""
-    problems = []
-    if config.get("pseudo_pairs_from", 0) < 0:
-        problems.append(f"pseudo_pairs_from must be 0 (off) or a number of epochs, got {config['pseudo_pairs_from']}")
-    if not 0 < config.get("pseudo_pairs_rate", 0.5) < 1:
-        problems.append(f"pseudo_pairs_rate must lie in (0, 1), got {config['pseudo_pairs_rate']}")
-    if not 0 < config.get("pseudo_pairs_distinct", 1.0) <= 1:
-        problems.append(f"pseudo_pairs_distinct must lie in (0, 1], got {config['pseudo_pairs_distinct']}")
-    if problems:
-        raise InputError("trackcon settings: " + "; ".join(problems))
-
-
 def _draw(members: list[torch.Tensor], chosen: list[int], count: int, generator: torch.Generator) -> torch.Tensor:
     """``count`` window indices of each chosen track, drawn with replacement, track after track."""
     return torch.cat([members[t][torch.randint(len(members[t]), (count,), generator=generator)] for t in chosen])
@@ -136,6 +125,28 @@ def _draw(members: list[torch.Tensor], chosen: list[int], count: int, generator:
 class TrackConMethod:
     name = "trackcon"
     uses_tracks = True
+    setting_bounds: ClassVar[dict[str, Bounds]] = {
+        "hidden": COUNT,
+        "dim": COUNT,
+        "temperature": POSITIVE,
+        "lr": POSITIVE,
+        "weight_decay": NON_NEGATIVE,
+        "tracks_per_batch": PAIR,  # other tracks to push apart
+        "windows_per_track": PAIR,  # windows of one track to pull together
+        "windows_per_group": NON_NEGATIVE,
+        "group_weight": NON_NEGATIVE,
+        "steps_per_epoch": COUNT,
+        "epochs": COUNT,
+        "pseudo_pairs_from": NON_NEGATIVE,
+        "pseudo_pairs_rate": Bounds(0, 1, open_low=True, open_high=True),
+        "pseudo_pairs_distinct": Bounds(0, 1, open_low=True),
+        **AUGMENT_BOUNDS,
+    }
+
+    @classmethod
+    def setting_problems(cls, config: dict, f: int) -> list[str]:
+        """Checked before the first epoch (a bad pseudo-pair rate would otherwise fail epochs in)."""
+        return out_of_bounds(config, cls.setting_bounds)
 
     @staticmethod
     def default_config() -> dict:
@@ -161,7 +172,6 @@ class TrackConMethod:
 
     @staticmethod
     def build_model(config: dict, f: int) -> TrackConModel:
-        _check_pseudo_pairs(config)  # here, before the first epoch, not when pairing starts epochs later
         # Runs made before the symmetric encoder have no "symmetric" in their config: they were not symmetric.
         symmetric = bool(config.get("symmetric", False))
         return TrackConModel(TrackConEncoder(f=f, hidden=config["hidden"], dim=config["dim"], symmetric=symmetric))
