@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engines.export import cli as export_cli
+from engines.protocol import WINDOW_FRAMES
 from engines.runtime import cli as runtime_cli
 from sensors.cli_helpers import Commands, Groups, require_extra
 from sensors.errors import InputError
@@ -37,6 +38,14 @@ def register(commands: Commands, groups: Groups) -> None:
     train.add_argument("--split", help="kgbd:SEED (a committed split manifest, seeds 0-4); not for selfgait")
     train.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, loss log, loss plot")
     train.add_argument("--epochs", type=int, help="number of epochs (default: the method's own)")
+    train.add_argument(
+        "--frames",
+        type=int,
+        default=WINDOW_FRAMES,
+        metavar="F",
+        help="frames per window the encoder sees: the papers' protocol is 6 (0.2 s); more gives a skeleton encoder "
+        "a longer context (its model card says F, and eval and the node cut windows of F frames); not for selfgait",
+    )
     train.add_argument("--seed", type=int, help="training seed (default: the split's seed)")
     train.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out instead of resuming")
     train.add_argument(
@@ -122,8 +131,12 @@ def run_train(args: argparse.Namespace) -> int:
         raise InputError(f"--epochs: expected at least 1, got {args.epochs}")
     if args.seed is not None and not 0 <= args.seed < 2**32:
         raise InputError(f"--seed: expected 0 .. 2**32 - 1, got {args.seed}")
+    if args.frames < 1:
+        raise InputError(f"--frames: expected at least 1 frame per window, got {args.frames}")
     finetune = args.method == "selfgait" and args.finetune is not None
     overrides = {**config_settings(args.method, args.set, finetune), **({"epochs": args.epochs} if args.epochs else {})}
+    if args.method == "selfgait" and args.frames != WINDOW_FRAMES:
+        raise InputError("selfgait: --frames is for skeleton windows; a silhouette view's length is --set frames=N")
     if args.method == "selfgait":
         from engines.train.selfgait_cli import run_selfgait_train
 
@@ -134,7 +147,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise InputError(f"{args.method} trains on KGBD: --split kgbd:SEED is needed")
     _, split_seed = parse_split_spec(args.split)
     split = load_split(args.split)
-    data = load_protocol(args.data, split)
+    data = load_protocol(args.data, split, f=args.frames)
     windows, tracks = data.without_validation_probes() if args.hold_out_validation else (data.train, data.train_walk)
     description = {
         "split": args.split,

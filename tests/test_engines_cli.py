@@ -60,6 +60,10 @@ def test_train_and_eval_reject_bad_arguments_in_one_line(tmp_path: Path):
         )
         assert_one_line_error(refused, said)
     assert_one_line_error(gaitwatch("eval", tmp_path / "nothing", "--data", zip_path, ok=False), "no such model file")
+    for frames in ("0", "-6"):
+        refused = gaitwatch("train", "trackcon", "--data", zip_path, "--split", "kgbd:0", "--out", tmp_path,
+                            "--frames", frames, ok=False)  # fmt: skip
+        assert_one_line_error(refused, "--frames: expected at least 1")
 
 
 @pytest.mark.slow
@@ -74,12 +78,13 @@ def test_eval_on_the_validation_part_of_the_training_walks(kgbd_zip: Path, tmp_p
 @pytest.mark.slow
 def test_train_trackcon_on_kgbd_tracks_with_the_validation_probes_held_out(kgbd_zip: Path, tmp_path: Path):
     run = tmp_path / "run"
-    gaitwatch("train", "trackcon", "--data", kgbd_zip, "--split", "kgbd:0", "--out", run, "--epochs", "1",
-              "--hold-out-validation", "--set", "windows_per_group=2", "--set", "temperature=0.2")  # fmt: skip
+    gaitwatch("train", "trackcon", "--data", kgbd_zip, "--split", "kgbd:0", "--out", run, "--epochs", "1", "--frames",
+              "12", "--hold-out-validation", "--set", "windows_per_group=2", "--set", "temperature=0.2")  # fmt: skip
     from engines.checkpoint import load
 
     trained = load(run / "model.pt")
     assert trained["method"] == "trackcon" and trained["held_out"] == "validation probe walks"
+    assert trained["f"] == 12  # a longer context: the encoder, its card and eval's windows take 12 frames
     assert trained["config"]["windows_per_group"] == 2 and trained["config"]["temperature"] == 0.2
     assert 30_000 < trained["train_windows"] < 63_052  # about half of kgbd:0's 63,052 training windows
     assert trained["impostor_shape"]["pairs"] > 10_000 and 0 < trained["impostor_shape"]["relative_spread"] < 1
