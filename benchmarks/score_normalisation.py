@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.metrics import pool_by_group
-from engines.protocol import load_protocol, load_split, validation_split
+from engines.protocol import HELD_OUT_PEOPLE, HELD_OUT_WALKS, load_protocol, load_split, validation_for
 from engines.report import mean_std
 from engines.runtime.load import open_encoder
 from stream.threshold import threshold_for_far
@@ -69,14 +69,18 @@ def scores(probes: np.ndarray, gallery: np.ndarray, owners: np.ndarray) -> tuple
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", type=Path, help="a TrackCon run trained with --hold-out-validation")
+    parser.add_argument("model", type=Path, help="a run trained with --hold-out-validation or --hold-out-people")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/kgbd/KinectGait-master.zip")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks", help="folder for the table (results/ beside it: the JSON)"
+    )
     args = parser.parse_args()
     encoder = open_encoder(args.model)
     training = encoder.card["training"]
-    if training.get("held_out") != "validation probe walks":
-        raise SystemExit(f"{args.model}: not trained with --hold-out-validation; its validation walks are not unseen")
-    data = load_protocol(args.data, validation_split(load_split(training["split"])), progress=False)
+    if training.get("held_out") not in (HELD_OUT_WALKS, HELD_OUT_PEOPLE):
+        raise SystemExit(f"{args.model}: not trained with --hold-out-validation or --hold-out-people")
+    scored = validation_for(load_split(training["split"]), training["held_out"])
+    data = load_protocol(args.data, scored, progress=False, f=encoder.f)
     probes, probe_people = walk_means(encoder, data.probe, data.probe_walk, data.probe_labels)
     gallery, gallery_people = walk_means(encoder, data.gallery, data.gallery_walk, data.gallery_labels)
     everyone = np.unique(np.concatenate([probe_people, gallery_people]))
@@ -92,7 +96,8 @@ def main() -> None:
                 threshold = threshold_for_far(score[~known], target)
                 rate = 1.0 - float(np.mean(right[known] & (score[known] <= threshold)))
                 frr.setdefault(name, {}).setdefault(target, []).append(rate)
-    out = ROOT / "benchmarks" / "results" / "score_normalisation.json"
+    out = args.out / "results" / "score_normalisation.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"model": str(args.model), "split": training["split"], "frr": frr}, indent=1) + "\n")
     lines = [
         "# Score normalisation against the raw distance (held-out validation walks)",
@@ -108,7 +113,7 @@ def main() -> None:
         cells = [mean_std([100 * v for v in by_target[t]]) for t in TARGETS]
         lines.append(f"| {name} | " + " | ".join(f"{m:.1f} ± {s:.1f}" for m, s in cells) + " |")
     lines += ["", "The node keeps the raw distance unless a normalisation does better here."]
-    (ROOT / "benchmarks" / "score_normalisation.md").write_text("\n".join(lines) + "\n")
+    (args.out / "score_normalisation.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

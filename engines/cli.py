@@ -56,11 +56,18 @@ def register(commands: Commands, groups: Groups) -> None:
         help="change one setting of the method's training config (recorded in the checkpoint and the model card), "
         "e.g. --set windows_per_group=0; repeat for several",
     )
-    train.add_argument(
+    held_out = train.add_mutually_exclusive_group()
+    held_out.add_argument(
         "--hold-out-validation",
         action="store_true",
         help="train without the walks that 'eval --on validation' probes with, so that score is on unseen walks "
         "(for choosing settings and methods; the shipped models train on every training walk)",
+    )
+    held_out.add_argument(
+        "--hold-out-people",
+        action="store_true",
+        help="train without every walk of a seeded third of the validation people; 'eval --on validation' then "
+        "scores those people alone, never seen in training, as a new site's people are",
     )
     train.add_argument(
         "--finetune",
@@ -124,7 +131,7 @@ def register(commands: Commands, groups: Groups) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     require_extra("train", ("torch", "matplotlib"), "training")
-    from engines.protocol import load_protocol, load_split, parse_split_spec
+    from engines.protocol import HELD_OUT_PEOPLE, HELD_OUT_WALKS, load_protocol, load_split, parse_split_spec
     from engines.train.loop import train
 
     if args.epochs is not None and args.epochs < 1:
@@ -148,7 +155,11 @@ def run_train(args: argparse.Namespace) -> int:
     _, split_seed = parse_split_spec(args.split)
     split = load_split(args.split)
     data = load_protocol(args.data, split, f=args.frames)
-    windows, tracks = data.without_validation_probes() if args.hold_out_validation else (data.train, data.train_walk)
+    windows, tracks, held_out = data.train, data.train_walk, None
+    if args.hold_out_validation:
+        (windows, tracks), held_out = data.without_validation_probes(), HELD_OUT_WALKS
+    elif args.hold_out_people:
+        (windows, tracks), held_out = data.without_validation_people(), HELD_OUT_PEOPLE
     description = {
         "split": args.split,
         "dataset": "kgbd",
@@ -156,7 +167,7 @@ def run_train(args: argparse.Namespace) -> int:
         "layout": "kinect_v1",
         "rate_hz": 30.0,
         "train_windows": len(windows),
-        "held_out": "validation probe walks" if args.hold_out_validation else None,
+        "held_out": held_out,
     }
     path = train(
         args.method,
@@ -240,7 +251,7 @@ def run_eval(args: argparse.Namespace) -> int:
     require_extra("train", ("torch", "matplotlib"), "evaluation")
     from engines.evaluate import evaluate
     from engines.model_card import learned_from_tracks
-    from engines.protocol import load_protocol, load_split, validation_split
+    from engines.protocol import load_protocol, load_split, validation_for
     from engines.report import summarise, write_cmc_plot
 
     rows = []
@@ -253,7 +264,8 @@ def run_eval(args: argparse.Namespace) -> int:
                 "train it with --hold-out-validation to compare settings",
                 name,
             )
-        data = load_protocol(args.data, validation_split(split) if args.on == "validation" else split, f=encoder.f)
+        scored = validation_for(split, training.get("held_out")) if args.on == "validation" else split
+        data = load_protocol(args.data, scored, f=encoder.f)
         results = evaluate(encoder, data)
         method = encoder.card["method"]
         training = encoder.card.get("training") or {}

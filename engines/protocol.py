@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,6 +207,37 @@ def validation_split(split: Split) -> Split:
     return Split(split.dataset, split.seed, gallery, probe, {})
 
 
+HELD_OUT_WALKS = "validation probe walks"  # what ``--hold-out-validation`` keeps out of training
+HELD_OUT_PEOPLE = "validation people"  # what ``--hold-out-people`` keeps out of training
+
+
+def held_out_people(split: Split) -> list[str]:
+    """A seeded third of the people ``validation_split`` probes (drawn with ``default_rng([seed, 2])``), sorted.
+
+    Why: a validation whose gallery walks were training tracks (``--hold-out-validation``) never meets a person
+    the encoder has not seen, and a site's strangers and newly enrolled people are exactly that. These people
+    leave training with all their walks (``ProtocolData.without_validation_people``) and are the whole of
+    ``people_validation_split``."""
+    probed = sorted(validation_split(split).probe)
+    count = max(1, len(probed) // 3) if probed else 0
+    chosen = np.random.default_rng([split.seed, 2]).choice(len(probed), count, replace=False)
+    return sorted(probed[i] for i in chosen)
+
+
+def people_validation_split(split: Split) -> Split:
+    """``validation_split`` restricted to ``held_out_people``: people the encoder never saw, one probe walk each,
+    the others their gallery."""
+    whole = validation_split(split)
+    people = held_out_people(split)
+    gallery, probe = {p: whole.gallery[p] for p in people}, {p: whole.probe[p] for p in people}
+    return Split(split.dataset, split.seed, gallery, probe, {})
+
+
+def validation_for(split: Split, held_out: str | None) -> Split:
+    """The validation split that scores a model trained with ``held_out`` out of training (its card says)."""
+    return people_validation_split(split) if held_out == HELD_OUT_PEOPLE else validation_split(split)
+
+
 def split_path(seed: int) -> Path:
     """Where the committed manifest of ``kgbd:SEED`` lives."""
     return SPLITS_DIR / f"kgbd-seed{seed}.json"
@@ -297,8 +328,17 @@ class ProtocolData:
         measures on walks it never saw, as the test does.
         """
         probes = {f"{person}/{number}" for person, number in validation_split(self.split).walks("probe")}
-        held = np.array([name in probes for name in self.walk_names])
-        keep = ~held[self.train_walk]
+        return self._training_without(lambda name: name in probes)
+
+    def without_validation_people(self) -> tuple[np.ndarray, np.ndarray]:
+        """Training windows and their walks minus every walk of ``held_out_people``: for ``--on validation`` on
+        people never seen (``people_validation_split``)."""
+        people = set(held_out_people(self.split))
+        return self._training_without(lambda name: name.split("/")[0] in people)
+
+    def _training_without(self, held: Callable[[str], bool]) -> tuple[np.ndarray, np.ndarray]:
+        out = np.array([held(name) for name in self.walk_names])
+        keep = ~out[self.train_walk]
         return self.train[keep], self.train_walk[keep]
 
     def summary(self) -> dict[str, int]:

@@ -92,3 +92,21 @@ def test_train_trackcon_on_kgbd_tracks_with_the_validation_probes_held_out(kgbd_
     gaitwatch("eval", run, "--data", kgbd_zip, "--on", "validation", "--out", out)
     [scored] = json.loads((out / "results.json").read_text())["runs"]
     assert scored["method"] == "trackcon" and scored["part"] == "validation" and scored["walk"]["num_probes"] == 160
+
+
+@pytest.mark.slow
+def test_train_without_a_third_of_the_validation_people_and_score_on_them_alone(kgbd_zip: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    gaitwatch("train", "trackcon", "--data", kgbd_zip, "--split", "kgbd:0", "--out", run, "--epochs", "1",
+              "--hold-out-people", "--set", "windows_per_group=0", "--set", "steps_per_epoch=20")  # fmt: skip
+    from engines.checkpoint import load
+
+    trained = load(run / "model.pt")
+    assert trained["held_out"] == "validation people"
+    out = tmp_path / "eval"
+    gaitwatch("eval", run, "--data", kgbd_zip, "--on", "validation", "--out", out)
+    [scored] = json.loads((out / "results.json").read_text())["runs"]
+    assert scored["part"] == "validation" and scored["walk"]["num_probes"] == 53  # the held-out people alone
+    both = gaitwatch("train", "trackcon", "--data", kgbd_zip, "--split", "kgbd:0", "--out", tmp_path / "x",
+                     "--hold-out-people", "--hold-out-validation", ok=False)  # fmt: skip
+    assert both.returncode != 0 and "not allowed with argument" in both.stderr

@@ -15,9 +15,11 @@ from engines.protocol import (
     Split,
     cut_windows,
     draw_kgbd_split,
+    held_out_people,
     load_protocol,
     load_split,
     parse_split_spec,
+    people_validation_split,
     split_path,
     validation_split,
     window_count,
@@ -311,3 +313,28 @@ def test_holding_out_the_validation_probes_removes_exactly_their_training_window
     for index in np.unique(tracks):  # the windows still carry their own walk (y = walk number)
         walk = data.walk_names[index].split("/")[1]
         assert (windows[tracks == index][..., 1] == int(walk)).all()
+
+
+def test_people_validation_holds_a_seeded_third_of_the_validation_people(committed: dict[int, Split]):
+    for split in committed.values():
+        people = held_out_people(split)
+        probed = validation_split(split).probe
+        assert len(people) == len(probed) // 3 == 53 and set(people) <= set(probed)
+        scored = people_validation_split(split)
+        scored.check_disjoint()
+        assert set(scored.probe) == set(scored.gallery) == set(people)
+        assert all(scored.probe[p] == probed[p] for p in people)
+        assert held_out_people(split) == people  # reproducible from the split's seed
+    assert held_out_people(committed[0]) != held_out_people(committed[1])
+
+
+def test_holding_out_people_removes_every_walk_of_theirs_and_nothing_else(fake_kgbd: Path):
+    split = draw_kgbd_split(KgbdDataset(fake_kgbd).walks, seed=1)
+    data = load_protocol(fake_kgbd, split, train_stride=3, progress=False)
+    windows, tracks = data.without_validation_people()
+    people = set(held_out_people(split))
+    assert people
+    kept = Counter(data.walk_names[i] for i in tracks)
+    everything = Counter(data.walk_names[i] for i in data.train_walk)
+    assert kept == Counter({name: n for name, n in everything.items() if name.split("/")[0] not in people})
+    assert len(windows) == len(tracks) < len(data.train)

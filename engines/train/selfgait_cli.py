@@ -19,8 +19,8 @@ def run_selfgait_train(args: argparse.Namespace, overrides: dict) -> int:
     """Train into ``args.out``; export ``selfgait.onnx`` beside ``model.pt`` where onnxscript is installed."""
     from engines.train.selfgait_run import finetune_selfgait, train_selfgait
 
-    if args.split is not None or args.hold_out_validation:
-        raise InputError("selfgait trains on a silhouette dataset: --split and --hold-out-validation are KGBD's")
+    if args.split is not None or args.hold_out_validation or args.hold_out_people:
+        raise InputError("selfgait trains on a silhouette dataset: --split and --hold-out-* are KGBD's")
     seed = 0 if args.seed is None else args.seed
     if args.finetune is not None:
         fraction = 1.0 if args.labelled_fraction is None else args.labelled_fraction
