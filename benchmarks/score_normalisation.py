@@ -1,8 +1,9 @@
 """Does a normalised score separate strangers better than the raw distance? Measured on held-out validation walks.
 
-The model: a TrackCon run trained with ``--hold-out-validation`` (so the validation probe walks are
-unseen). The validation split of its training walks (160 probe walks); per repetition a seeded third
-of its people are strangers (their gallery walks not enrolled). Each probe walk's mean embedding is
+The model: a run trained with ``--hold-out-validation`` (so the validation probe walks are unseen; the
+validation split of its training walks, 160 probe walks) or ``--hold-out-people`` (53 people never seen in
+training, scored alone; ``engines.protocol.people_validation_split``). Per repetition a seeded third of
+the people scored are strangers (their gallery walks not enrolled). Each probe walk's mean embedding is
 scored against every enrolled identity (distance to its nearest enrolled walk mean) with:
 
 - raw: d1, the distance to the nearest identity (what the node uses);
@@ -14,7 +15,7 @@ scored against every enrolled identity (distance to its nearest enrolled walk me
 
 Reported: FRR (enrolled probes not named right) at the threshold that accepts exactly 1 % and 5 % of
 the stranger probes, mean ± std over 5 repetitions. Writes benchmarks/results/score_normalisation.json
-and benchmarks/score_normalisation.md.
+and benchmarks/score_normalisation.md (``--out DIR``: DIR/score_normalisation.md and DIR/results/ instead).
 
     python benchmarks/score_normalisation.py runs/trackcon-holdout-seed0
 """
