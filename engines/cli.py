@@ -276,7 +276,7 @@ def run_eval(args: argparse.Namespace) -> int:
                 "backend": encoder.backend,
                 "split": split_spec,
                 "part": args.on,
-                **{k: training[k] for k in ("train_seconds", "epoch", "train_windows") if k in training},
+                **{k: training[k] for k in ("train_seconds", "epoch", "train_windows", "held_out") if k in training},
                 **{k: v.to_dict() for k, v in results.items()},
             }
         )

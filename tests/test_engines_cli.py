@@ -106,7 +106,8 @@ def test_train_without_a_third_of_the_validation_people_and_score_on_them_alone(
     out = tmp_path / "eval"
     gaitwatch("eval", run, "--data", kgbd_zip, "--on", "validation", "--out", out)
     [scored] = json.loads((out / "results.json").read_text())["runs"]
-    assert scored["part"] == "validation" and scored["walk"]["num_probes"] == 53  # the held-out people alone
+    assert scored["part"] == "validation" and scored["held_out"] == "validation people"
+    assert scored["walk"]["num_probes"] == 53  # the held-out people alone
     both = gaitwatch("train", "trackcon", "--data", kgbd_zip, "--split", "kgbd:0", "--out", tmp_path / "x",
                      "--hold-out-people", "--hold-out-validation", ok=False)  # fmt: skip
     assert both.returncode != 0 and "not allowed with argument" in both.stderr
