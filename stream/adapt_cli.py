@@ -2,7 +2,9 @@
 
 The recordings are cut into windows per track exactly as enrollment and the node cut them
 (``stream.windows``), so the encoder adapts to what it will see; the adaptation itself is
-``engines.adapt``. Move a gallery onto the result with ``gaitwatch gallery reembed``.
+``engines.adapt``. With ``--gallery`` it also learns from the people enrolled there: every identity is one
+person (the user named them; two names are two people), its windows the ones kept at enrollment. Move a
+gallery onto the result with ``gaitwatch gallery reembed``.
 """
 
 from __future__ import annotations
@@ -14,16 +16,26 @@ import numpy as np
 
 from sensors.cli_helpers import require_extra
 from sensors.errors import InputError
+from stream.gallery.location import Location, gallery_location, open_store
 
 DEFAULT_STEPS = 0  # statistics only: why the fine-tune is opt-in is in engines/adapt.py (torch: not imported here)
 STRIDE = 2  # windows start every 2 frames: a site gives few tracks, so each gives as many windows as is useful
+MAX_IDENTITIES = 4096  # enrolled people read from a gallery (drawn with the seed): bounded memory on any gallery
+MAX_WINDOWS_PER_IDENTITY = 64  # of each (evenly spaced over what was enrolled): a fine-tune step draws 20
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     adapt = commands.add_parser(
         "adapt", help="adapt the encoder to a site's unlabeled recordings (statistics, optional fine-tune)"
     )
-    adapt.add_argument("recordings", nargs="+", type=Path, help="recordings or videos of the site (no labels needed)")
+    adapt.add_argument("recordings", nargs="*", type=Path, help="recordings or videos of the site (no labels needed)")
+    adapt.add_argument(
+        "--gallery",
+        type=gallery_location,
+        help="also learn from the people enrolled in this gallery (file or URL, read only; enrolled with "
+        "--keep-windows): each identity one person. Measured on people never seen in training, with --steps 300 it "
+        "turned away a third as many enrolled people at FAR 1 %% (docs/site.md)",
+    )
     adapt.add_argument(
         "--from",
         dest="source",
@@ -35,8 +47,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--steps",
         type=int,
         default=DEFAULT_STEPS,
-        help="fine-tuning steps after the statistics (0: statistics only; 300 was measured: it hurt a site of few "
-        "people with many walks each, see benchmarks/cross_site.md)",
+        help="fine-tuning steps after the statistics (0: statistics only; 300 was measured: on recordings alone it "
+        "hurt a site of few people with many walks each, see benchmarks/cross_site.md; with --gallery it helped)",
     )
     adapt.add_argument("--seed", type=int, default=0, help="seed of the fine-tune's sampling and augmentation")
     adapt.add_argument("--sensor-id", help="sensor id of the recordings (for --calibration)")
@@ -58,12 +70,23 @@ def run_adapt(args: argparse.Namespace) -> int:
     source = Path(resolve_artifact(args.source)) if args.source else shipped_checkpoint()
     if source.suffix != ".pt":
         raise InputError(f"--from {source}: adaptation starts from a torch checkpoint (.pt or a run folder)")
+    if not args.recordings and args.gallery is None:
+        raise InputError("adapt needs recordings of the site, a --gallery of its enrolled people, or both")
     checkpoint = load(source)
-    calibrations = SensorCalibrations.load(args.calibration) if args.calibration else None
-    windows, tracks = site_windows(args.recordings, checkpoint["f"], float(checkpoint.get("rate_hz", 30.0)),
-                                   args.sensor_id, calibrations)  # fmt: skip
-    adapted = adapt_checkpoint(checkpoint, windows, tracks, steps=args.steps, seed=args.seed)
+    parts = []
+    if args.gallery is not None:
+        windows, people = gallery_windows(args.gallery, checkpoint["f"], args.seed)
+        parts.append((windows, people))
+        print(f"{args.gallery}: {len(np.unique(people))} enrolled people, {len(windows)} kept windows")
+    if args.recordings:
+        calibrations = SensorCalibrations.load(args.calibration) if args.calibration else None
+        windows, tracks = site_windows(args.recordings, checkpoint["f"], float(checkpoint.get("rate_hz", 30.0)),
+                                       args.sensor_id, calibrations)  # fmt: skip
+        parts.append((windows, tracks + sum(len(np.unique(p)) for _, p in parts)))  # after the gallery's people
+    windows, classes = np.concatenate([w for w, _ in parts]), np.concatenate([c for _, c in parts])
+    adapted = adapt_checkpoint(checkpoint, windows, classes, steps=args.steps, seed=args.seed)
     adapted["adaptation"]["recordings"] = [str(p) for p in args.recordings]
+    adapted["adaptation"]["gallery"] = None if args.gallery is None else str(args.gallery)
     adapted["adaptation"]["from_file"] = str(source)
     private_dir(args.out)
     atomic_save(adapted, args.out / "model.pt")
@@ -72,12 +95,42 @@ def run_adapt(args: argparse.Namespace) -> int:
         written.chmod(0o600)
     info = adapted["adaptation"]
     print(
-        f"adapted on {info['windows']} windows of {info['tracks']} tracks in {info['seconds']:.0f} s "
+        f"adapted on {info['windows']} windows of {info['tracks']} people and tracks in {info['seconds']:.0f} s "
         f"({info['steps']} steps); wrote {args.out / 'model.pt'} and {args.out / 'model.onnx'} "
         f"(sha256 {card['file']['sha256'][:12]}...)"
     )
     print(f"move a gallery onto it: gaitwatch gallery reembed GALLERY --model {args.out / 'model.onnx'}")
     return 0
+
+
+def gallery_windows(location: Location, f: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The windows kept at enrollment in a gallery and the identity (numbered 0..) of each: at most
+    ``MAX_IDENTITIES`` identities (a seeded draw) and ``MAX_WINDOWS_PER_IDENTITY`` windows of each."""
+    store = open_store(location, writable=False)
+    try:
+        if int(store.meta["f"]) != f:
+            raise InputError(f"{location}: windows of {store.meta['f']} frames; the encoder takes {f}")
+        identities = [i.id for i in store.identities(counted=False)]
+        if len(identities) > MAX_IDENTITIES:
+            identities = sorted(np.random.default_rng(seed).choice(identities, MAX_IDENTITIES, replace=False).tolist())
+        windows, people, without = [], [], 0
+        for person in identities:
+            _, origins = store.enrolled_rows(person)
+            kept = [o.window for o in origins if o.window is not None]
+            without += len(origins) - len(kept)
+            if kept:
+                chosen = np.unique(np.linspace(0, len(kept) - 1, MAX_WINDOWS_PER_IDENTITY).round().astype(int))
+                windows += [kept[i] for i in chosen]
+                people += [person] * len(chosen)
+    finally:
+        store.close()
+    if not windows:
+        raise InputError(
+            f"{location}: no enrolled window was kept ({without} embeddings without one); enroll with --keep-windows "
+            "to adapt on the gallery's people"
+        )
+    numbered = np.unique(np.asarray(people), return_inverse=True)[1]
+    return np.stack(windows).astype(np.float32), numbered.astype(np.int64)
 
 
 def site_windows(

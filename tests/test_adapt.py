@@ -104,3 +104,50 @@ def test_adapt_command_writes_an_artifact_a_gallery_moves_onto(checkpoint: Path,
     onnx = gaitwatch("adapt", DEMO, "--from", out / "model.onnx", "--out", tmp_path / "again", ok=False)
     assert_one_line_error(onnx, "starts from a torch checkpoint")
     assert not (tmp_path / "again").exists()
+
+
+def _within_over_between(checkpoint: dict, windows: np.ndarray, tracks: np.ndarray, people: np.ndarray) -> float:
+    """Mean distance between track means of one person over that between people's: lower, people held together."""
+    encoder = encoder_from(checkpoint, "adapted")
+    with torch.no_grad():
+        embedded = encoder(torch.from_numpy(windows)).numpy()
+    means = np.stack([embedded[tracks == t].mean(axis=0) for t in np.unique(tracks)])
+    owner = np.array([people[tracks == t][0] for t in np.unique(tracks)])
+    gaps = np.linalg.norm(means[:, None] - means[None], axis=2)
+    same, pair = owner[:, None] == owner[None], ~np.eye(len(owner), dtype=bool)
+    return float(gaps[same & pair].mean() / gaps[~same].mean())
+
+
+def test_adapting_on_enrolled_people_holds_each_person_s_tracks_together(checkpoint: Path):
+    windows, tracks = _site()  # 5 people, 2 tracks of 8 windows each
+    people = tracks // 2
+    start = load(checkpoint)
+    by_track = adapt_checkpoint(start, windows, tracks, steps=40, show_progress=False)
+    by_person = adapt_checkpoint(start, windows, people, steps=40, show_progress=False)
+    assert _within_over_between(by_person, windows, tracks, people) < _within_over_between(
+        by_track, windows, tracks, people
+    )
+
+
+@pytest.mark.skipif(not DEMO.is_file(), reason="the bundled demo recording is missing")
+def test_adapt_command_learns_from_a_gallery_s_enrolled_people(checkpoint: Path, tmp_path: Path):
+    gallery = tmp_path / "people.db"
+    gaitwatch("gallery", "create", gallery, "--model", checkpoint)
+    gaitwatch("gallery", "enroll", gallery, DEMO, "--model", checkpoint, "--label", "subject", "--keep-windows")
+    people = len(json.loads(gaitwatch("gallery", "list", gallery, "--json").stdout))
+    out = tmp_path / "site-model"
+    gaitwatch("adapt", "--gallery", gallery, "--from", checkpoint, "--out", out, "--steps", "3")
+    card = read_card(out / "model.onnx")
+    assert card["adaptation"]["gallery"] == str(gallery) and card["adaptation"]["recordings"] == []
+    assert card["adaptation"]["tracks"] == people > 2  # one class per enrolled person, not per track
+    both = tmp_path / "both"
+    gaitwatch("adapt", DEMO, "--gallery", gallery, "--from", checkpoint, "--out", both, "--steps", "3")
+    assert read_card(both / "model.onnx")["adaptation"]["tracks"] > people  # the recordings' tracks beside them
+    bare = tmp_path / "bare.db"
+    gaitwatch("gallery", "create", bare, "--model", checkpoint)
+    gaitwatch("gallery", "enroll", bare, DEMO, "--model", checkpoint, "--label", "subject")
+    refused = gaitwatch("adapt", "--gallery", bare, "--from", checkpoint, "--out", tmp_path / "x", ok=False)
+    assert_one_line_error(refused, "enroll with --keep-windows")
+    nothing = gaitwatch("adapt", "--from", checkpoint, "--out", tmp_path / "y", ok=False)
+    assert_one_line_error(nothing, "needs recordings of the site, a --gallery")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
