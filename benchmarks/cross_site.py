@@ -12,8 +12,9 @@ Per site and model: each probe track's final decision (the mean of all its windo
 nearest enrolled track mean, what the node decides when the track ends), with the threshold of
 ``gaitwatch calibrate site`` (label-free: the site's enrolled identities and its probe recordings,
 unlabeled) at FAR 1 %. Adapted rows: ``gaitwatch adapt``'s recipe (engines.adapt) run on all of the
-site's recordings, unlabeled, with the statistics only and with the default fine-tune; then the gallery
-enrolled again with the adapted model.
+site's recordings, unlabeled, with the statistics only and with the suggested fine-tune (each track a class);
+and ``gaitwatch adapt --gallery``'s: the suggested fine-tune on the enrolled tracks alone, each enrolled person
+a class (the names the user gave at enrollment). Then the gallery enrolled again with the adapted model.
 Writes benchmarks/results/cross_site.json and benchmarks/cross_site.md.
 
     python benchmarks/cross_site.py --checkpoint runs/trackcon-seed0/model.pt --baseline engines/data/simmc-kgbd.onnx
@@ -137,9 +138,11 @@ def summary(decisions: dict) -> dict:
     }
 
 
-def adapted(checkpoint: Path, tracks: list[Track], scratch: Path, steps: int) -> tuple[Path, float]:
+def adapted(checkpoint: Path, tracks: list[Track], scratch: Path, steps: int, by_person: bool) -> tuple[Path, float]:
+    """An adapted artifact: every track its own class, or (``by_person``) every person's tracks one class."""
     windows = np.concatenate([t.windows for t in tracks])
-    ids = np.concatenate([np.full(len(t.windows), n) for n, t in enumerate(tracks)])
+    classes = {key: n for n, key in enumerate(dict.fromkeys(t.person if by_person else id(t) for t in tracks))}
+    ids = np.concatenate([np.full(len(t.windows), classes[t.person if by_person else id(t)]) for t in tracks])
     began = time.perf_counter()
     result = adapt_checkpoint(load(checkpoint), windows, ids, steps=steps, show_progress=False)
     out = scratch / f"adapted-{time.monotonic_ns()}"
@@ -160,8 +163,12 @@ def main() -> None:
             enroll, probe = read()
             models = [(str(m), m, None) for m in [*args.baseline, args.checkpoint]]
             for steps, what in ((0, "statistics only, --steps 0"), (SUGGESTED_STEPS, f"--steps {SUGGESTED_STEPS}")):
-                model, seconds = adapted(args.checkpoint, enroll + probe, Path(scratch), steps)
+                model, seconds = adapted(args.checkpoint, enroll + probe, Path(scratch), steps, by_person=False)
                 models.append((f"{args.checkpoint} adapted ({what})", model, seconds))
+            model, seconds = adapted(args.checkpoint, enroll, Path(scratch), SUGGESTED_STEPS, by_person=True)
+            models.append(
+                (f"{args.checkpoint} adapted on the gallery (--gallery, --steps {SUGGESTED_STEPS})", model, seconds)
+            )
             for name, path, took in models:
                 decisions = decide(path, enroll, probe, Path(scratch))
                 entry = {"site": site, "name": name, "adapt_seconds": took, **decisions, "summary": summary(decisions)}

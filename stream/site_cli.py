@@ -53,6 +53,9 @@ def run_site(args: argparse.Namespace) -> int:
             raise InputError(f"--far {far}: expected a rate in (0, 1)")
     encoder = open_encoder(args.model)
     _check_gallery(args.gallery, encoder.card)  # before minutes of reading recordings
+    adapted_on = (encoder.card.get("adaptation") or {}).get("gallery")
+    if adapted_on:
+        print(_adapted_on_gallery(adapted_on), file=sys.stderr)
     calibrations = SensorCalibrations.load(args.calibration) if args.calibration else None
     seen = seen_tracks(args.recordings, encoder, args.sensor_id, calibrations)
     report, plot_data = site_report(args.gallery, encoder, seen, sorted(args.far))
@@ -89,6 +92,15 @@ def _unreachable(far: float) -> str:
         "distance (the enrolled people look too alike to this model, or one person is enrolled under several "
         f"names: see `gaitwatch gallery list`); a node given --far {far:g} refuses this file: ask for a higher "
         "--far, or adapt the encoder to the site"
+    )
+
+
+def _adapted_on_gallery(gallery: str) -> str:
+    """Why a threshold calibrated on the people a model was fine-tuned to tell apart is optimistic."""
+    return (
+        f"warning: this model was fine-tuned to tell apart the people enrolled in {gallery}; their distances to "
+        "each other, which this calibration measures strangers by, are wider than a stranger's will be: the "
+        "threshold names more strangers than --far says (on KGBD, 12 % at a 1 % target; docs/site.md)"
     )
 
 

@@ -143,6 +143,10 @@ def test_adapt_command_learns_from_a_gallery_s_enrolled_people(checkpoint: Path,
     both = tmp_path / "both"
     gaitwatch("adapt", DEMO, "--gallery", gallery, "--from", checkpoint, "--out", both, "--steps", "3")
     assert read_card(both / "model.onnx")["adaptation"]["tracks"] > people  # the recordings' tracks beside them
+    gaitwatch("gallery", "reembed", gallery, "--model", out / "model.onnx")
+    calibrated = gaitwatch("calibrate", "site", DEMO, "--gallery", gallery, "--model", out / "model.onnx",
+                           "--out", tmp_path / "site")  # fmt: skip
+    assert "fine-tuned to tell apart the people enrolled in" in calibrated.stderr  # its threshold is optimistic
     bare = tmp_path / "bare.db"
     gaitwatch("gallery", "create", bare, "--model", checkpoint)
     gaitwatch("gallery", "enroll", bare, DEMO, "--model", checkpoint, "--label", "subject")
