@@ -12,6 +12,10 @@ Why two steps:
    different people. Measured (benchmarks/cross_site.md): on the CMU walks (8 people, 26 walks) 300
    steps dropped the nearest-is-right count from 18/18 to 13/18, and on CASIA-B it changed nothing;
    statistics alone kept both. The default was set from those two sites, the only ones we have.
+   The classes need not be tracks: ``gaitwatch adapt --gallery`` gives every enrolled identity one class
+   (the user's names), which on people never seen in training cut the enrolled people turned away at
+   FAR 1 % from 51 % to 16 % (benchmarks/adapt_people.md), and leaves the label-free threshold too generous
+   (docs/site.md).
 
 The result is a checkpoint of the same method and shape, so export, the model card and ``gallery
 reembed`` treat it as any other.

@@ -33,8 +33,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--gallery",
         type=gallery_location,
         help="also learn from the people enrolled in this gallery (file or URL, read only; enrolled with "
-        "--keep-windows): each identity one person. Measured on people never seen in training, with --steps 300 it "
-        "turned away a third as many enrolled people at FAR 1 %% (docs/site.md)",
+        "--keep-windows): each identity one person. On people never seen in training, with --steps 300 it turned "
+        "away a third as many enrolled people at FAR 1 %%; but calibrate site's threshold after it names too many "
+        "strangers (docs/site.md)",
     )
     adapt.add_argument(
         "--from",
