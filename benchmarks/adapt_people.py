@@ -26,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from score_normalisation import scores  # the raw distance to each probe's nearest identity, as the node scores
 
 from engines.adapt import adapt_checkpoint
 from engines.checkpoint import encoder_from, load
 from engines.metrics import pool_by_group
+from engines.models import embed_in_batches
 from engines.protocol import HELD_OUT_PEOPLE, load_protocol, load_split, people_validation_split
 from engines.report import mean_std
 from stream.threshold import threshold_for_far
@@ -40,8 +42,7 @@ STEPS = (300, 1000)
 
 
 def walk_means(encoder: torch.nn.Module, windows: np.ndarray, walks: np.ndarray, labels: np.ndarray):
-    with torch.no_grad():
-        embedded = torch.cat([encoder(torch.from_numpy(windows[i : i + 4096])) for i in range(0, len(windows), 4096)])
+    embedded = embed_in_batches(encoder, torch.from_numpy(windows))
     pooled, ids = pool_by_group(embedded.numpy().astype(np.float64), walks)
     label_of = dict(zip(walks.tolist(), labels.tolist(), strict=True))
     return pooled, np.array([label_of[i] for i in ids.tolist()])
@@ -52,11 +53,8 @@ def score(encoder: torch.nn.Module, data, strangers: np.ndarray) -> tuple[float,
     probes, probe_people = walk_means(encoder, data.probe, data.probe_walk, data.probe_labels)
     gallery, gallery_people = walk_means(encoder, data.gallery, data.gallery_walk, data.gallery_labels)
     enrolled = ~np.isin(gallery_people, strangers)
-    owners = gallery_people[enrolled]
-    people = np.unique(owners)
-    distance = np.linalg.norm(probes[:, None] - gallery[enrolled][None], axis=2)
-    per_person = np.stack([distance[:, owners == p].min(axis=1) for p in people], axis=1)
-    right, d1 = people[per_person.argmin(axis=1)] == probe_people, per_person.min(axis=1)
+    nearest, by_score = scores(probes, gallery[enrolled], gallery_people[enrolled])
+    right, d1 = nearest == probe_people, by_score["raw"]
     known = ~np.isin(probe_people, strangers)
     threshold = threshold_for_far(d1[~known], 0.01)
     named = right[known] & (d1[known] <= threshold)

@@ -141,8 +141,8 @@ def summary(decisions: dict) -> dict:
 def adapted(checkpoint: Path, tracks: list[Track], scratch: Path, steps: int, by_person: bool) -> tuple[Path, float]:
     """An adapted artifact: every track its own class, or (``by_person``) every person's tracks one class."""
     windows = np.concatenate([t.windows for t in tracks])
-    classes = {key: n for n, key in enumerate(dict.fromkeys(t.person if by_person else id(t) for t in tracks))}
-    ids = np.concatenate([np.full(len(t.windows), classes[t.person if by_person else id(t)]) for t in tracks])
+    keys = [t.person if by_person else n for n, t in enumerate(tracks)]
+    ids = np.repeat([keys.index(key) for key in keys], [len(t.windows) for t in tracks])  # a class: its first track
     began = time.perf_counter()
     result = adapt_checkpoint(load(checkpoint), windows, ids, steps=steps, show_progress=False)
     out = scratch / f"adapted-{time.monotonic_ns()}"

@@ -113,11 +113,10 @@ def adapted_on_enrolled(model: Path, test, known: set[str], steps: int, scratch:
     from engines.checkpoint import atomic_save, load
     from engines.export.artifact import export_onnx_artifact
 
-    checkpoint = model / "model.pt" if model.is_dir() else model
+    start = load(model / "model.pt" if model.is_dir() else model)
     enrolled = np.isin(np.array(test.people)[test.gallery_labels], sorted(known))
-    seed = int(load(checkpoint)["seed"])
-    adapted = adapt_checkpoint(load(checkpoint), test.gallery[enrolled], test.gallery_labels[enrolled], steps=steps,
-                               seed=seed, show_progress=False)  # fmt: skip
+    adapted = adapt_checkpoint(start, test.gallery[enrolled], test.gallery_labels[enrolled], steps=steps,
+                               seed=int(start["seed"]), show_progress=False)  # fmt: skip
     atomic_save(adapted, scratch / "adapted.pt")
     export_onnx_artifact(scratch / "adapted.pt", scratch / "adapted.onnx")
     return open_encoder(scratch / "adapted.onnx")

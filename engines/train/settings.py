@@ -2,7 +2,7 @@
 
 Why: ``--set`` checks a value's type, but a negative learning rate, a batch of one track or a share above one
 trains for minutes and then fails with a traceback (or worse, trains something that is not what was asked).
-Each method lists bounds for its numeric settings (``SETTING_BOUNDS``) and may add checks across settings
+Each method lists bounds for its numeric settings (``setting_bounds``) and may add checks across settings
 (``setting_problems``); ``check_settings`` turns every problem into one error naming them all.
 """
 
