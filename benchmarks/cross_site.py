@@ -13,8 +13,9 @@ nearest enrolled track mean, what the node decides when the track ends), with th
 ``gaitwatch calibrate site`` (label-free: the site's enrolled identities and its probe recordings,
 unlabeled) at FAR 1 %. Adapted rows: ``gaitwatch adapt``'s recipe (engines.adapt) run on all of the
 site's recordings, unlabeled, with the statistics only and with the suggested fine-tune (each track a class);
-and ``gaitwatch adapt --gallery``'s: the suggested fine-tune on the enrolled tracks alone, each enrolled person
-a class (the names the user gave at enrollment). Then the gallery enrolled again with the adapted model.
+then the gallery enrolled again with the adapted model. And ``gaitwatch adapt --gallery`` itself: the
+suggested fine-tune on the enrolled tracks alone, each enrolled person a class (the names the user gave at
+enrollment), its default share of them kept out, and the gallery moved onto it with ``gallery reembed``.
 Writes benchmarks/results/cross_site.json and benchmarks/cross_site.md.
 
     python benchmarks/cross_site.py --checkpoint runs/trackcon-seed0/model.pt --baseline engines/data/simmc-kgbd.onnx
@@ -35,6 +36,7 @@ from engines.adapt import SUGGESTED_STEPS, adapt_checkpoint
 from engines.checkpoint import atomic_save, load
 from engines.export.artifact import export_onnx_artifact
 from engines.runtime.load import open_encoder
+from stream.cli import main as gaitwatch
 from stream.gallery.gallery import Gallery
 from stream.gallery.store import Origin
 from stream.inputs import site_tracks
@@ -88,23 +90,30 @@ def casia_site() -> tuple[list[Track], list[Track]]:
     return read_tracks(enroll, person), read_tracks(probe, person)
 
 
-def decide(model: Path, enroll: list[Track], probe: list[Track], scratch: Path) -> dict:
-    encoder = open_encoder(model)
+def enrolled_gallery(encoder, enroll: list[Track], scratch: Path, keep_windows: bool = False) -> Path:
+    """A new gallery with ``enroll``'s tracks, one identity per person (``keep_windows``: to adapt on it)."""
     gallery_path = scratch / f"gallery-{time.monotonic_ns()}.db"
     gallery = Gallery.create(gallery_path, encoder.card)
     identity = {}
     for track in enroll:
         if track.person not in identity:
             identity[track.person] = gallery.add_identity(track.person)
-        gallery.enroll(
-            identity[track.person], encoder.encode(track.windows), [Origin(str(track.path))] * len(track.windows)
-        )
+        windows = track.windows if keep_windows else [None] * len(track.windows)
+        origins = [Origin(str(track.path), window=w) for w in windows]
+        gallery.enroll(identity[track.person], encoder.encode(track.windows), origins)
     gallery.close()
+    return gallery_path
+
+
+def decide(model: Path, gallery_path: Path, probe: list[Track]) -> dict:
+    """Each probe track's final decision against the gallery at ``calibrate site``'s threshold."""
+    encoder = open_encoder(model)
     means = [encoder.encode(t.windows).astype(np.float64).mean(axis=0) for t in probe]
     seen = [SeenTrack(n, "probe", t.start, t.end, m) for n, (t, m) in enumerate(zip(probe, means, strict=True))]
     report, _ = site_report(gallery_path, encoder, seen, [FAR])
     threshold = report["matcher"]["thresholds"][0]["threshold"]
     gallery = Gallery.open(gallery_path, encoder.card)
+    enrolled = {i.name for i in gallery.identities()}
     rows = []
     for track, mean in zip(probe, means, strict=True):
         best = gallery.search_tracks(mean.astype(np.float32), k=1)[0]
@@ -113,14 +122,20 @@ def decide(model: Path, enroll: list[Track], probe: list[Track], scratch: Path) 
             {
                 "probe": track.path.name,
                 "person": track.person,
-                "enrolled": track.person in identity,
+                "enrolled": track.person in enrolled,
                 "nearest": nearest,
                 "distance": best.distance,
                 "named": nearest if best.distance <= threshold else None,
             }
         )
     gallery.close()
-    return {"model": str(model), "threshold": threshold, "impostor_fit": report["impostor_fit"], "tracks": rows}
+    return {
+        "model": str(model),
+        "threshold": threshold,
+        "impostor_fit": report["impostor_fit"],
+        "impostor_pairs": report["impostor_pairs"],
+        "tracks": rows,
+    }
 
 
 def summary(decisions: dict) -> dict:
@@ -138,11 +153,10 @@ def summary(decisions: dict) -> dict:
     }
 
 
-def adapted(checkpoint: Path, tracks: list[Track], scratch: Path, steps: int, by_person: bool) -> tuple[Path, float]:
-    """An adapted artifact: every track its own class, or (``by_person``) every person's tracks one class."""
+def adapted(checkpoint: Path, tracks: list[Track], scratch: Path, steps: int) -> tuple[Path, float]:
+    """An artifact adapted on ``tracks``' recordings as ``gaitwatch adapt`` does: every track its own class."""
     windows = np.concatenate([t.windows for t in tracks])
-    keys = [t.person if by_person else n for n, t in enumerate(tracks)]
-    ids = np.repeat([keys.index(key) for key in keys], [len(t.windows) for t in tracks])  # a class: its first track
+    ids = np.repeat(np.arange(len(tracks)), [len(t.windows) for t in tracks])
     began = time.perf_counter()
     result = adapt_checkpoint(load(checkpoint), windows, ids, steps=steps, show_progress=False)
     out = scratch / f"adapted-{time.monotonic_ns()}"
@@ -150,6 +164,20 @@ def adapted(checkpoint: Path, tracks: list[Track], scratch: Path, steps: int, by
     atomic_save(result, out / "model.pt")
     export_onnx_artifact(out / "model.pt", out / "model.onnx")
     return out / "model.onnx", time.perf_counter() - began
+
+
+def adapted_on_gallery(checkpoint: Path, gallery: Path, scratch: Path) -> tuple[Path, float]:
+    """``gaitwatch adapt --gallery GALLERY --steps 300`` (its default share kept out), then ``gallery reembed``:
+    the product's own commands, on a gallery enrolled with its windows."""
+    out = scratch / f"adapted-{time.monotonic_ns()}"
+    began = time.perf_counter()
+    adapt = ["adapt", "--gallery", str(gallery), "--from", str(checkpoint), "--out", str(out)]
+    if gaitwatch([*adapt, "--steps", str(SUGGESTED_STEPS)]):
+        raise SystemExit(f"adaptation on {gallery} failed (above)")
+    took = time.perf_counter() - began
+    if gaitwatch(["gallery", "reembed", str(gallery), "--model", str(out / "model.onnx")]):
+        raise SystemExit(f"re-embedding {gallery} failed (above)")
+    return out / "model.onnx", took
 
 
 def main() -> None:
@@ -161,16 +189,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for site, read in (("CMU mocap", cmu_site), ("CASIA-B via MediaPipe", casia_site)):
             enroll, probe = read()
-            models = [(str(m), m, None) for m in [*args.baseline, args.checkpoint]]
+            models = [(str(m), m, None, None) for m in [*args.baseline, args.checkpoint]]
             for steps, what in ((0, "statistics only, --steps 0"), (SUGGESTED_STEPS, f"--steps {SUGGESTED_STEPS}")):
-                model, seconds = adapted(args.checkpoint, enroll + probe, Path(scratch), steps, by_person=False)
-                models.append((f"{args.checkpoint} adapted ({what})", model, seconds))
-            model, seconds = adapted(args.checkpoint, enroll, Path(scratch), SUGGESTED_STEPS, by_person=True)
-            models.append(
-                (f"{args.checkpoint} adapted on the gallery (--gallery, --steps {SUGGESTED_STEPS})", model, seconds)
-            )
-            for name, path, took in models:
-                decisions = decide(path, enroll, probe, Path(scratch))
+                model, seconds = adapted(args.checkpoint, enroll + probe, Path(scratch), steps)
+                models.append((f"{args.checkpoint} adapted ({what})", model, seconds, None))
+            gallery = enrolled_gallery(open_encoder(args.checkpoint), enroll, Path(scratch), keep_windows=True)
+            model, seconds = adapted_on_gallery(args.checkpoint, gallery, Path(scratch))
+            name = f"{args.checkpoint} adapted on the gallery (--gallery, --steps {SUGGESTED_STEPS})"
+            models.append((name, model, seconds, gallery))
+            for name, path, took, adapted_gallery in models:
+                gallery = adapted_gallery or enrolled_gallery(open_encoder(path), enroll, Path(scratch))
+                decisions = decide(path, gallery, probe)
                 entry = {"site": site, "name": name, "adapt_seconds": took, **decisions, "summary": summary(decisions)}
                 print(json.dumps({k: entry[k] for k in ("site", "name", "threshold", "summary")}), flush=True)
                 results.append(entry)

@@ -151,6 +151,13 @@ def open_set_section() -> list[str]:
             f"{pct([x['site']['frr'] for x in row])} | {pct([x['site']['far'] for x in row])} | "
             f"{pct([x['test_det']['frr'] for x in row])} |"
         )
+    if "trackcon-adapted" in results:
+        lines += [
+            "",
+            "trackcon-adapted: each seed's TrackCon model adapted on the enrolled people's gallery walks (`gaitwatch "
+            "adapt --gallery --steps 300`, each person a class; no probe and no stranger seen), its site threshold "
+            "from what the adaptation's stand-in fine-tunes measured a stranger to score.",
+        ]
     return lines
 
 

@@ -8,7 +8,7 @@ Per split seed S and model (one trained on S's training walks):
    threshold; an enrolled person's probe is a false reject unless its own identity is the nearest and
    within it (FRR = 1 - detection-and-identification rate);
 2. thresholds for FAR 1 % and 0.1 % come from two places, neither of them the test strangers:
-   - **label-free site calibration** (``stream.site_impostors``, what ``gaitwatch calibrate site`` does):
+   - **label-free site calibration** (``stream.site_cli.site_report``, what ``gaitwatch calibrate site`` does):
      impostor distances between the enrolled identities only (different names, different people), a
      robust normal fit and the open-set rate for this many identities, or the enrolled people's own
      leave-one-out scores where stricter (below 1 / n, their quantile at 1 / n);
@@ -17,9 +17,11 @@ Per split seed S and model (one trained on S's training walks):
 3. for reference only, the DET curve of the test itself (FRR at exactly that FAR on the test strangers),
    which no deployment can know.
 
-``--adapt-steps N``: before step 1, the model (a TrackCon run) is adapted as ``gaitwatch adapt --gallery
---steps N`` would on that gallery: fine-tuned on the enrolled people's gallery walks, each person one class
-(no probe walk and no stranger is seen), and everything after uses the adapted encoder.
+``--adapt-steps N``: after enrolling, the model (a TrackCon run) is adapted with ``gaitwatch adapt --gallery
+--steps N`` on that gallery (fine-tuned on the enrolled people's gallery walks, each person one class; no
+probe walk and no stranger is seen), the gallery moved onto it with ``gaitwatch gallery reembed``, and
+everything after uses the adapted encoder; the site threshold then comes from what ``adapt`` measured a
+stranger to score (``engines.adapt_strangers``), as ``calibrate site`` does for such a model.
 
 One stranger probe is 1.8 % of 55: a measured FAR of 0 at the 1 % target is expected, and 0.1 % cannot
 be measured per seed, only predicted. Writes benchmarks/results/strangers_kgbd.json, the DET plot
@@ -37,14 +39,13 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.impostors import ImpostorFit
 from engines.plotting import pyplot
 from engines.protocol import load_protocol, load_split, validation_split
 from engines.report import mean_std
 from engines.runtime.load import open_encoder
 from stream.gallery.gallery import Gallery
 from stream.kgbd_scores import enroll_gallery_walks, probe_scores, scores_for
-from stream.site_impostors import EnrolledTracks, site_threshold
+from stream.site_cli import site_report
 from stream.threshold import open_set_thresholds, threshold_for_far
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,19 +61,19 @@ def run_seed(model: Path, data_path: Path, raw_split: str | None = None, adapt_s
         rng = np.random.default_rng([split.seed, 3])
         strangers_drawn = rng.choice(len(test.people), round(STRANGER_SHARE * len(test.people)), replace=False)
         known = set(test.people) - set(np.array(test.people)[strangers_drawn])
+        gallery_path = Path(scratch) / "test.db"
+        gallery = Gallery.create(gallery_path, encoder.card)
+        enroll_gallery_walks(gallery, encoder, test, known, keep_windows=bool(adapt_steps))
+        gallery.close()
         if adapt_steps:
-            encoder = adapted_on_enrolled(model, test, known, adapt_steps, Path(scratch))
+            encoder = adapted_on_gallery(model, gallery_path, adapt_steps, Path(scratch) / "adapted")
         validation = load_protocol(data_path, validation_split(split), progress=False, f=encoder.f)
         labelled = open_set_thresholds(*scores_for(encoder, validation, Path(scratch) / "val").open_set(), TARGETS)
-        gallery = Gallery.create(Path(scratch) / "test.db", encoder.card)
-        enroll_gallery_walks(gallery, encoder, test, known)
+        site, _ = site_report(gallery_path, encoder, [], list(TARGETS))
+        gallery = Gallery.open(gallery_path, encoder.card)
         scores = probe_scores(gallery, encoder, test)
-        enrolled = gallery.store.track_means()
         identities = len(gallery.identities())
         gallery.close()
-    tracks = EnrolledTracks.of(enrolled.owners, enrolled.means, set(enrolled.owners.tolist()))
-    fit = ImpostorFit.of(tracks.identity_pairs(), encoder.card.get("impostor_shape"))
-    strangers_own = tracks.leave_one_out_nearest()
     is_known = np.array([p in known for p in scores.people])
     identified, nearest_other = scores.open_set()  # a stranger's own identity is not enrolled: nearest of all
     strangers, known_ids = nearest_other[~is_known], identified[is_known]
@@ -84,13 +85,14 @@ def run_seed(model: Path, data_path: Path, raw_split: str | None = None, adapt_s
         "known_probes": int(is_known.sum()),
         "stranger_probes": int((~is_known).sum()),
         "rank1_known": float(np.mean(np.isfinite(known_ids))),
-        "impostor_fit": fit.to_dict(),
+        "impostor_fit": site["impostor_fit"],
+        "impostor_pairs": site["impostor_pairs"],
     }
-    for target, labelled_row in zip(TARGETS, labelled, strict=True):
-        site, _ = site_threshold(fit, strangers_own, target, identities)
+    for target, labelled_row, site_row in zip(TARGETS, labelled, site["matcher"]["thresholds"], strict=True):
+        chosen = site_row["threshold"]
         exact = threshold_for_far(strangers, target)
         result[f"far{target:g}"] = {
-            "site": {"threshold": site, "frr": _frr(known_ids, site), "far": float(np.mean(strangers <= site))},
+            "site": {"threshold": chosen, "frr": _frr(known_ids, chosen), "far": float(np.mean(strangers <= chosen))},
             "labelled": {
                 "threshold": labelled_row["threshold"],
                 "frr": _frr(known_ids, labelled_row["threshold"]),
@@ -107,19 +109,21 @@ def run_seed(model: Path, data_path: Path, raw_split: str | None = None, adapt_s
     return result
 
 
-def adapted_on_enrolled(model: Path, test, known: set[str], steps: int, scratch: Path):
-    """The encoder of ``model`` (a TrackCon run) adapted on the enrolled people's gallery walks, a class each."""
-    from engines.adapt import adapt_checkpoint
-    from engines.checkpoint import atomic_save, load
-    from engines.export.artifact import export_onnx_artifact
+def adapted_on_gallery(model: Path, gallery: Path, steps: int, out: Path):
+    """``gaitwatch adapt --gallery GALLERY --steps N`` from ``model`` (a TrackCon run; it also measures what a
+    stranger scores, by stand-in fine-tunes), then ``gaitwatch gallery reembed``: the product's own commands.
+    The adapted encoder."""
+    from engines.checkpoint import load
+    from stream.cli import main as gaitwatch
 
-    start = load(model / "model.pt" if model.is_dir() else model)
-    enrolled = np.isin(np.array(test.people)[test.gallery_labels], sorted(known))
-    adapted = adapt_checkpoint(start, test.gallery[enrolled], test.gallery_labels[enrolled], steps=steps,
-                               seed=int(start["seed"]), show_progress=False)  # fmt: skip
-    atomic_save(adapted, scratch / "adapted.pt")
-    export_onnx_artifact(scratch / "adapted.pt", scratch / "adapted.onnx")
-    return open_encoder(scratch / "adapted.onnx")
+    start = model / "model.pt" if model.is_dir() else model
+    seed = str(load(start)["seed"])
+    adapt = ["adapt", "--gallery", str(gallery), "--from", str(start), "--out", str(out), "--steps", str(steps)]
+    if gaitwatch([*adapt, "--seed", seed]) or gaitwatch(
+        ["gallery", "reembed", str(gallery), "--model", str(out / "model.onnx")]
+    ):
+        raise SystemExit(f"{model}: adaptation on {gallery} failed (above)")
+    return open_encoder(out / "model.onnx")
 
 
 def _frr(known_ids: np.ndarray, threshold: float) -> float:
@@ -160,7 +164,8 @@ def write_report(results: dict[str, list[dict]], command: str, kept: list[str]) 
         + (f" (rows {', '.join(kept)}: from earlier runs)" if kept else "")
         + ". Method in the script's docstring. FRR = enrolled people not named right (rejected or named",
         "as someone else); FAR = strangers named as someone. Mean ± std over split seeds, in %.",
-        "Thresholds: *site* = label-free (`calibrate site`: impostor pairs among the enrolled identities only);",
+        "Thresholds: *site* = label-free (`calibrate site`: impostor pairs among the enrolled identities only;",
+        "after `adapt --gallery`, what its stand-in fine-tunes measured a stranger to score);",
         "*labelled* = KGBD validation walks (`calibrate threshold`); *test DET* = set on the test strangers",
         "themselves, for reference only.",
         "",

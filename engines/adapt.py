@@ -14,8 +14,8 @@ Why two steps:
    statistics alone kept both. The default was set from those two sites, the only ones we have.
    The classes need not be tracks: ``gaitwatch adapt --gallery`` gives every enrolled identity one class
    (the user's names), which on people never seen in training cut the enrolled people turned away at
-   FAR 1 % from 51 % to 16 % (benchmarks/adapt_people.md), and leaves the label-free threshold too generous
-   (docs/site.md).
+   FAR 1 % from 51 % to 16 % (benchmarks/adapt_people.md); what a stranger then scores is measured by
+   stand-in fine-tunes (``engines.adapt_strangers``), since the people trained on no longer tell it.
 
 The result is a checkpoint of the same method and shape, so export, the model card and ``gallery
 reembed`` treat it as any other.

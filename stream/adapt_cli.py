@@ -2,14 +2,17 @@
 
 The recordings are cut into windows per track exactly as enrollment and the node cut them
 (``stream.windows``), so the encoder adapts to what it will see; the adaptation itself is
-``engines.adapt``. With ``--gallery`` it also learns from the people enrolled there: every identity is one
-person (the user named them; two names are two people), its windows the ones kept at enrollment. Move a
-gallery onto the result with ``gaitwatch gallery reembed``.
+``engines.adapt``. With ``--gallery`` it also learns from the people enrolled there: every named identity is
+one person (the user named them; two names are two people), its windows the ones kept at enrollment; and it
+measures what a stranger scores against them (``engines.adapt_strangers``), for ``calibrate site``. Anonymous
+identities (the node's) are left out: one may be an enrolled person. Move a gallery onto the result with
+``gaitwatch gallery reembed``.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +36,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--gallery",
         type=gallery_location,
         help="also learn from the people enrolled in this gallery (file or URL, read only; enrolled with "
-        "--keep-windows): each identity one person. On people never seen in training, with --steps 300 it turned "
-        "away a third as many enrolled people at FAR 1 %%; but calibrate site's threshold after it names too many "
-        "strangers (docs/site.md)",
+        "--keep-windows): each named identity one person. With --steps, 4 more fine-tunes, each leaving a quarter "
+        "of them out, measure what a stranger scores for calibrate site (docs/site.md)",
     )
     adapt.add_argument(
         "--from",
@@ -61,6 +63,7 @@ def run_adapt(args: argparse.Namespace) -> int:
     require_extra("train", ("torch", "onnxscript"), "adaptation")
     from calibration.sensor_file import SensorCalibrations
     from engines.adapt import adapt_checkpoint
+    from engines.adapt_strangers import FOLDS, cross_fitted_strangers
     from engines.checkpoint import atomic_save, load
     from engines.export.artifact import export_onnx_artifact
     from engines.runtime.load import resolve_artifact, shipped_checkpoint
@@ -76,16 +79,23 @@ def run_adapt(args: argparse.Namespace) -> int:
     checkpoint = load(source)
     parts = []
     if args.gallery is not None:
-        windows, people = gallery_windows(args.gallery, checkpoint["f"], args.seed)
-        parts.append((windows, people))
+        windows, people, enrolled_tracks = gallery_windows(args.gallery, checkpoint["f"], args.seed)
+        parts.append((windows, people, enrolled_tracks))
         print(f"{args.gallery}: {len(np.unique(people))} enrolled people, {len(windows)} kept windows")
     if args.recordings:
         calibrations = SensorCalibrations.load(args.calibration) if args.calibration else None
         windows, tracks = site_windows(args.recordings, checkpoint["f"], float(checkpoint.get("rate_hz", 30.0)),
                                        args.sensor_id, calibrations)  # fmt: skip
-        parts.append((windows, tracks + sum(len(np.unique(p)) for _, p in parts)))  # after the gallery's people
-    windows, classes = np.concatenate([w for w, _ in parts]), np.concatenate([c for _, c in parts])
+        after_people = sum(len(np.unique(p)) for _, p, _ in parts)
+        parts.append((windows, tracks + after_people, np.full(len(windows), -1)))  # not scored as people
+    windows, classes, scored = (np.concatenate([part[i] for part in parts]) for i in range(3))
     adapted = adapt_checkpoint(checkpoint, windows, classes, steps=args.steps, seed=args.seed)
+    if args.gallery is not None and args.steps:
+        print(f"measuring what a stranger scores: {FOLDS} more fine-tunes, each with a fold of the people left out")
+        strangers = cross_fitted_strangers(checkpoint, windows, classes, scored, steps=args.steps, seed=args.seed)
+        if strangers is None:
+            print(_too_few_to_measure(), file=sys.stderr)
+        adapted["adaptation"]["strangers"] = strangers
     adapted["adaptation"]["recordings"] = [str(p) for p in args.recordings]
     adapted["adaptation"]["gallery"] = None if args.gallery is None else str(args.gallery)
     adapted["adaptation"]["from_file"] = str(source)
@@ -104,25 +114,27 @@ def run_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
-def gallery_windows(location: Location, f: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The windows kept at enrollment in a gallery and the identity (numbered 0..) of each: at most
-    ``MAX_IDENTITIES`` identities (a seeded draw) and ``MAX_WINDOWS_PER_IDENTITY`` windows of each."""
+def gallery_windows(location: Location, f: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The windows kept at enrollment in a gallery, the identity (numbered 0..) and the enrolled track (numbered
+    0..) of each: named identities only, at most ``MAX_IDENTITIES`` of them (a seeded draw) and
+    ``MAX_WINDOWS_PER_IDENTITY`` windows of each."""
     store = open_store(location, writable=False)
     try:
         if int(store.meta["f"]) != f:
             raise InputError(f"{location}: windows of {store.meta['f']} frames; the encoder takes {f}")
-        identities = [i.id for i in store.identities(counted=False)]
+        identities = [i.id for i in store.identities(counted=False) if not i.anonymous]
         if len(identities) > MAX_IDENTITIES:
             identities = sorted(np.random.default_rng(seed).choice(identities, MAX_IDENTITIES, replace=False).tolist())
-        windows, people, without = [], [], 0
+        windows, people, tracks, without = [], [], [], 0
         for person in identities:
             _, origins = store.enrolled_rows(person)
-            kept = [o.window for o in origins if o.window is not None]
+            kept = [o for o in origins if o.window is not None]
             without += len(origins) - len(kept)
             if kept:
                 chosen = np.unique(np.linspace(0, len(kept) - 1, MAX_WINDOWS_PER_IDENTITY).round().astype(int))
-                windows += [kept[i] for i in chosen]
+                windows += [kept[i].window for i in chosen]
                 people += [person] * len(chosen)
+                tracks += [(person, kept[i].source, kept[i].track) for i in chosen]
     finally:
         store.close()
     if not windows:
@@ -131,7 +143,17 @@ def gallery_windows(location: Location, f: int, seed: int) -> tuple[np.ndarray, 
             "to adapt on the gallery's people"
         )
     numbered = np.unique(np.asarray(people), return_inverse=True)[1]
-    return np.stack(windows).astype(np.float32), numbered.astype(np.int64)
+    track_numbers = {key: number for number, key in enumerate(dict.fromkeys(tracks))}
+    enrolled_tracks = np.array([track_numbers[key] for key in tracks], np.int64)
+    return np.stack(windows).astype(np.float32), numbered.astype(np.int64), enrolled_tracks
+
+
+def _too_few_to_measure() -> str:
+    return (
+        "warning: fewer than 3 enrolled people: what a stranger scores against them cannot be measured, and "
+        "calibrate site will measure it by the distances between the people this fine-tune pushed apart, "
+        "which names more strangers than --far says"
+    )
 
 
 def site_windows(

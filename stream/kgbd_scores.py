@@ -52,9 +52,10 @@ class ProbeScores:
 
 
 def enroll_gallery_walks(
-    gallery: Gallery, encoder: Encoder, data: ProtocolData, people: set[str] | None = None
+    gallery: Gallery, encoder: Encoder, data: ProtocolData, people: set[str] | None = None, keep_windows: bool = False
 ) -> None:
-    """Enroll the gallery walks of ``people`` (default: everyone) as one identity per person."""
+    """Enroll the gallery walks of ``people`` (default: everyone) as one identity per person (``keep_windows``:
+    with their windows, as ``gallery enroll --keep-windows``, so the gallery can be adapted on and re-embedded)."""
     embeddings = encoder.encode(data.gallery)
     identity: dict[int, int] = {}
     for walk in np.unique(data.gallery_walk).tolist():
@@ -65,7 +66,10 @@ def enroll_gallery_walks(
             continue
         if label not in identity:
             identity[label] = gallery.add_identity(person)
-        origins = [Origin(data.walk_names[walk], "0")] * int(rows.sum())
+        if keep_windows:
+            origins = [Origin(data.walk_names[walk], "0", window=w) for w in data.gallery[rows]]
+        else:
+            origins = [Origin(data.walk_names[walk], "0")] * int(rows.sum())
         gallery.enroll(identity[label], embeddings[rows], origins)
 
 

@@ -3,8 +3,10 @@
 What it uses (stream.site_impostors): distances between identities enrolled under different names
 and between tracks one sensor saw at the same time. Anonymous identities are left out of the
 impostor pairs (the node may have made one of an enrolled person) but counted among the identities a
-stranger is compared with. It writes the same threshold file as ``calibrate threshold``, so the node
-reads it with ``--threshold FILE --far F``.
+stranger is compared with. A model fine-tuned on the gallery's people (``gaitwatch adapt --gallery``) has
+pushed them apart: its card's record of what a stranger scores against them (``engines.adapt_strangers``)
+takes the place of their distances to each other. It writes the same threshold file as ``calibrate
+threshold``, so the node reads it with ``--threshold FILE --far F``.
 """
 
 from __future__ import annotations
@@ -53,9 +55,9 @@ def run_site(args: argparse.Namespace) -> int:
             raise InputError(f"--far {far}: expected a rate in (0, 1)")
     encoder = open_encoder(args.model)
     _check_gallery(args.gallery, encoder.card)  # before minutes of reading recordings
-    adapted_on = (encoder.card.get("adaptation") or {}).get("gallery")
-    if adapted_on:
-        print(_adapted_on_gallery(adapted_on), file=sys.stderr)
+    warning = _trained_apart_warning(encoder.card)
+    if warning:
+        print(warning, file=sys.stderr)
     calibrations = SensorCalibrations.load(args.calibration) if args.calibration else None
     seen = seen_tracks(args.recordings, encoder, args.sensor_id, calibrations)
     report, plot_data = site_report(args.gallery, encoder, seen, sorted(args.far))
@@ -66,10 +68,14 @@ def run_site(args: argparse.Namespace) -> int:
     if drawn:
         _plot(args.out / "site.png", *plot_data, report["matcher"]["thresholds"])
     pairs = report["impostor_pairs"]
+    between = (
+        "measured at adaptation (people its stand-in models left out, against those they trained on)"
+        if pairs["measured_at_adaptation"]
+        else f"between {report['named_identities']} enrolled people"
+    )
     print(
-        f"{pairs['identities']} impostor distances between {report['named_identities']} enrolled people, "
-        f"{pairs['concurrent_tracks']} between tracks seen together in {len(args.recordings)} recordings "
-        f"({len(seen)} tracks)"
+        f"{pairs['identities']} impostor distances {between}, {pairs['concurrent_tracks']} between tracks seen "
+        f"together in {len(args.recordings)} recordings ({len(seen)} tracks)"
     )
     for row in report["matcher"]["thresholds"]:
         print(
@@ -95,12 +101,22 @@ def _unreachable(far: float) -> str:
     )
 
 
-def _adapted_on_gallery(gallery: str) -> str:
-    """Why a threshold calibrated on the people a model was fine-tuned to tell apart is optimistic."""
+def _trained_apart_warning(card: dict) -> str | None:
+    """Why a threshold calibrated on people a model was fine-tuned to tell apart is optimistic, where it is."""
+    from stream.adaptation_card import gallery_fine_tuned, recorded_strangers, recordings_fine_tuned
+
+    if recorded_strangers(card) is not None:
+        return None
+    if recordings_fine_tuned(card):
+        what = "on recordings, every track its own person; if the gallery's people walk in them,"
+    elif gallery_fine_tuned(card):
+        what = "on a gallery's people without measuring what a stranger scores (too few people, or an older version);"
+    else:
+        return None
     return (
-        f"warning: this model was fine-tuned to tell apart the people enrolled in {gallery}; their distances to "
-        "each other, which this calibration measures strangers by, are wider than a stranger's will be: the "
-        "threshold names more strangers than --far says (on KGBD, 12 % at a 1 % target; docs/site.md)"
+        f"warning: this model was fine-tuned {what} they were pushed apart, further than a stranger will be, and "
+        "the threshold names more strangers than --far says (on people never seen in training, 86 % at a 1 % "
+        "target; docs/site.md)"
     )
 
 
@@ -115,6 +131,7 @@ def _check_gallery(gallery: Location, card: dict) -> None:
 def site_report(gallery: Location, encoder, seen: list, fars: list[float]) -> tuple[dict, tuple]:
     """The threshold file's content for ``gallery`` and the site's ``seen`` tracks; and what the plot shows."""
     from engines.impostors import ImpostorFit
+    from stream.adaptation_card import recorded_strangers
     from stream.site_impostors import EnrolledTracks, concurrent_pairs, site_threshold
     from stream.threshold import FORMAT, VERSION
 
@@ -127,11 +144,14 @@ def site_report(gallery: Location, encoder, seen: list, fars: list[float]) -> tu
         store.close()
     named = {i.id for i in identities if not i.anonymous}
     tracks = EnrolledTracks.of(enrolled.owners, enrolled.means, named)
-    from_identities = tracks.identity_pairs()
+    recorded = recorded_strangers(encoder.card)
+    if recorded is None:
+        from_identities, strangers = tracks.identity_pairs(), tracks.leave_one_out_nearest()
+    else:  # measured at adaptation, by people each stand-in model left out (engines.adapt_strangers)
+        from_identities, strangers = recorded
     from_recordings = concurrent_pairs(seen)
     impostors = np.concatenate([from_identities, from_recordings])
     fit = ImpostorFit.of(impostors, prior=encoder.card.get("impostor_shape"))
-    strangers = tracks.leave_one_out_nearest()
     nearest = _nearest_enrolled([t.mean for t in seen], enrolled.means)
     rows = []
     for far in fars:
@@ -156,7 +176,11 @@ def site_report(gallery: Location, encoder, seen: list, fars: list[float]) -> tu
         "identities": len(identities),
         "named_identities": len(named),
         "score": "Euclidean distance of a track's mean embedding to the identity's nearest enrolled track mean",
-        "impostor_pairs": {"identities": len(from_identities), "concurrent_tracks": len(from_recordings)},
+        "impostor_pairs": {
+            "identities": len(from_identities),
+            "concurrent_tracks": len(from_recordings),
+            "measured_at_adaptation": recorded is not None,
+        },
         "impostor_fit": fit.to_dict(),
         "matcher": {
             "note": "the node's threshold (--threshold FILE --far F): per target open-set FAR, predicted from the "
@@ -164,7 +188,9 @@ def site_report(gallery: Location, encoder, seen: list, fars: list[float]) -> tu
             "or the enrolled people's own leave-one-out scores where there are enough and they are stricter "
             "(set_by); "
             "far is the target, not a measurement (no labels); enrolled_as_strangers_accepted: each enrolled "
-            "track scored against the other named identities (the fit's check); recording_tracks_named: tracks "
+            "track scored against the other named identities (the fit's check; for a model fine-tuned on the "
+            "gallery, measured_at_adaptation: the tracks each stand-in model left out, scored against the people "
+            "it trained on); recording_tracks_named: tracks "
             "of the recordings within the threshold",
             "thresholds": rows,
         },

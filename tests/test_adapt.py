@@ -17,20 +17,17 @@ from engines.model_card import read_card
 from engines.models.trackcon import mirrored
 from engines.train.loop import train
 from sensors.errors import InputError
+from stream.gallery.location import gallery_location, open_store
 from tests.helpers import assert_one_line_error, gaitwatch
+from tests.small_trackcon import small_trackcon
 from tests.synthetic_gait import synthetic_windows
 
-SMALL = {"hidden": 64, "dim": 32, "tracks_per_batch": 8, "windows_per_track": 4, "steps_per_epoch": 10, "epochs": 1}
 DEMO = Path(__file__).resolve().parents[1] / "sensors" / "data" / "demo-cmu-walks.gwrec"
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    windows, _ = synthetic_windows(people=6, windows_per_person=20)
-    out = tmp_path_factory.mktemp("run")
-    return train("trackcon", windows, out, seed=0, description={"split": "kgbd:0", "layout": "kinect_v1",
-                 "rate_hz": 30.0}, config_overrides=SMALL, show_progress=False,
-                 tracks=np.arange(len(windows)) // 10)  # fmt: skip
+    return small_trackcon(tmp_path_factory.mktemp("run"))
 
 
 def _site(seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -140,13 +137,33 @@ def test_adapt_command_learns_from_a_gallery_s_enrolled_people(checkpoint: Path,
     card = read_card(out / "model.onnx")
     assert card["adaptation"]["gallery"] == str(gallery) and card["adaptation"]["recordings"] == []
     assert card["adaptation"]["tracks"] == people > 2  # one class per enrolled person, not per track
+    strangers = card["adaptation"]["strangers"]  # measured by 4 stand-ins, each leaving a fold of people out
+    store = open_store(gallery_location(str(gallery)), writable=False)
+    enrolled_tracks = len(store.track_means().owners)
+    store.close()
+    assert strangers["folds"] == 4 and strangers["nearest_count"] == enrolled_tracks
     both = tmp_path / "both"
     gaitwatch("adapt", DEMO, "--gallery", gallery, "--from", checkpoint, "--out", both, "--steps", "3")
     assert read_card(both / "model.onnx")["adaptation"]["tracks"] > people  # the recordings' tracks beside them
     gaitwatch("gallery", "reembed", gallery, "--model", out / "model.onnx")
     calibrated = gaitwatch("calibrate", "site", DEMO, "--gallery", gallery, "--model", out / "model.onnx",
                            "--out", tmp_path / "site")  # fmt: skip
-    assert "fine-tuned to tell apart the people enrolled in" in calibrated.stderr  # its threshold is optimistic
+    assert "warning" not in calibrated.stderr
+    report = json.loads((tmp_path / "site" / "threshold.json").read_text())
+    assert report["impostor_pairs"]["measured_at_adaptation"]  # the stand-ins' scores, not the trained-apart pairs
+    assert report["impostor_pairs"]["identities"] == strangers["pair_count"]
+    two = tmp_path / "two.db"  # too few people to leave any out: nothing measured, and calibration says so
+    gaitwatch("gallery", "create", two, "--model", checkpoint)
+    gaitwatch("gallery", "enroll", two, DEMO, "--model", checkpoint, "--label", "subject", "--keep-windows")
+    for identity in json.loads(gaitwatch("gallery", "list", two, "--json").stdout)[2:]:
+        gaitwatch("gallery", "remove", two, f"id:{identity['id']}")
+    few = gaitwatch("adapt", "--gallery", two, "--from", checkpoint, "--out", tmp_path / "few", "--steps", "3")
+    assert "fewer than 3 enrolled people" in few.stderr and read_card(tmp_path / "few" / "model.onnx")[
+        "adaptation"]["strangers"] is None  # fmt: skip
+    gaitwatch("gallery", "reembed", two, "--model", tmp_path / "few" / "model.onnx")
+    optimistic = gaitwatch("calibrate", "site", DEMO, "--gallery", two, "--model", tmp_path / "few" / "model.onnx",
+                           "--out", tmp_path / "site-few")  # fmt: skip
+    assert "without measuring what a stranger scores" in optimistic.stderr
     bare = tmp_path / "bare.db"
     gaitwatch("gallery", "create", bare, "--model", checkpoint)
     gaitwatch("gallery", "enroll", bare, DEMO, "--model", checkpoint, "--label", "subject")
