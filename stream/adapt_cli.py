@@ -110,7 +110,15 @@ def run_adapt(args: argparse.Namespace) -> int:
         f"({info['steps']} steps); wrote {args.out / 'model.pt'} and {args.out / 'model.onnx'} "
         f"(sha256 {card['file']['sha256'][:12]}...)"
     )
-    print(f"move a gallery onto it: gaitwatch gallery reembed GALLERY --model {args.out / 'model.onnx'}")
+    if info.get("strangers"):
+        measured = info["strangers"]
+        print(
+            f"a stranger's scores: {measured['pair_count']} distances from {measured['folds']} stand-in fine-tunes "
+            f"in {measured['seconds']:.0f} s, recorded in the card for calibrate site"
+        )
+    model = args.out / "model.onnx"
+    print(f"move a gallery onto it: gaitwatch gallery reembed GALLERY --model {model}")
+    print(f"then its threshold: gaitwatch calibrate site [RECORDINGS] --gallery GALLERY --model {model} --out DIR")
     return 0
 
 
