@@ -180,7 +180,7 @@ def selection_section() -> list[str]:
         "symmetric model passes it (`engines/data/README.md`). Pseudo pairs stayed an option: on these walks",
         "one wrong pair cost the strangers target. Strangers on the same validation walks:",
         "[docs/trackcon.md](../docs/trackcon.md#mirror-symmetry-held-out-validation),",
-        "[pseudo pairs](../docs/trackcon.md#pseudo-pairs-tried-off-by-default-two-validations-that-disagree).",
+        "[pseudo pairs](../docs/trackcon.md#pseudo-pairs-tried-off-by-default-validations-that-disagree).",
         "",
         "| method | window top-1 | window mAP | walk top-1 | walk mAP |",
         "| --- | ---: | ---: | ---: | ---: |",

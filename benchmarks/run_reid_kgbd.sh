@@ -55,5 +55,11 @@ gaitwatch eval "$RUNS/trackcon-pairs-holdout-seed0" --data "$DATA" --on validati
 python benchmarks/strangers_kgbd.py --model raw=raw --model simmc="$RUNS/simmc-seed{seed}" \
   --model trackcon-v1="$RUNS/trackcon1-seed{seed}" --model trackcon-v2="$RUNS/trackcon2-seed{seed}" \
   --model trackcon="$RUNS/trackcon-seed{seed}" --model trackcon-pairs="$RUNS/trackcon-pairs-seed{seed}"
+python benchmarks/strangers_kgbd.py --model trackcon-adapted="$RUNS/trackcon-seed{seed}" --adapt-steps 300 --keep
+# people never seen in training (docs/trackcon.md) and adapting on a site's enrolled people (docs/site.md)
+gaitwatch train trackcon --data "$DATA" --split kgbd:0 --hold-out-people --out "$RUNS/trackcon-people-seed0"
+gaitwatch train trackcon --data "$DATA" --split kgbd:0 --hold-out-people --out "$RUNS/trackcon-pairs-people-seed0" \
+  --set pseudo_pairs_from=10
+python benchmarks/adapt_people.py "$RUNS/trackcon-people-seed0"
 python benchmarks/score_normalisation.py "$RUNS/trackcon-holdout-seed0"
 python benchmarks/reid_table.py
