@@ -15,7 +15,8 @@ unlabeled) at FAR 1 %. Adapted rows: ``gaitwatch adapt``'s recipe (engines.adapt
 site's recordings, unlabeled, with the statistics only and with the suggested fine-tune (each track a class);
 then the gallery enrolled again with the adapted model. And ``gaitwatch adapt --gallery`` itself: the
 suggested fine-tune on the enrolled tracks alone, each enrolled person a class (the names the user gave at
-enrollment), its default share of them kept out, and the gallery moved onto it with ``gallery reembed``.
+enrollment; it also measures what a stranger scores, by stand-in fine-tunes), and the gallery moved onto it
+with ``gallery reembed``.
 Writes benchmarks/results/cross_site.json and benchmarks/cross_site.md.
 
     python benchmarks/cross_site.py --checkpoint runs/trackcon-seed0/model.pt --baseline engines/data/simmc-kgbd.onnx
@@ -167,7 +168,7 @@ def adapted(checkpoint: Path, tracks: list[Track], scratch: Path, steps: int) ->
 
 
 def adapted_on_gallery(checkpoint: Path, gallery: Path, scratch: Path) -> tuple[Path, float]:
-    """``gaitwatch adapt --gallery GALLERY --steps 300`` (its default share kept out), then ``gallery reembed``:
+    """``gaitwatch adapt --gallery GALLERY --steps 300`` (with its stand-in fine-tunes), then ``gallery reembed``:
     the product's own commands, on a gallery enrolled with its windows."""
     out = scratch / f"adapted-{time.monotonic_ns()}"
     began = time.perf_counter()

@@ -33,44 +33,48 @@ MAX_NEAREST = 4096  # likewise, the left-out tracks' nearest distances
 def cross_fitted_strangers(
     checkpoint: dict,
     windows: np.ndarray,
-    classes: np.ndarray,
+    people: np.ndarray,
     tracks: np.ndarray,
     *,
     steps: int,
     seed: int = 0,
     show_progress: bool = True,
 ) -> dict | None:
-    """Stranger scores for a fine-tune of ``checkpoint`` on ``windows`` [N, f, 20, 3] with ``classes`` [N].
+    """Stranger scores for a fine-tune of ``checkpoint`` on enrolled ``windows`` [N, f, 20, 3] of ``people`` [N]
+    in enrolled ``tracks`` [N].
 
-    ``tracks`` [N]: the enrolled track of each window of a person (-1 for windows of anything else, such
-    as recordings' tracks, which every stand-in trains on but none is scored). Returns the card's record:
-    ``pairs`` (a left-out track to the nearest track of a person trained on), ``nearest`` (a left-out track
-    to the nearest such person), how many of each and the folds; None with fewer than ``MIN_PEOPLE`` people."""
-    people = np.unique(classes[tracks >= 0])
-    if len(people) < MIN_PEOPLE:
+    The stand-ins train on the enrolled people's windows alone, never on a site's recordings: the people left
+    out may walk in those, and a stand-in that had learned their tracks would score them too far away.
+    Returns the card's record: ``pairs`` (a left-out track to the nearest track of a person trained on),
+    ``nearest`` (a left-out track to the nearest such person), how many of each, the people and the folds;
+    None with fewer than ``MIN_PEOPLE`` people."""
+    everyone = np.unique(people)
+    if len(everyone) < MIN_PEOPLE:
         return None
     rng = np.random.default_rng([seed, 13])
-    folds = np.array_split(rng.permutation(people), min(FOLDS, len(people)))
-    scored = tracks >= 0
-    data = torch.from_numpy(np.ascontiguousarray(windows[scored], np.float32))
+    folds = np.array_split(rng.permutation(everyone), min(FOLDS, len(everyone)))
+    data = torch.from_numpy(np.ascontiguousarray(windows, np.float32))
+    _, first = np.unique(tracks, return_index=True)
+    owner = people[first]
     began = time.perf_counter()
     pairs, nearest = [], []
     for fold in progress(folds, "Measuring strangers", total=len(folds), enabled=show_progress):
-        trained = ~np.isin(classes, fold)
+        trained = ~np.isin(people, fold)
         stand_in = adapt_checkpoint(
-            checkpoint, windows[trained], classes[trained], steps=steps, seed=seed, show_progress=False
+            checkpoint, windows[trained], people[trained], steps=steps, seed=seed, show_progress=False
         )
         embedded = embed_in_batches(encoder_from(stand_in, "stand-in"), data).numpy().astype(np.float64)
-        means, ids = pool_by_group(embedded, tracks[scored])
-        owner = np.array([classes[scored][tracks[scored] == t][0] for t in ids])
+        means, _ = pool_by_group(embedded, tracks)  # tracks ascending, as np.unique orders them
         left_out = np.isin(owner, fold)
         distances = euclidean_distances(means[left_out], means[~left_out])
-        per_person = np.stack([distances[:, owner[~left_out] == p].min(axis=1) for p in np.unique(owner[~left_out])])
+        others = owner[~left_out]
+        per_person = np.stack([distances[:, others == p].min(axis=1) for p in np.unique(others)])
         pairs.append(per_person.ravel())
         nearest.append(per_person.min(axis=0))
     pairs_all, nearest_all = np.concatenate(pairs), np.concatenate(nearest)
     return {
         "folds": len(folds),
+        "people": len(everyone),
         "pair_count": len(pairs_all),
         "pairs": _sample(pairs_all, MAX_PAIRS, rng),
         "nearest_count": len(nearest_all),

@@ -36,8 +36,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--gallery",
         type=gallery_location,
         help="also learn from the people enrolled in this gallery (file or URL, read only; enrolled with "
-        "--keep-windows): each named identity one person. With --steps, 4 more fine-tunes, each leaving a quarter "
-        "of them out, measure what a stranger scores for calibrate site (docs/site.md)",
+        "--keep-windows): each named identity one person. With --steps, up to 4 more fine-tunes, each leaving a "
+        "fold of them out, measure what a stranger scores, for calibrate site (docs/site.md)",
     )
     adapt.add_argument(
         "--from",
@@ -63,7 +63,6 @@ def run_adapt(args: argparse.Namespace) -> int:
     require_extra("train", ("torch", "onnxscript"), "adaptation")
     from calibration.sensor_file import SensorCalibrations
     from engines.adapt import adapt_checkpoint
-    from engines.adapt_strangers import FOLDS, cross_fitted_strangers
     from engines.checkpoint import atomic_save, load
     from engines.export.artifact import export_onnx_artifact
     from engines.runtime.load import resolve_artifact, shipped_checkpoint
@@ -86,16 +85,12 @@ def run_adapt(args: argparse.Namespace) -> int:
         calibrations = SensorCalibrations.load(args.calibration) if args.calibration else None
         windows, tracks = site_windows(args.recordings, checkpoint["f"], float(checkpoint.get("rate_hz", 30.0)),
                                        args.sensor_id, calibrations)  # fmt: skip
-        after_people = sum(len(np.unique(p)) for _, p, _ in parts)
-        parts.append((windows, tracks + after_people, np.full(len(windows), -1)))  # not scored as people
-    windows, classes, scored = (np.concatenate([part[i] for part in parts]) for i in range(3))
+        after_people = sum(len(np.unique(part[1])) for part in parts)
+        parts.append((windows, tracks + after_people))
+    windows, classes = (np.concatenate([part[i] for part in parts]) for i in range(2))
     adapted = adapt_checkpoint(checkpoint, windows, classes, steps=args.steps, seed=args.seed)
     if args.gallery is not None and args.steps:
-        print(f"measuring what a stranger scores: {FOLDS} more fine-tunes, each with a fold of the people left out")
-        strangers = cross_fitted_strangers(checkpoint, windows, classes, scored, steps=args.steps, seed=args.seed)
-        if strangers is None:
-            print(_too_few_to_measure(), file=sys.stderr)
-        adapted["adaptation"]["strangers"] = strangers
+        adapted["adaptation"]["strangers"] = measure_strangers(checkpoint, parts[0], args.steps, args.seed)
     adapted["adaptation"]["recordings"] = [str(p) for p in args.recordings]
     adapted["adaptation"]["gallery"] = None if args.gallery is None else str(args.gallery)
     adapted["adaptation"]["from_file"] = str(source)
@@ -145,6 +140,8 @@ def gallery_windows(location: Location, f: int, seed: int) -> tuple[np.ndarray, 
                 tracks += [(person, kept[i].source, kept[i].track) for i in chosen]
     finally:
         store.close()
+    if not identities:
+        raise InputError(f"{location}: no named identity to learn from (the node's anonymous ones are left out)")
     if not windows:
         raise InputError(
             f"{location}: no enrolled window was kept ({without} embeddings without one); enroll with --keep-windows "
@@ -156,12 +153,29 @@ def gallery_windows(location: Location, f: int, seed: int) -> tuple[np.ndarray, 
     return np.stack(windows).astype(np.float32), numbered.astype(np.int64), enrolled_tracks
 
 
-def _too_few_to_measure() -> str:
-    return (
-        "warning: fewer than 3 enrolled people: what a stranger scores against them cannot be measured, and "
-        "calibrate site will measure it by the distances between the people this fine-tune pushed apart, "
-        "which names more strangers than --far says"
+def measure_strangers(checkpoint: dict, gallery: tuple, steps: int, seed: int) -> dict | None:
+    """What a stranger scores against the gallery's people after the fine-tune (``engines.adapt_strangers``),
+    for the card; None, with a warning, where it cannot be measured honestly."""
+    from engines.adapt_strangers import MIN_PEOPLE, cross_fitted_strangers
+    from stream.adaptation_card import gallery_fine_tuned
+
+    windows, people, tracks = gallery
+    if gallery_fine_tuned(checkpoint):
+        why = (
+            "--from is a model already fine-tuned on a gallery's people: stand-ins started from it would know "
+            "the people they leave out; adapt from the model before that (by default the shipped one)"
+        )
+    elif len(np.unique(people)) < MIN_PEOPLE:
+        why = f"fewer than {MIN_PEOPLE} enrolled people: no one can be left out to measure by"
+    else:
+        print("measuring what a stranger scores: the fine-tune again with a fold of the people left out each time")
+        return cross_fitted_strangers(checkpoint, windows, people, tracks, steps=steps, seed=seed)
+    print(
+        f"warning: {why}; calibrate site will then measure strangers by the distances between the people this "
+        "fine-tune pushed apart, which names more strangers than --far says",
+        file=sys.stderr,
     )
+    return None
 
 
 def site_windows(

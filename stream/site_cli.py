@@ -55,12 +55,11 @@ def run_site(args: argparse.Namespace) -> int:
             raise InputError(f"--far {far}: expected a rate in (0, 1)")
     encoder = open_encoder(args.model)
     _check_gallery(args.gallery, encoder.card)  # before minutes of reading recordings
-    warning = _trained_apart_warning(encoder.card)
-    if warning:
-        print(warning, file=sys.stderr)
     calibrations = SensorCalibrations.load(args.calibration) if args.calibration else None
     seen = seen_tracks(args.recordings, encoder, args.sensor_id, calibrations)
     report, plot_data = site_report(args.gallery, encoder, seen, sorted(args.far))
+    for warning in _adaptation_warnings(encoder.card, args.gallery, report["named_identities"]):
+        print(f"warning: {warning}", file=sys.stderr)
     report["recordings"] = [str(p) for p in args.recordings]
     private_dir(args.out)
     atomic.write_bytes(args.out / "threshold.json", (json.dumps(report, indent=1) + "\n").encode(), private=True)
@@ -101,23 +100,34 @@ def _unreachable(far: float) -> str:
     )
 
 
-def _trained_apart_warning(card: dict) -> str | None:
-    """Why a threshold calibrated on people a model was fine-tuned to tell apart is optimistic, where it is."""
-    from stream.adaptation_card import gallery_fine_tuned, recorded_strangers, recordings_fine_tuned
+def _adaptation_warnings(card: dict, gallery: Location, named: int) -> list[str]:
+    """Why a threshold for a model fine-tuned on this site's people may name more strangers than --far says."""
+    from stream.adaptation_card import gallery_fine_tuned, recordings_fine_tuned
 
-    if recorded_strangers(card) is not None:
-        return None
-    if recordings_fine_tuned(card):
-        what = "on recordings, every track its own person; if the gallery's people walk in them,"
-    elif gallery_fine_tuned(card):
-        what = "on a gallery's people without measuring what a stranger scores (too few people, or an older version);"
-    else:
-        return None
-    return (
-        f"warning: this model was fine-tuned {what} they were pushed apart, further than a stranger will be, and "
-        "the threshold names more strangers than --far says (on people never seen in training, 86 % at a 1 % "
-        "target; docs/site.md)"
+    pushed_apart = (
+        "pushed apart, further than a stranger will be: the threshold may name more strangers than --far says"
     )
+    out = []
+    if recordings_fine_tuned(card):
+        out.append(
+            f"this model was fine-tuned on recordings, every track its own person; their people were {pushed_apart}"
+        )
+    record = (card.get("adaptation") or {}).get("strangers")
+    if gallery_fine_tuned(card) and not record:
+        out.append(
+            "this model was fine-tuned on a gallery's people without measuring what a stranger scores (fewer than "
+            f"3 people, --from an adapted model, or an older version); they were {pushed_apart} (docs/site.md)"
+        )
+    if record:
+        adapted_on = card["adaptation"].get("gallery")
+        if adapted_on and adapted_on != str(gallery):
+            out.append(f"the stranger scores in this model's card were measured on {adapted_on}, not {gallery}")
+        if named > int(record.get("people", named)):
+            out.append(
+                f"{named - int(record['people'])} more people are enrolled than the model was adapted on: it has "
+                "not learned them, and they were not measured; adapt again (from the model before) to include them"
+            )
+    return out
 
 
 def _check_gallery(gallery: Location, card: dict) -> None:

@@ -152,6 +152,10 @@ def test_adapt_command_learns_from_a_gallery_s_enrolled_people(checkpoint: Path,
     report = json.loads((tmp_path / "site" / "threshold.json").read_text())
     assert report["impostor_pairs"]["measured_at_adaptation"]  # the stand-ins' scores, not the trained-apart pairs
     assert report["impostor_pairs"]["identities"] == strangers["pair_count"]
+    gaitwatch("gallery", "enroll", gallery, DEMO, "--model", out / "model.onnx", "--name", "newcomer")
+    later = gaitwatch("calibrate", "site", "--gallery", gallery, "--model", out / "model.onnx",
+                      "--out", tmp_path / "site-later")  # fmt: skip
+    assert "1 more people are enrolled than the model was adapted on" in later.stderr
     two = tmp_path / "two.db"  # too few people to leave any out: nothing measured, and calibration says so
     gaitwatch("gallery", "create", two, "--model", checkpoint)
     gaitwatch("gallery", "enroll", two, DEMO, "--model", checkpoint, "--label", "subject", "--keep-windows")
@@ -160,6 +164,10 @@ def test_adapt_command_learns_from_a_gallery_s_enrolled_people(checkpoint: Path,
     few = gaitwatch("adapt", "--gallery", two, "--from", checkpoint, "--out", tmp_path / "few", "--steps", "3")
     assert "fewer than 3 enrolled people" in few.stderr and read_card(tmp_path / "few" / "model.onnx")[
         "adaptation"]["strangers"] is None  # fmt: skip
+    again = gaitwatch("adapt", "--gallery", gallery, "--from", out / "model.pt", "--out", tmp_path / "again",
+                      "--steps", "3")  # fmt: skip
+    assert "already fine-tuned on a gallery" in again.stderr  # its stand-ins would know whom they leave out
+    assert read_card(tmp_path / "again" / "model.onnx")["adaptation"]["strangers"] is None
     gaitwatch("gallery", "reembed", two, "--model", tmp_path / "few" / "model.onnx")
     optimistic = gaitwatch("calibrate", "site", DEMO, "--gallery", two, "--model", tmp_path / "few" / "model.onnx",
                            "--out", tmp_path / "site-few")  # fmt: skip
