@@ -23,11 +23,16 @@ def recordings_fine_tuned(card: dict) -> bool:
     return any(step.get("recordings") and step.get("steps") for step in _adaptations(card))
 
 
+def stranger_record(card: dict) -> dict | None:
+    """The newest adaptation's record of what a stranger scores (``engines.adapt_strangers``), as stored."""
+    newest = card.get("adaptation")
+    return newest.get("strangers") if isinstance(newest, dict) else None
+
+
 def recorded_strangers(card: dict) -> tuple[np.ndarray, np.ndarray] | None:
     """(stranger-to-person pair distances, each stranger's nearest) that the newest adaptation measured, or
     None where it measured none (not fine-tuned on a gallery, too few people, or an older version)."""
-    newest = card.get("adaptation")
-    record = newest.get("strangers") if isinstance(newest, dict) else None
+    record = stranger_record(card)
     if record is None:
         return None
     try:

@@ -102,7 +102,7 @@ def _unreachable(far: float) -> str:
 
 def _adaptation_warnings(card: dict, gallery: Location, named: int) -> list[str]:
     """Why a threshold for a model fine-tuned on this site's people may name more strangers than --far says."""
-    from stream.adaptation_card import gallery_fine_tuned, recordings_fine_tuned
+    from stream.adaptation_card import gallery_fine_tuned, recordings_fine_tuned, stranger_record
 
     pushed_apart = (
         "pushed apart, further than a stranger will be: the threshold may name more strangers than --far says"
@@ -112,7 +112,7 @@ def _adaptation_warnings(card: dict, gallery: Location, named: int) -> list[str]
         out.append(
             f"this model was fine-tuned on recordings, every track its own person; their people were {pushed_apart}"
         )
-    record = (card.get("adaptation") or {}).get("strangers")
+    record = stranger_record(card)
     if gallery_fine_tuned(card) and not record:
         out.append(
             "this model was fine-tuned on a gallery's people without measuring what a stranger scores (fewer than "
@@ -153,9 +153,9 @@ def site_report(gallery: Location, encoder, seen: list, fars: list[float]) -> tu
     finally:
         store.close()
     named = {i.id for i in identities if not i.anonymous}
-    tracks = EnrolledTracks.of(enrolled.owners, enrolled.means, named)
     recorded = recorded_strangers(encoder.card)
     if recorded is None:
+        tracks = EnrolledTracks.of(enrolled.owners, enrolled.means, named)
         from_identities, strangers = tracks.identity_pairs(), tracks.leave_one_out_nearest()
     else:  # measured at adaptation, by people each stand-in model left out (engines.adapt_strangers)
         from_identities, strangers = recorded
