@@ -31,13 +31,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from score_normalisation import scores  # the raw distance to each probe's nearest identity, as the node scores
+from score_normalisation import (  # the raw distance to each probe's nearest identity, as the node scores
+    scores,
+    walk_means,
+)
 
 from engines.adapt import SUGGESTED_STEPS, adapt_checkpoint
 from engines.adapt_strangers import cross_fitted_strangers
 from engines.checkpoint import encoder_from, load
 from engines.impostors import ImpostorFit
-from engines.metrics import pool_by_group
 from engines.models import embed_in_batches
 from engines.protocol import HELD_OUT_PEOPLE, load_protocol, load_split, people_validation_split
 from engines.report import mean_std
@@ -50,23 +52,20 @@ STEPS = (300, 1000)
 TARGET = 0.01
 
 
-def walk_means(encoder: torch.nn.Module, windows: np.ndarray, walks: np.ndarray, labels: np.ndarray):
-    embedded = embed_in_batches(encoder, torch.from_numpy(windows))
-    pooled, ids = pool_by_group(embedded.numpy().astype(np.float64), walks)
-    label_of = dict(zip(walks.tolist(), labels.tolist(), strict=True))
-    return pooled, np.array([label_of[i] for i in ids.tolist()])
-
-
 def score(
     encoder: torch.nn.Module, data, strangers: np.ndarray, recorded: tuple | None, prior: dict | None
 ) -> dict[str, float]:
     """Walk top-1 of the enrolled probes, FRR at the threshold naming no stranger, and the site threshold's FRR
     and measured FAR (from ``recorded`` stranger scores when given, else the enrolled walks' own pairs)."""
-    probes, probe_people = walk_means(encoder, data.probe, data.probe_walk, data.probe_labels)
-    gallery, gallery_people = walk_means(encoder, data.gallery, data.gallery_walk, data.gallery_labels)
+
+    def embed(windows: np.ndarray) -> np.ndarray:
+        return embed_in_batches(encoder, torch.from_numpy(windows)).numpy()
+
+    probes, probe_people = walk_means(embed, data.probe, data.probe_walk, data.probe_labels)
+    gallery, gallery_people = walk_means(embed, data.gallery, data.gallery_walk, data.gallery_labels)
     enrolled = ~np.isin(gallery_people, strangers)
-    nearest, by_score = scores(probes, gallery[enrolled], gallery_people[enrolled])
-    right, d1 = nearest == probe_people, by_score["raw"]
+    nearest, d1 = scores(probes, gallery[enrolled], gallery_people[enrolled])["raw"]
+    right = nearest == probe_people
     known = ~np.isin(probe_people, strangers)
     if recorded is None:
         tracks = EnrolledTracks.of(gallery_people[enrolled], gallery[enrolled], set(gallery_people.tolist()))

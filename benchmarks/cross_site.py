@@ -32,12 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from gallery_adaptation import adapt_on_gallery  # the product's own commands
 
 from engines.adapt import SUGGESTED_STEPS, adapt_checkpoint
 from engines.checkpoint import atomic_save, load
 from engines.export.artifact import export_onnx_artifact
 from engines.runtime.load import open_encoder
-from stream.cli import main as gaitwatch
 from stream.gallery.gallery import Gallery
 from stream.gallery.store import Origin
 from stream.inputs import site_tracks
@@ -167,20 +167,6 @@ def adapted(checkpoint: Path, tracks: list[Track], scratch: Path, steps: int) ->
     return out / "model.onnx", time.perf_counter() - began
 
 
-def adapted_on_gallery(checkpoint: Path, gallery: Path, scratch: Path) -> tuple[Path, float]:
-    """``gaitwatch adapt --gallery GALLERY --steps 300`` (with its stand-in fine-tunes), then ``gallery reembed``:
-    the product's own commands, on a gallery enrolled with its windows."""
-    out = scratch / f"adapted-{time.monotonic_ns()}"
-    began = time.perf_counter()
-    adapt = ["adapt", "--gallery", str(gallery), "--from", str(checkpoint), "--out", str(out)]
-    if gaitwatch([*adapt, "--steps", str(SUGGESTED_STEPS)]):
-        raise SystemExit(f"adaptation on {gallery} failed (above)")
-    took = time.perf_counter() - began
-    if gaitwatch(["gallery", "reembed", str(gallery), "--model", str(out / "model.onnx")]):
-        raise SystemExit(f"re-embedding {gallery} failed (above)")
-    return out / "model.onnx", took
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, required=True, help="a trackcon model.pt (adaptation starts here)")
@@ -195,7 +181,8 @@ def main() -> None:
                 model, seconds = adapted(args.checkpoint, enroll + probe, Path(scratch), steps)
                 models.append((f"{args.checkpoint} adapted ({what})", model, seconds, None))
             gallery = enrolled_gallery(open_encoder(args.checkpoint), enroll, Path(scratch), keep_windows=True)
-            model, seconds = adapted_on_gallery(args.checkpoint, gallery, Path(scratch))
+            out = Path(scratch) / f"adapted-gallery-{time.monotonic_ns()}"
+            model, seconds = adapt_on_gallery(args.checkpoint, gallery, out, SUGGESTED_STEPS)
             name = f"{args.checkpoint} adapted on the gallery (--gallery, --steps {SUGGESTED_STEPS})"
             models.append((name, model, seconds, gallery))
             for name, path, took, adapted_gallery in models:

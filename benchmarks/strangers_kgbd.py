@@ -38,7 +38,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from gallery_adaptation import adapt_on_gallery  # the product's own commands
 
+from engines.checkpoint import load
 from engines.plotting import pyplot
 from engines.protocol import load_protocol, load_split, validation_split
 from engines.report import mean_std
@@ -110,20 +112,11 @@ def run_seed(model: Path, data_path: Path, raw_split: str | None = None, adapt_s
 
 
 def adapted_on_gallery(model: Path, gallery: Path, steps: int, out: Path):
-    """``gaitwatch adapt --gallery GALLERY --steps N`` from ``model`` (a TrackCon run; it also measures what a
-    stranger scores, by stand-in fine-tunes), then ``gaitwatch gallery reembed``: the product's own commands.
-    The adapted encoder."""
-    from engines.checkpoint import load
-    from stream.cli import main as gaitwatch
-
+    """The encoder after ``gaitwatch adapt --gallery`` from ``model`` (a TrackCon run, with its own seed) and
+    ``gallery reembed``."""
     start = model / "model.pt" if model.is_dir() else model
-    seed = str(load(start)["seed"])
-    adapt = ["adapt", "--gallery", str(gallery), "--from", str(start), "--out", str(out), "--steps", str(steps)]
-    if gaitwatch([*adapt, "--seed", seed]) or gaitwatch(
-        ["gallery", "reembed", str(gallery), "--model", str(out / "model.onnx")]
-    ):
-        raise SystemExit(f"{model}: adaptation on {gallery} failed (above)")
-    return open_encoder(out / "model.onnx")
+    adapted, _ = adapt_on_gallery(start, gallery, out, steps, seed=load(start)["seed"])
+    return open_encoder(adapted)
 
 
 def _frr(known_ids: np.ndarray, threshold: float) -> float:
