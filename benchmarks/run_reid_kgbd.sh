@@ -62,13 +62,15 @@ gaitwatch train trackcon --data "$DATA" --split kgbd:0 --hold-out-people --out "
   --set pseudo_pairs_from=10
 python benchmarks/adapt_people.py "$RUNS/trackcon-people-seed0"
 python benchmarks/score_normalisation.py "$RUNS/trackcon-holdout-seed0" --draws 20
-# hubs, scores and schedules (docs/trackcon.md): people never seen (kgbd:0 and kgbd:1), both validations after
+# hubs, scores and schedules (docs/trackcon.md): people never seen (kgbd:0, 1, 2), both validations after
 # adapt --gallery; the JSON of each is kept in benchmarks/results/score_normalisation/
-gaitwatch train trackcon --data "$DATA" --split kgbd:1 --hold-out-people --out "$RUNS/trackcon-people-seed1"
-for run in trackcon-people-seed0 trackcon-people-seed1; do
+for split in 1 2; do
+  gaitwatch train trackcon --data "$DATA" --split kgbd:$split --hold-out-people --out "$RUNS/trackcon-people-seed$split"
+done
+for run in trackcon-people-seed0 trackcon-people-seed1 trackcon-people-seed2; do
   python benchmarks/score_normalisation.py "$RUNS/$run" --draws 20 --out "$RUNS/$run/scores"
 done
-for run in trackcon-holdout-seed0 trackcon-people-seed0 trackcon-people-seed1; do
+for run in trackcon-holdout-seed0 trackcon-people-seed0 trackcon-people-seed1 trackcon-people-seed2; do
   python benchmarks/score_normalisation.py "$RUNS/$run" --draws 20 --adapt-steps 300 --out "$RUNS/$run/scores-adapted"
 done
 python benchmarks/reid_table.py

@@ -15,7 +15,7 @@ Why two steps:
    The classes need not be tracks: ``gaitwatch adapt --gallery`` gives every enrolled identity one class
    (the user's names), which on people never seen in training named more of them right on both splits
    measured and cut the enrolled people turned away at FAR 1 % from 51 % to 16 % on kgbd:0's
-   (benchmarks/adapt_people.md), but not on kgbd:1's (53 % to 52 %, docs/site.md); what a stranger
+   (benchmarks/adapt_people.md), but not on kgbd:1's or kgbd:2's (docs/site.md); what a stranger
    then scores is measured by stand-in fine-tunes (``engines.adapt_strangers``), since the people
    trained on no longer tell it.
 
