@@ -66,6 +66,12 @@ python benchmarks/score_normalisation.py "$RUNS/trackcon-holdout-seed0" --draws 
 # adapt --gallery; the JSON of each is kept in benchmarks/results/score_normalisation/
 for split in 1 2; do
   gaitwatch train trackcon --data "$DATA" --split kgbd:$split --hold-out-people --out "$RUNS/trackcon-people-seed$split"
+  gaitwatch train trackcon --data "$DATA" --split kgbd:$split --hold-out-people \
+    --out "$RUNS/trackcon-pairs-people-seed$split" --set pseudo_pairs_from=10
+done
+for split in 0 1 2; do  # pseudo pairs on people never seen (docs/trackcon.md)
+  python benchmarks/score_normalisation.py "$RUNS/trackcon-pairs-people-seed$split" --draws 20 \
+    --out "$RUNS/trackcon-pairs-people-seed$split/scores"
 done
 for run in trackcon-people-seed0 trackcon-people-seed1 trackcon-people-seed2; do
   python benchmarks/score_normalisation.py "$RUNS/$run" --draws 20 --out "$RUNS/$run/scores"
