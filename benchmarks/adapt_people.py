@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from score_normalisation import (  # the raw distance to each probe's nearest identity, as the node scores
     scores,
+    torch_embedder,
     walk_means,
 )
 
@@ -40,7 +41,6 @@ from engines.adapt import SUGGESTED_STEPS, adapt_checkpoint
 from engines.adapt_strangers import cross_fitted_strangers
 from engines.checkpoint import encoder_from, load
 from engines.impostors import ImpostorFit
-from engines.models import embed_in_batches
 from engines.protocol import HELD_OUT_PEOPLE, load_protocol, load_split, people_validation_split
 from engines.report import mean_std
 from stream.site_impostors import EnrolledTracks, site_threshold
@@ -58,9 +58,7 @@ def score(
     """Walk top-1 of the enrolled probes, FRR at the threshold naming no stranger, and the site threshold's FRR
     and measured FAR (from ``recorded`` stranger scores when given, else the enrolled walks' own pairs)."""
 
-    def embed(windows: np.ndarray) -> np.ndarray:
-        return embed_in_batches(encoder, torch.from_numpy(windows)).numpy()
-
+    embed = torch_embedder(encoder)
     probes, probe_people = walk_means(embed, data.probe, data.probe_walk, data.probe_labels)
     gallery, gallery_people = walk_means(embed, data.gallery, data.gallery_walk, data.gallery_labels)
     enrolled = ~np.isin(gallery_people, strangers)

@@ -103,7 +103,9 @@ def _nearest(people: np.ndarray, per_identity: np.ndarray) -> tuple[np.ndarray, 
 
 def _centred(probes: np.ndarray, gallery: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     centre = gallery.mean(axis=0)
-    return tuple(unit / np.linalg.norm(unit, axis=1, keepdims=True) for unit in (probes - centre, gallery - centre))
+    return tuple(
+        shifted / np.linalg.norm(shifted, axis=1, keepdims=True) for shifted in (probes - centre, gallery - centre)
+    )
 
 
 def _between_identities(gallery: np.ndarray, owners: np.ndarray, people: np.ndarray) -> np.ndarray:
@@ -132,12 +134,14 @@ def main() -> None:
         args.data, validation_for(load_split(training["split"]), training["held_out"]), progress=False, f=encoder.f
     )
     everyone = np.unique(np.concatenate([data.probe_labels, data.gallery_labels]))
+    start = load(_checkpoint_path(args.model)) if args.adapt_steps else None
+    means = _all_walk_means(encoder.encode, data)  # the same every draw unless the encoder is adapted per draw
     measured: dict[str, dict[str, list[float]]] = {}
     for repetition in progress(range(args.draws), "Draws of strangers", total=args.draws):
         strangers = np.random.default_rng([repetition, 5]).choice(everyone, len(everyone) // 3, replace=False)
-        embed = adapted_on_enrolled(args, data, strangers, repetition) if args.adapt_steps else encoder.encode
-        probes, probe_people = walk_means(embed, data.probe, data.probe_walk, data.probe_labels)
-        gallery, gallery_people = walk_means(embed, data.gallery, data.gallery_walk, data.gallery_labels)
+        if start is not None:
+            means = _all_walk_means(adapted_on_enrolled(args, start, data, strangers, repetition), data)
+        (probes, probe_people), (gallery, gallery_people) = means
         enrolled = ~np.isin(gallery_people, strangers)
         known = ~np.isin(probe_people, strangers)
         for name, (nearest, score) in scores(probes, gallery[enrolled], gallery_people[enrolled]).items():
@@ -150,16 +154,30 @@ def main() -> None:
     write_report(args, training, measured)
 
 
-def adapted_on_enrolled(args: argparse.Namespace, data, strangers: np.ndarray, draw: int) -> Callable:
+def adapted_on_enrolled(args: argparse.Namespace, start: dict, data, strangers: np.ndarray, draw: int) -> Callable:
     """The encoder adapted on the enrolled people's gallery walks (each person a class), as a function of windows."""
-    path = args.model / "model.pt" if args.model.is_dir() else args.model
-    start = load(path)
     site = ~np.isin(data.gallery_labels, strangers)
     checkpoint = adapt_checkpoint(
         start, data.gallery[site], data.gallery_labels[site], steps=args.adapt_steps, seed=draw, show_progress=False
     )
-    encoder = encoder_from(checkpoint, path)
+    return torch_embedder(encoder_from(checkpoint, _checkpoint_path(args.model)))
+
+
+def torch_embedder(encoder: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    """A torch encoder as a function of windows, as ``walk_means`` takes it."""
     return lambda windows: embed_in_batches(encoder, torch.from_numpy(windows)).numpy()
+
+
+def _checkpoint_path(model: Path) -> Path:
+    return model / "model.pt" if model.is_dir() else model
+
+
+def _all_walk_means(embed: Callable[[np.ndarray], np.ndarray], data) -> tuple[tuple, tuple]:
+    """(probe walk means and people, gallery walk means and people)."""
+    return (
+        walk_means(embed, data.probe, data.probe_walk, data.probe_labels),
+        walk_means(embed, data.gallery, data.gallery_walk, data.gallery_labels),
+    )
 
 
 def write_report(args: argparse.Namespace, training: dict, measured: dict[str, dict[str, list[float]]]) -> None:
