@@ -16,7 +16,10 @@ scored against every enrolled identity (distance to its nearest enrolled walk me
   scaled to unit length (centring reduces hubs, Suzuki et al. 2013);
 - CSLS k: d minus half the identity's mean distance to its k nearest other identities, so that an identity
   in a crowded part of the space is judged more strictly (cross-domain similarity local scaling, Conneau et
-  al. 2018, on the gallery side only: a live probe comes alone); the nearest identity by that score.
+  al. 2018, on the gallery side only: a live probe comes alone); the nearest identity by that score;
+- whitened e: the distance after centring and PCA-whitening with the statistics of the run's own training walks'
+  means (no labels; eigenvalues floored at e x the largest, ``engines.models.whiten``) and scaling to unit
+  length (speaker verification's length normalisation, Garcia-Romero and Espy-Wilson 2011).
 
 ``--adapt-steps N``: per draw, the encoder (a TrackCon run) is first adapted on the enrolled people's gallery
 walks, each person one class, as ``gaitwatch adapt --gallery --steps N`` does (``engines.adapt``); no probe
@@ -33,6 +36,7 @@ benchmarks/score_normalisation.md (``--out DIR``: DIR/score_normalisation.md and
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +48,7 @@ from engines.adapt import adapt_checkpoint
 from engines.checkpoint import encoder_from, load
 from engines.metrics import pool_by_group
 from engines.models import embed_in_batches
+from engines.models.whiten import Whitening
 from engines.protocol import HELD_OUT_PEOPLE, HELD_OUT_WALKS, load_protocol, load_split, validation_for
 from engines.report import mean_std
 from engines.runtime.load import open_encoder
@@ -54,6 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS = (0.01, 0.05)
 REPETITIONS = 5
 CSLS_NEIGHBOURS = (3, 10)
+WHITENING_FLOORS = (1e-3, 1e-4)
 HOLD_OUT_FLAG = {HELD_OUT_WALKS: "--hold-out-validation", HELD_OUT_PEOPLE: "--hold-out-people"}
 
 
@@ -69,8 +75,14 @@ def identity_distances(probes: np.ndarray, gallery: np.ndarray, owners: np.ndarr
     return np.stack([distance[:, owners == p].min(axis=1) for p in people], axis=1)
 
 
-def scores(probes: np.ndarray, gallery: np.ndarray, owners: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per score: (the nearest identity by that score per probe, its score)."""
+Transform = Callable[[np.ndarray], np.ndarray]
+
+
+def scores(
+    probes: np.ndarray, gallery: np.ndarray, owners: np.ndarray, transforms: dict[str, Transform] | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per score: (the nearest identity by that score per probe, its score); ``transforms``: more scores, each
+    the raw distance after its transform of the walk means."""
     people = np.unique(owners)
     per_identity = identity_distances(probes, gallery, owners, people)
     order = np.argsort(per_identity, axis=1)
@@ -94,7 +106,25 @@ def scores(probes: np.ndarray, gallery: np.ndarray, owners: np.ndarray) -> dict[
     for k in CSLS_NEIGHBOURS:
         crowding = neighbours[:, : min(k, len(people) - 1)].mean(axis=1)
         by_score[f"CSLS {k}"] = _nearest(people, per_identity - 0.5 * crowding[None])
+    for name, transform in (transforms or {}).items():
+        by_score[name] = _nearest(people, identity_distances(transform(probes), transform(gallery), owners, people))
     return by_score
+
+
+def whitenings(training_means: np.ndarray) -> dict[str, Transform]:
+    """Per floor e, "whitened e": centre, whiten (fitted on ``training_means``), scale to unit length."""
+    out = {}
+    for floor in WHITENING_FLOORS:
+        whitening = Whitening(training_means.shape[1], floor)
+        whitening.fit(torch.from_numpy(training_means))
+        out[f"whitened {floor:g}"] = functools.partial(_whitened, whitening)
+    return out
+
+
+def _whitened(whitening: Whitening, means: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        out = whitening(torch.from_numpy(means).float()).double().numpy()
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 def _nearest(people: np.ndarray, per_identity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -130,21 +160,24 @@ def main() -> None:
     training = encoder.card["training"]
     if training.get("held_out") not in (HELD_OUT_WALKS, HELD_OUT_PEOPLE):
         raise SystemExit(f"{args.model}: not trained with --hold-out-validation or --hold-out-people")
-    data = load_protocol(
-        args.data, validation_for(load_split(training["split"]), training["held_out"]), progress=False, f=encoder.f
-    )
+    split = load_split(training["split"])
+    data = load_protocol(args.data, validation_for(split, training["held_out"]), progress=False, f=encoder.f)
+    trained_on = _training_walks(load_protocol(args.data, split, progress=False, f=encoder.f), training["held_out"])
     everyone = np.unique(np.concatenate([data.probe_labels, data.gallery_labels]))
     start = load(_checkpoint_path(args.model)) if args.adapt_steps else None
-    means = _all_walk_means(encoder.encode, data)  # the same every draw unless the encoder is adapted per draw
+    # the same every draw unless the encoder is adapted per draw
+    means, transforms = _all_walk_means(encoder.encode, data), _whitenings_of(encoder.encode, trained_on)
     measured: dict[str, dict[str, list[float]]] = {}
     for repetition in progress(range(args.draws), "Draws of strangers", total=args.draws):
         strangers = np.random.default_rng([repetition, 5]).choice(everyone, len(everyone) // 3, replace=False)
         if start is not None:
-            means = _all_walk_means(adapted_on_enrolled(args, start, data, strangers, repetition), data)
+            adapted = adapted_on_enrolled(args, start, data, strangers, repetition)
+            means, transforms = _all_walk_means(adapted, data), _whitenings_of(adapted, trained_on)
         (probes, probe_people), (gallery, gallery_people) = means
         enrolled = ~np.isin(gallery_people, strangers)
         known = ~np.isin(probe_people, strangers)
-        for name, (nearest, score) in scores(probes, gallery[enrolled], gallery_people[enrolled]).items():
+        by_score = scores(probes, gallery[enrolled], gallery_people[enrolled], transforms)
+        for name, (nearest, score) in by_score.items():
             right = nearest == probe_people
             row = measured.setdefault(name, {"top1": [], **{f"frr{t:g}": [] for t in TARGETS}})
             row["top1"].append(float(np.mean(right[known])))
@@ -166,6 +199,16 @@ def adapted_on_enrolled(args: argparse.Namespace, start: dict, data, strangers: 
 def torch_embedder(encoder: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
     """A torch encoder as a function of windows, as ``walk_means`` takes it."""
     return lambda windows: embed_in_batches(encoder, torch.from_numpy(windows)).numpy()
+
+
+def _training_walks(data, held_out: str) -> tuple[np.ndarray, np.ndarray]:
+    """The windows the run trained on and their walks (no labels)."""
+    return data.without_validation_people() if held_out == HELD_OUT_PEOPLE else data.without_validation_probes()
+
+
+def _whitenings_of(embed: Callable[[np.ndarray], np.ndarray], trained_on: tuple[np.ndarray, np.ndarray]):
+    means, _ = pool_by_group(embed(trained_on[0]).astype(np.float64), trained_on[1])
+    return whitenings(means)
 
 
 def _checkpoint_path(model: Path) -> Path:
