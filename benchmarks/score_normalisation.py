@@ -19,7 +19,11 @@ scored against every enrolled identity (distance to its nearest enrolled walk me
   al. 2018, on the gallery side only: a live probe comes alone); the nearest identity by that score;
 - whitened e: the distance after centring and PCA-whitening with the statistics of the run's own training walks'
   means (no labels; eigenvalues floored at e x the largest, ``engines.models.whiten``) and scaling to unit
-  length (speaker verification's length normalisation, Garcia-Romero and Espy-Wilson 2011).
+  length (speaker verification's length normalisation, Garcia-Romero and Espy-Wilson 2011);
+- site's choice: whitened 1e-4 where a label-free check on the enrolled people prefers it, else raw. The check:
+  the share of enrolled walks whose two halves (in time) lie closer than the 1 % quantile of the distances
+  between walks of two different enrolled people (one track is one person; two names are two people); the
+  transform with the larger share wins, raw on a tie.
 
 ``--adapt-steps N``: per draw, the encoder (a TrackCon run) is first adapted on the enrolled people's gallery
 walks, each person one class, as ``gaitwatch adapt --gallery --steps N`` does (``engines.adapt``); no probe
@@ -60,6 +64,7 @@ TARGETS = (0.01, 0.05)
 REPETITIONS = 5
 CSLS_NEIGHBOURS = (3, 10)
 WHITENING_FLOORS = (1e-3, 1e-4)
+SITE_CHOICE = ("site's choice", "whitened 0.0001")  # (its row, the transform the check may choose over raw)
 HOLD_OUT_FLAG = {HELD_OUT_WALKS: "--hold-out-validation", HELD_OUT_PEOPLE: "--hold-out-people"}
 
 
@@ -121,6 +126,35 @@ def whitenings(training_means: np.ndarray) -> dict[str, Transform]:
     return out
 
 
+def half_walk_means(embed: Callable[[np.ndarray], np.ndarray], windows: np.ndarray, walks: np.ndarray, labels):
+    """Per walk of 4 or more windows: the means of its first and its second half (in time), and its person."""
+    embedded = embed(windows).astype(np.float64)
+    first, second, people = [], [], []
+    for walk in np.unique(walks):
+        rows = np.flatnonzero(walks == walk)  # a walk's windows are stored in time order
+        if len(rows) >= 4:
+            half = len(rows) // 2
+            first.append(embedded[rows[:half]].mean(axis=0))
+            second.append(embedded[rows[half:]].mean(axis=0))
+            people.append(labels[rows[0]])
+    return np.array(first), np.array(second), np.array(people)
+
+
+def half_walk_check(transform: Transform, halves: tuple, gallery: np.ndarray, owners: np.ndarray) -> float:
+    """Label-free: the share of enrolled walks whose halves lie closer than 99 % of the pairs of two enrolled
+    people's walks."""
+    first, second, people = halves
+    mine = np.isin(people, owners)
+    genuine = np.linalg.norm(transform(first[mine]) - transform(second[mine]), axis=1)
+    walks = transform(gallery)
+    impostor = np.linalg.norm(walks[:, None] - walks[None], axis=2)[owners[:, None] != owners[None]]
+    return float(np.mean(genuine < np.quantile(impostor, 0.01)))
+
+
+def _unchanged(means: np.ndarray) -> np.ndarray:
+    return means
+
+
 def _whitened(whitening: Whitening, means: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         out = whitening(torch.from_numpy(means).float()).double().numpy()
@@ -167,16 +201,24 @@ def main() -> None:
     start = load(_checkpoint_path(args.model)) if args.adapt_steps else None
     # the same every draw unless the encoder is adapted per draw
     means, transforms = _all_walk_means(encoder.encode, data), _whitenings_of(encoder.encode, trained_on)
+    halves = half_walk_means(encoder.encode, data.gallery, data.gallery_walk, data.gallery_labels)
     measured: dict[str, dict[str, list[float]]] = {}
     for repetition in progress(range(args.draws), "Draws of strangers", total=args.draws):
         strangers = np.random.default_rng([repetition, 5]).choice(everyone, len(everyone) // 3, replace=False)
         if start is not None:
             adapted = adapted_on_enrolled(args, start, data, strangers, repetition)
             means, transforms = _all_walk_means(adapted, data), _whitenings_of(adapted, trained_on)
+            halves = half_walk_means(adapted, data.gallery, data.gallery_walk, data.gallery_labels)
         (probes, probe_people), (gallery, gallery_people) = means
         enrolled = ~np.isin(gallery_people, strangers)
         known = ~np.isin(probe_people, strangers)
         by_score = scores(probes, gallery[enrolled], gallery_people[enrolled], transforms)
+        row_name, candidate = SITE_CHOICE
+        checks = [
+            half_walk_check(t, halves, gallery[enrolled], gallery_people[enrolled])
+            for t in (_unchanged, transforms[candidate])
+        ]
+        by_score[row_name] = by_score[candidate if checks[1] > checks[0] else "raw"]
         for name, (nearest, score) in by_score.items():
             right = nearest == probe_people
             row = measured.setdefault(name, {"top1": [], **{f"frr{t:g}": [] for t in TARGETS}})
