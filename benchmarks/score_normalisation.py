@@ -69,7 +69,12 @@ HOLD_OUT_FLAG = {HELD_OUT_WALKS: "--hold-out-validation", HELD_OUT_PEOPLE: "--ho
 
 
 def walk_means(embed: Callable[[np.ndarray], np.ndarray], windows: np.ndarray, walks: np.ndarray, labels: np.ndarray):
-    pooled, ids = pool_by_group(embed(windows).astype(np.float64), walks)
+    return _pooled(embed(windows).astype(np.float64), walks, labels)
+
+
+def _pooled(embedded: np.ndarray, walks: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each walk's mean embedding and its person."""
+    pooled, ids = pool_by_group(embedded, walks)
     label_of = dict(zip(walks.tolist(), labels.tolist(), strict=True))
     return pooled, np.array([label_of[i] for i in ids.tolist()])
 
@@ -126,9 +131,8 @@ def whitenings(training_means: np.ndarray) -> dict[str, Transform]:
     return out
 
 
-def half_walk_means(embed: Callable[[np.ndarray], np.ndarray], windows: np.ndarray, walks: np.ndarray, labels):
+def half_walk_means(embedded: np.ndarray, walks: np.ndarray, labels: np.ndarray):
     """Per walk of 4 or more windows: the means of its first and its second half (in time), and its person."""
-    embedded = embed(windows).astype(np.float64)
     first, second, people = [], [], []
     for walk in np.unique(walks):
         rows = np.flatnonzero(walks == walk)  # a walk's windows are stored in time order
@@ -149,6 +153,13 @@ def half_walk_check(transform: Transform, halves: tuple, gallery: np.ndarray, ow
     walks = transform(gallery)
     impostor = np.linalg.norm(walks[:, None] - walks[None], axis=2)[owners[:, None] != owners[None]]
     return float(np.mean(genuine < np.quantile(impostor, 0.01)))
+
+
+def site_choice(by_score: dict, transforms: dict[str, Transform], halves: tuple, gallery, owners) -> tuple:
+    """The ``SITE_CHOICE`` candidate's score where the half-walk check prefers its transform to none, else raw."""
+    candidate = SITE_CHOICE[1]
+    raw, transformed = (half_walk_check(t, halves, gallery, owners) for t in (_unchanged, transforms[candidate]))
+    return by_score[candidate if transformed > raw else "raw"]
 
 
 def _unchanged(means: np.ndarray) -> np.ndarray:
@@ -201,24 +212,18 @@ def main() -> None:
     start = load(_checkpoint_path(args.model)) if args.adapt_steps else None
     # the same every draw unless the encoder is adapted per draw
     means, transforms = _all_walk_means(encoder.encode, data), _whitenings_of(encoder.encode, trained_on)
-    halves = half_walk_means(encoder.encode, data.gallery, data.gallery_walk, data.gallery_labels)
     measured: dict[str, dict[str, list[float]]] = {}
     for repetition in progress(range(args.draws), "Draws of strangers", total=args.draws):
         strangers = np.random.default_rng([repetition, 5]).choice(everyone, len(everyone) // 3, replace=False)
         if start is not None:
             adapted = adapted_on_enrolled(args, start, data, strangers, repetition)
             means, transforms = _all_walk_means(adapted, data), _whitenings_of(adapted, trained_on)
-            halves = half_walk_means(adapted, data.gallery, data.gallery_walk, data.gallery_labels)
-        (probes, probe_people), (gallery, gallery_people) = means
+        (probes, probe_people), (gallery, gallery_people), halves = means
         enrolled = ~np.isin(gallery_people, strangers)
         known = ~np.isin(probe_people, strangers)
-        by_score = scores(probes, gallery[enrolled], gallery_people[enrolled], transforms)
-        row_name, candidate = SITE_CHOICE
-        checks = [
-            half_walk_check(t, halves, gallery[enrolled], gallery_people[enrolled])
-            for t in (_unchanged, transforms[candidate])
-        ]
-        by_score[row_name] = by_score[candidate if checks[1] > checks[0] else "raw"]
+        gallery, gallery_people = gallery[enrolled], gallery_people[enrolled]
+        by_score = scores(probes, gallery, gallery_people, transforms)
+        by_score[SITE_CHOICE[0]] = site_choice(by_score, transforms, halves, gallery, gallery_people)
         for name, (nearest, score) in by_score.items():
             right = nearest == probe_people
             row = measured.setdefault(name, {"top1": [], **{f"frr{t:g}": [] for t in TARGETS}})
@@ -257,11 +262,14 @@ def _checkpoint_path(model: Path) -> Path:
     return model / "model.pt" if model.is_dir() else model
 
 
-def _all_walk_means(embed: Callable[[np.ndarray], np.ndarray], data) -> tuple[tuple, tuple]:
-    """(probe walk means and people, gallery walk means and people)."""
+def _all_walk_means(embed: Callable[[np.ndarray], np.ndarray], data) -> tuple[tuple, tuple, tuple]:
+    """(probe walk means and people, gallery walk means and people, the gallery walks' half means): the gallery
+    windows embedded once for both."""
+    gallery = embed(data.gallery).astype(np.float64)
     return (
         walk_means(embed, data.probe, data.probe_walk, data.probe_labels),
-        walk_means(embed, data.gallery, data.gallery_walk, data.gallery_labels),
+        _pooled(gallery, data.gallery_walk, data.gallery_labels),
+        half_walk_means(gallery, data.gallery_walk, data.gallery_labels),
     )
 
 
