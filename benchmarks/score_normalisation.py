@@ -56,6 +56,7 @@ from engines.models.whiten import Whitening
 from engines.protocol import HELD_OUT_PEOPLE, HELD_OUT_WALKS, load_protocol, load_split, validation_for
 from engines.report import mean_std
 from engines.runtime.load import open_encoder
+from sensors.errors import InputError
 from sensors.progress import progress
 from stream.threshold import threshold_for_far
 
@@ -201,7 +202,10 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=REPETITIONS, help="draws of a third of the people as strangers")
     parser.add_argument("--adapt-steps", type=int, default=0, help="adapt on the enrolled people first (--gallery)")
     args = parser.parse_args()
-    encoder = open_encoder(args.model)
+    try:
+        encoder = open_encoder(args.model)
+    except InputError as err:
+        raise SystemExit(str(err)) from None
     training = encoder.card["training"]
     if training.get("held_out") not in (HELD_OUT_WALKS, HELD_OUT_PEOPLE):
         raise SystemExit(f"{args.model}: not trained with --hold-out-validation or --hold-out-people")
