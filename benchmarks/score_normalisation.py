@@ -20,6 +20,11 @@ scored against every enrolled identity (distance to its nearest enrolled walk me
 - whitened e: the distance after centring and PCA-whitening with the statistics of the run's own training walks'
   means (no labels; eigenvalues floored at e x the largest, ``engines.models.whiten``) and scaling to unit
   length (speaker verification's length normalisation, Garcia-Romero and Espy-Wilson 2011);
+- shape-fused w (and "whitened 1e-4 + shape w"): the walk-mean distance (raw, or whitened 1e-4) divided by its
+  median between two enrolled people's walks, plus w x the body-shape distance divided by its own such median.
+  A walk's body shape is the median over its frames of the 19 bone lengths, z-scored with the enrolled walks'
+  own mean and spread (fitted on the site, no labels: bone lengths differ between sensors); an identity's
+  distance is its nearest enrolled walk's;
 - site's choice: whitened 1e-4 where a label-free check on the enrolled people prefers it, else raw. The check:
   the share of enrolled walks whose two halves (in time) lie closer than the 1 % quantile of the distances
   between walks of two different enrolled people (one track is one person; two names are two people); the
@@ -57,6 +62,7 @@ from engines.protocol import HELD_OUT_PEOPLE, HELD_OUT_WALKS, load_protocol, loa
 from engines.report import mean_std
 from engines.runtime.load import open_encoder
 from sensors.errors import InputError
+from sensors.layouts import CANONICAL, bone_lengths
 from sensors.progress import progress
 from stream.threshold import threshold_for_far
 
@@ -65,6 +71,7 @@ TARGETS = (0.01, 0.05)
 REPETITIONS = 5
 CSLS_NEIGHBOURS = (3, 10)
 WHITENING_FLOORS = (1e-3, 1e-4)
+SHAPE_WEIGHTS = (0.25, 0.5)
 SITE_CHOICE = ("site's choice", "whitened 0.0001")  # (its row, the transform the check may choose over raw)
 HOLD_OUT_FLAG = {HELD_OUT_WALKS: "--hold-out-validation", HELD_OUT_PEOPLE: "--hold-out-people"}
 
@@ -82,18 +89,22 @@ def _pooled(embedded: np.ndarray, walks: np.ndarray, labels: np.ndarray) -> tupl
 
 def identity_distances(probes: np.ndarray, gallery: np.ndarray, owners: np.ndarray, people: np.ndarray) -> np.ndarray:
     """[probe, identity]: the distance to the identity's nearest enrolled walk mean."""
-    distance = np.linalg.norm(probes[:, None] - gallery[None], axis=2)
-    return np.stack([distance[:, owners == p].min(axis=1) for p in people], axis=1)
+    return _per_identity(np.linalg.norm(probes[:, None] - gallery[None], axis=2), owners, people)
 
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
 
 def scores(
-    probes: np.ndarray, gallery: np.ndarray, owners: np.ndarray, transforms: dict[str, Transform] | None = None
+    probes: np.ndarray,
+    gallery: np.ndarray,
+    owners: np.ndarray,
+    transforms: dict[str, Transform] | None = None,
+    shapes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per score: (the nearest identity by that score per probe, its score); ``transforms``: more scores, each
-    the raw distance after its transform of the walk means."""
+    the raw distance after its transform of the walk means; ``shapes`` (the probe and gallery walks' body shapes):
+    the shape-fused scores, on the raw distance and on ``SITE_CHOICE``'s transform where ``transforms`` has it."""
     people = np.unique(owners)
     per_identity = identity_distances(probes, gallery, owners, people)
     order = np.argsort(per_identity, axis=1)
@@ -119,7 +130,39 @@ def scores(
         by_score[f"CSLS {k}"] = _nearest(people, per_identity - 0.5 * crowding[None])
     for name, transform in (transforms or {}).items():
         by_score[name] = _nearest(people, identity_distances(transform(probes), transform(gallery), owners, people))
+    if shapes is not None:
+        bases = {"shape-fused": _unchanged}
+        if SITE_CHOICE[1] in (transforms or {}):
+            bases[f"{SITE_CHOICE[1]} + shape"] = transforms[SITE_CHOICE[1]]
+        for name, transform in bases.items():
+            for weight in SHAPE_WEIGHTS:
+                fused = shape_fused(transform(probes), transform(gallery), owners, *shapes, weight)
+                by_score[f"{name} {weight:g}"] = _nearest(people, _per_identity(fused, owners, people))
     return by_score
+
+
+def walk_shapes(windows: np.ndarray, walks: np.ndarray) -> np.ndarray:
+    """Each walk's body shape (walks ascending, as ``pool_by_group`` orders them): the median over its frames of
+    the canonical skeleton's bone lengths."""
+    bones = bone_lengths(windows, CANONICAL)
+    return np.stack([np.median(bones[walks == walk].reshape(-1, bones.shape[-1]), axis=0) for walk in np.unique(walks)])
+
+
+def shape_fused(probes, gallery, owners, probe_shapes, gallery_shapes, weight: float) -> np.ndarray:
+    """[probe walk, gallery walk]: the walk-mean distance plus ``weight`` x the body-shape distance, each divided
+    by its median between two enrolled people's walks; shapes z-scored with the enrolled walks' statistics."""
+    centre, spread = gallery_shapes.mean(axis=0), gallery_shapes.std(axis=0) + 1e-9
+    z_probes, z_gallery = (probe_shapes - centre) / spread, (gallery_shapes - centre) / spread
+    different = owners[:, None] != owners[None]
+    total = np.zeros((len(probes), len(gallery)))
+    for share, (a, b) in ((1.0, (probes, gallery)), (weight, (z_probes, z_gallery))):
+        scale = np.median(np.linalg.norm(b[:, None] - b[None], axis=2)[different])
+        total += share * np.linalg.norm(a[:, None] - b[None], axis=2) / scale
+    return total
+
+
+def _per_identity(per_walk: np.ndarray, owners: np.ndarray, people: np.ndarray) -> np.ndarray:
+    return np.stack([per_walk[:, owners == p].min(axis=1) for p in people], axis=1)
 
 
 def whitenings(training_means: np.ndarray) -> dict[str, Transform]:
@@ -213,6 +256,7 @@ def main() -> None:
     data = load_protocol(args.data, validation_for(split, training["held_out"]), progress=False, f=encoder.f)
     trained_on = _training_walks(load_protocol(args.data, split, progress=False, f=encoder.f), training["held_out"])
     everyone = np.unique(np.concatenate([data.probe_labels, data.gallery_labels]))
+    shapes = walk_shapes(data.probe, data.probe_walk), walk_shapes(data.gallery, data.gallery_walk)
     start = load(_checkpoint_path(args.model)) if args.adapt_steps else None
     # the same every draw unless the encoder is adapted per draw
     means, transforms = _all_walk_means(encoder.encode, data), _whitenings_of(encoder.encode, trained_on)
@@ -226,7 +270,7 @@ def main() -> None:
         enrolled = ~np.isin(gallery_people, strangers)
         known = ~np.isin(probe_people, strangers)
         gallery, gallery_people = gallery[enrolled], gallery_people[enrolled]
-        by_score = scores(probes, gallery, gallery_people, transforms)
+        by_score = scores(probes, gallery, gallery_people, transforms, (shapes[0], shapes[1][enrolled]))
         by_score[SITE_CHOICE[0]] = site_choice(by_score, transforms, halves, gallery, gallery_people)
         for name, (nearest, score) in by_score.items():
             right = nearest == probe_people
