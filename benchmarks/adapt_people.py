@@ -43,6 +43,7 @@ from engines.checkpoint import encoder_from, load
 from engines.impostors import ImpostorFit
 from engines.protocol import HELD_OUT_PEOPLE, load_protocol, load_split, people_validation_split
 from engines.report import mean_std
+from engines.track_distance import TrackDistance
 from stream.site_impostors import EnrolledTracks, site_threshold
 from stream.threshold import threshold_for_far
 
@@ -66,7 +67,9 @@ def score(
     right = nearest == probe_people
     known = ~np.isin(probe_people, strangers)
     if recorded is None:
-        tracks = EnrolledTracks.of(gallery_people[enrolled], gallery[enrolled], set(gallery_people.tolist()))
+        tracks = EnrolledTracks.of(
+            gallery_people[enrolled], gallery[enrolled], set(gallery_people.tolist()), TrackDistance()
+        )
         recorded = tracks.identity_pairs(), tracks.leave_one_out_nearest()
     fit = ImpostorFit.of(recorded[0], prior)
     site, _ = site_threshold(fit, recorded[1], TARGET, len(np.unique(gallery_people[enrolled])))

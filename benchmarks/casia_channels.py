@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.runtime.load import open_encoder, open_silhouette_encoder
+from engines.track_distance import impostor_scale
 from sensors.formats import read_file
 from sensors.formats.gwsil import companion, read_gwsil
 from sensors.replay import Replay
@@ -48,7 +49,6 @@ from sensors.silhouette_windows import track_silhouettes
 from stream.events import TRACK_END, Publisher
 from stream.fusion import FUSION_WEIGHT
 from stream.fusion_weight import WalkScores, best, weigh
-from stream.gallery.channel import impostor_scale
 from stream.gallery.gallery import Gallery
 from stream.matcher import SilhouetteChannel
 from stream.node.node import Node, NodeConfig, Source

@@ -17,7 +17,7 @@ then the gallery enrolled again with the adapted model. And ``gaitwatch adapt --
 suggested fine-tune on the enrolled tracks alone, each enrolled person a class (the names the user gave at
 enrollment; it also measures what a stranger scores, by stand-in fine-tunes), and the gallery moved onto it
 with ``gallery reembed``.
-Writes benchmarks/results/cross_site.json and benchmarks/cross_site.md.
+Writes benchmarks/results/cross_site.json and benchmarks/cross_site.md (``--name NAME``: NAME.json, NAME.md).
 
     python benchmarks/cross_site.py --checkpoint runs/trackcon-seed0/model.pt --baseline engines/data/simmc-kgbd.onnx
 """
@@ -171,6 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, required=True, help="a trackcon model.pt (adaptation starts here)")
     parser.add_argument("--baseline", type=Path, action="append", default=[], help="other models, scored as they are")
+    parser.add_argument("--name", default="cross_site", help="of the outputs: benchmarks/NAME.md, results/NAME.json")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -192,12 +193,13 @@ def main() -> None:
                 print(json.dumps({k: entry[k] for k in ("site", "name", "threshold", "summary")}), flush=True)
                 results.append(entry)
     out = ROOT / "benchmarks" / "results"
-    (out / "cross_site.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / f"{args.name}.json").write_text(json.dumps(results, indent=1) + "\n")
     lines = [
         "# Sites never trained on: CMU mocap and CASIA-B through the pose model",
         "",
         f"`python benchmarks/cross_site.py --checkpoint {args.checkpoint}"
         + "".join(f" --baseline {b}" for b in args.baseline)
+        + ("" if args.name == "cross_site" else f" --name {args.name}")
         + "`. Protocol in the script's docstring. Threshold: `calibrate site` at FAR 1 % (label-free).",
         "",
         "| site | model | nearest is right | named right | named wrong | unknown (enrolled) | strangers rejected "
@@ -212,8 +214,8 @@ def main() -> None:
             f"{s['named_wrong']} | {s['unknown']} | {s['strangers_rejected']}/{s['strangers']} | "
             f"{r['threshold']:.4f} | {took} |"
         )
-    lines += ["", "Per-track decisions and distances: `benchmarks/results/cross_site.json`."]
-    (ROOT / "benchmarks" / "cross_site.md").write_text("\n".join(lines) + "\n")
+    lines += ["", f"Per-track decisions and distances: `benchmarks/results/{args.name}.json`."]
+    (ROOT / "benchmarks" / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from engines.adapt import adapt_checkpoint
-from engines.checkpoint import encoder_from
-from engines.metrics import euclidean_distances, pool_by_group
+from engines.checkpoint import checkpoint_metric, encoder_from
+from engines.metrics import pool_by_group
 from engines.models import embed_in_batches
+from engines.track_distance import TrackDistance
 from sensors.progress import progress
 
 FOLDS = 4
@@ -52,6 +53,7 @@ def cross_fitted_strangers(
     if len(everyone) < MIN_PEOPLE:
         return None
     rng = np.random.default_rng([seed, 13])
+    metric = checkpoint_metric(checkpoint)
     folds = np.array_split(rng.permutation(everyone), min(FOLDS, len(everyone)))
     data = torch.from_numpy(np.ascontiguousarray(windows, np.float32))
     _, first = np.unique(tracks, return_index=True)
@@ -66,7 +68,8 @@ def cross_fitted_strangers(
         embedded = embed_in_batches(encoder_from(stand_in, "stand-in"), data).numpy().astype(np.float64)
         means, _ = pool_by_group(embedded, tracks)  # tracks ascending, as np.unique orders them
         left_out = np.isin(owner, fold)
-        distances = euclidean_distances(means[left_out], means[~left_out])
+        distance = TrackDistance.fit(metric, means[~left_out], owner[~left_out])  # the gallery of those trained on
+        distances = distance(means[left_out], means[~left_out])
         others = owner[~left_out]
         per_person = np.stack([distances[:, others == p].min(axis=1) for p in np.unique(others)])
         pairs.append(per_person.ravel())

@@ -43,7 +43,9 @@ def describe(data: dict) -> dict:
 
 
 def encoder_from(data: dict, path: str | Path) -> nn.Module:
-    """The trained encoder (eval mode) of a loaded checkpoint."""
+    """The trained encoder (eval mode) of a loaded checkpoint; with ``body_shape`` set (``gaitwatch export
+    --body-shape``), its embeddings followed by each window's bone lengths (``engines.track_distance``)."""
+    from engines.models.trackcon import WithBodyShape
     from engines.train.methods import get_method
 
     method = get_method(data["method"])
@@ -52,4 +54,15 @@ def encoder_from(data: dict, path: str | Path) -> nn.Module:
         model.load_state_dict(data["model_state"])
     except (RuntimeError, KeyError) as err:
         raise FormatError(path, "", f"weights do not fit the {data['method']} model ({err})") from None
-    return model.encoder.eval()
+    if not data.get("body_shape"):
+        return model.encoder.eval()
+    if data["method"] != WithBodyShape.method:
+        raise FormatError(path, "body_shape", f"only a {WithBodyShape.method} model carries the body shape")
+    return WithBodyShape(model.encoder).eval()
+
+
+def checkpoint_metric(data: dict) -> str:
+    """How the embeddings of a loaded checkpoint's encoder are compared (``engines.track_distance``)."""
+    from engines.track_distance import BODY_SHAPE, EUCLIDEAN
+
+    return BODY_SHAPE if data.get("body_shape") else EUCLIDEAN

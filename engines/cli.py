@@ -155,11 +155,8 @@ def run_train(args: argparse.Namespace) -> int:
     _, split_seed = parse_split_spec(args.split)
     split = load_split(args.split)
     data = load_protocol(args.data, split, f=args.frames)
-    windows, tracks, held_out = data.train, data.train_walk, None
-    if args.hold_out_validation:
-        (windows, tracks), held_out = data.without_validation_probes(), HELD_OUT_WALKS
-    elif args.hold_out_people:
-        (windows, tracks), held_out = data.without_validation_people(), HELD_OUT_PEOPLE
+    held_out = HELD_OUT_WALKS if args.hold_out_validation else HELD_OUT_PEOPLE if args.hold_out_people else None
+    windows, tracks = data.training_tracks(held_out)
     description = {
         "split": args.split,
         "dataset": "kgbd",

@@ -1,8 +1,10 @@
 """Re-identification evaluation: window level (the papers' numbers) and walk level (what a live user sees).
 
 Window level: every probe window is matched against every gallery window.
-Walk level: each walk is one embedding, the mean of its windows' embeddings.
-No probe or gallery sample is dropped; distances are Euclidean. Any runtime backend can be scored
+Walk level: each walk is one embedding, the mean of its windows' embeddings, compared by the model's metric
+(``engines.track_distance``: Euclidean, or with the body shape fused in; a body-shape model's windows compare by
+their embeddings alone, as the bone lengths of one window are a track's feature measured noisily).
+No probe or gallery sample is dropped. Any runtime backend can be scored
 (torch checkpoints, ONNX, TensorRT engines), so an exported artifact is checked on the same protocol.
 """
 
@@ -10,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.metrics import ReidResult, pool_by_group, reid_metrics_embeddings
+from engines.metrics import ReidResult, pool_by_group, reid_metrics, reid_metrics_embeddings
 from engines.protocol import ProtocolData
 from engines.runtime.base import Encoder
+from engines.track_distance import BODY_SHAPE, SHAPE_VALUES, TrackDistance
 
 
 def _walk_level(emb: np.ndarray, walks: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -23,8 +26,12 @@ def _walk_level(emb: np.ndarray, walks: np.ndarray, labels: np.ndarray) -> tuple
 
 def evaluate(encoder: Encoder, data: ProtocolData) -> dict[str, ReidResult]:
     probe, gallery = encoder.encode(data.probe), encoder.encode(data.gallery)
-    window = reid_metrics_embeddings(probe, gallery, data.probe_labels, data.gallery_labels)
+    metric = encoder.card["metric"]
+    shape = SHAPE_VALUES if metric == BODY_SHAPE else 0  # windows compare by the embedding alone
+    kept = probe.shape[1] - shape
+    window = reid_metrics_embeddings(probe[:, :kept], gallery[:, :kept], data.probe_labels, data.gallery_labels)
     probe_walks, probe_walk_labels = _walk_level(probe, data.probe_walk, data.probe_labels)
     gallery_walks, gallery_walk_labels = _walk_level(gallery, data.gallery_walk, data.gallery_labels)
-    walk = reid_metrics_embeddings(probe_walks, gallery_walks, probe_walk_labels, gallery_walk_labels)
+    distance = TrackDistance.fit(metric, gallery_walks, gallery_walk_labels)  # as a gallery of these walks would
+    walk = reid_metrics(distance(probe_walks, gallery_walks), probe_walk_labels, gallery_walk_labels)
     return {"window": window, "walk": walk}

@@ -23,7 +23,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from engines.metrics import euclidean_distances
+from engines.track_distance import EUCLIDEAN, TrackDistance
 from sensors.errors import InputError
 
 MIN_PAIRS = 3  # fewer impostor pairs than this describe nothing
@@ -85,15 +85,19 @@ class ImpostorFit:
         }
 
 
-def track_shape(embeddings: np.ndarray, tracks: np.ndarray, most: int = 1000, seed: int = 0) -> dict:
+def track_shape(
+    embeddings: np.ndarray, tracks: np.ndarray, most: int = 1000, seed: int = 0, metric: str = EUCLIDEAN
+) -> dict:
     """The relative spread of distances between the mean embeddings of different tracks (at most ``most`` tracks,
-    drawn with ``seed``): the prior ``ImpostorFit.of`` weighs in, recorded by training in the model card."""
+    drawn with ``seed``), compared by ``metric`` (each track its own identity): the prior ``ImpostorFit.of`` weighs
+    in, recorded by training in the model card."""
     ids = np.unique(tracks)
     if len(ids) > most:
         ids = np.sort(np.random.default_rng(seed).choice(ids, most, replace=False))
     means = np.stack([embeddings[tracks == t].astype(np.float64).mean(axis=0) for t in ids])
     upper = np.triu_indices(len(means), 1)
-    fit = ImpostorFit.of(euclidean_distances(means, means)[upper])  # chunked: 1000 tracks x 128 D stays small
+    distance = TrackDistance.fit(metric, means, np.arange(len(means)))
+    fit = ImpostorFit.of(distance(means, means)[upper])  # chunked: 1000 tracks x 128 D stays small
     return {
         "relative_spread": fit.spread / fit.centre,
         "centre": fit.centre,

@@ -11,6 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from engines.track_distance import BODY_SHAPE, EUCLIDEAN, check_metric
 from sensors import atomic
 from sensors.errors import FormatError, InputError
 
@@ -90,6 +91,7 @@ def read_card(artifact: str | Path, verify: bool = True) -> dict:
         raise FormatError(path, "keys", f"missing {', '.join(missing)}")
     if card["card_version"] != CARD_VERSION:
         raise FormatError(path, "card_version", f"version {card['card_version']}, this gaitwatch reads {CARD_VERSION}")
+    check_metric(path, card["metric"])
     if verify:
         actual = sha256_of(artifact)
         if card["file"].get("sha256") != actual:
@@ -106,7 +108,7 @@ def card_from_checkpoint(info: dict | None, f: int, embedding_dim: int) -> dict:
             "rate_hz": 30.0,
             "layout": "kinect_v1",
             "embedding_dim": embedding_dim,
-            "metric": "euclidean",
+            "metric": EUCLIDEAN,
             "input": _input(f),
             "training": None,
         }
@@ -127,7 +129,7 @@ def card_from_checkpoint(info: dict | None, f: int, embedding_dim: int) -> dict:
         "rate_hz": float(info.get("rate_hz", 30.0)),
         "layout": info.get("layout", "kinect_v1"),
         "embedding_dim": embedding_dim,
-        "metric": "euclidean",
+        "metric": BODY_SHAPE if info.get("body_shape") else EUCLIDEAN,
         "input": _input(f),
         "training": {key: info[key] for key in training_keys if key in info},
         **{key: info[key] for key in ("adaptation", "impostor_shape") if key in info},

@@ -336,6 +336,14 @@ class ProtocolData:
         people = set(held_out_people(self.split))
         return self._training_without(lambda name: name.split("/")[0] in people)
 
+    def training_tracks(self, held_out: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """The windows a model trained with ``held_out`` (its card says) learned from, and their tracks."""
+        if held_out == HELD_OUT_WALKS:
+            return self.without_validation_probes()
+        if held_out == HELD_OUT_PEOPLE:
+            return self.without_validation_people()
+        return self.train, self.train_walk
+
     def _training_without(self, held: Callable[[str], bool]) -> tuple[np.ndarray, np.ndarray]:
         out = np.array([held(name) for name in self.walk_names])
         keep = ~out[self.train_walk]

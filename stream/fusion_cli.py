@@ -49,7 +49,7 @@ def run_fusion(args: argparse.Namespace) -> int:
     from engines.runtime.load import open_encoder, open_silhouette_encoder
     from sensors import atomic
     from stream.fusion_weight import FORMAT, VERSION, best, weigh
-    from stream.gallery.channel import SILHOUETTE, impostor_scale
+    from stream.gallery.channel import SILHOUETTE
     from stream.gallery.gallery import Gallery
 
     labelled = [_named_walk(text) for text in args.walks]
@@ -63,8 +63,7 @@ def run_fusion(args: argparse.Namespace) -> int:
     gallery = Gallery.open(args.gallery, encoder.card, writable=False)
     try:
         gallery.check_channel_model(SILHOUETTE, silhouettes.card)
-        index = gallery.tracks.index
-        scales = impostor_scale(index.vectors, index.owners), gallery.channel_scale(SILHOUETTE)
+        scales = gallery.tracks.impostor_scale(), gallery.channel_scale(SILHOUETTE)
         if scales[0] is None or scales[1] is None:
             raise InputError(f"{gallery.store.where}: needs at least two people enrolled with silhouettes")
         walks = [(gallery.store.identity(f"name:{name}").id, path) for name, path in labelled]

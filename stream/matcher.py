@@ -31,7 +31,7 @@ import numpy as np
 
 from sensors.errors import InputError
 from stream.fusion import FUSION_WEIGHT, fuse
-from stream.gallery.channel import SILHOUETTE, impostor_scale
+from stream.gallery.channel import SILHOUETTE
 from stream.gallery.gallery import Gallery, Match
 from stream.gallery.postgres import DatabaseUnreachable
 from stream.gallery.store import Origin
@@ -203,12 +203,11 @@ class TrackMatcher:
         (computed once per state). The skeleton one is measured again when the track index's size changes or after
         ``SCALE_MAX_AGE_S`` (a median over many pairs moves little with one change, and other processes' changes
         that keep the size reach it then), reading the index under its lock: a follower may change it."""
-        index = self.gallery.tracks.index
+        tracks = self.gallery.tracks
         now = time.monotonic()
         cached = self._skeleton_scale
-        if cached is None or cached[0] != len(index) or now - cached[1] > SCALE_MAX_AGE_S:
-            with index.lock.reading():
-                cached = self._skeleton_scale = (len(index), now, impostor_scale(index.vectors, index.owners))
+        if cached is None or cached[0] != len(tracks) or now - cached[1] > SCALE_MAX_AGE_S:
+            cached = self._skeleton_scale = (len(tracks), now, tracks.impostor_scale())
         return cached[2], self.gallery.channel_scale(SILHOUETTE)
 
     def _decide(

@@ -141,6 +141,7 @@ def _check_gallery(gallery: Location, card: dict) -> None:
 def site_report(gallery: Location, encoder, seen: list, fars: list[float]) -> tuple[dict, tuple]:
     """The threshold file's content for ``gallery`` and the site's ``seen`` tracks; and what the plot shows."""
     from engines.impostors import ImpostorFit
+    from engines.track_distance import TrackDistance
     from stream.adaptation_card import recorded_strangers
     from stream.site_impostors import EnrolledTracks, concurrent_pairs, site_threshold
     from stream.threshold import FORMAT, VERSION
@@ -153,16 +154,17 @@ def site_report(gallery: Location, encoder, seen: list, fars: list[float]) -> tu
     finally:
         store.close()
     named = {i.id for i in identities if not i.anonymous}
+    distance = TrackDistance.fit(encoder.card["metric"], enrolled.means, enrolled.owners)  # as the node's index does
     recorded = recorded_strangers(encoder.card)
     if recorded is None:
-        tracks = EnrolledTracks.of(enrolled.owners, enrolled.means, named)
+        tracks = EnrolledTracks.of(enrolled.owners, enrolled.means, named, distance)
         from_identities, strangers = tracks.identity_pairs(), tracks.leave_one_out_nearest()
     else:  # measured at adaptation, by people each stand-in model left out (engines.adapt_strangers)
         from_identities, strangers = recorded
-    from_recordings = concurrent_pairs(seen)
+    from_recordings = concurrent_pairs(seen, distance)
     impostors = np.concatenate([from_identities, from_recordings])
     fit = ImpostorFit.of(impostors, prior=encoder.card.get("impostor_shape"))
-    nearest = _nearest_enrolled([t.mean for t in seen], enrolled.means)
+    nearest = _nearest_enrolled([t.mean for t in seen], enrolled.means, distance)
     rows = []
     for far in fars:
         threshold, source = site_threshold(fit, strangers, far, len(identities))
@@ -185,7 +187,8 @@ def site_report(gallery: Location, encoder, seen: list, fars: list[float]) -> tu
         "gallery": str(gallery),
         "identities": len(identities),
         "named_identities": len(named),
-        "score": "Euclidean distance of a track's mean embedding to the identity's nearest enrolled track mean",
+        "score": f"distance ({encoder.card['metric']}, engines/track_distance.py) of a track's mean embedding to the "
+        "identity's nearest enrolled track mean",
         "impostor_pairs": {
             "identities": len(from_identities),
             "concurrent_tracks": len(from_recordings),
@@ -230,12 +233,10 @@ def seen_tracks(paths: list[Path], encoder, sensor_id: str | None, calibrations)
     ]
 
 
-def _nearest_enrolled(means: list[np.ndarray], enrolled: np.ndarray) -> np.ndarray:
-    from engines.metrics import euclidean_distances
-
+def _nearest_enrolled(means: list[np.ndarray], enrolled: np.ndarray, distance) -> np.ndarray:
     if not means or len(enrolled) == 0:
         return np.zeros(0)
-    return euclidean_distances(np.asarray(means), enrolled).min(axis=1)
+    return distance(np.asarray(means), enrolled).min(axis=1)
 
 
 def _share(strangers: np.ndarray, threshold: float, others: int, fit) -> dict | None:

@@ -14,22 +14,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from engines.impostors import ImpostorFit
-from engines.metrics import euclidean_distances
+from engines.track_distance import TrackDistance
 from stream.threshold import threshold_for_far
 
 
 @dataclass(frozen=True)
 class EnrolledTracks:
-    """The enrolled tracks of the named identities and the distance between every two of them, computed once
-    (``engines.metrics.euclidean_distances``: chunked, no [T, T, D] temporary) for both impostor readings."""
+    """The enrolled tracks of the named identities and the distance between every two of them (the gallery's
+    ``TrackDistance``: chunked, no [T, T, D] temporary), computed once for both impostor readings."""
 
     owners: np.ndarray  # [T] identity of each track
     distances: np.ndarray  # [T, T]
 
     @classmethod
-    def of(cls, owners: np.ndarray, means: np.ndarray, named: set[int]) -> EnrolledTracks:
+    def of(cls, owners: np.ndarray, means: np.ndarray, named: set[int], distance: TrackDistance) -> EnrolledTracks:
         keep = np.isin(owners, sorted(named))
-        return cls(owners[keep], euclidean_distances(means[keep], means[keep]))
+        return cls(owners[keep], distance(means[keep], means[keep]))
 
     def identity_pairs(self) -> np.ndarray:
         """Per track and per *other* identity: the distance of the track to that identity's nearest track — how
@@ -64,15 +64,17 @@ class SeenTrack:
     mean: np.ndarray
 
 
-def concurrent_pairs(tracks: list[SeenTrack]) -> np.ndarray:
+def concurrent_pairs(tracks: list[SeenTrack], distance: TrackDistance) -> np.ndarray:
     """Distances between tracks one sensor saw at the same time (different people by definition)."""
-    out = []
+    pairs = []
     for i, a in enumerate(tracks):
         for b in tracks[i + 1 :]:
             same_view = a.recording == b.recording and a.sensor == b.sensor
             if same_view and a.start < b.end and b.start < a.end:
-                out.append(float(np.linalg.norm(np.asarray(a.mean, np.float64) - b.mean)))
-    return np.asarray(out, np.float64)
+                pairs.append((a.mean, b.mean))
+    if not pairs:
+        return np.zeros(0)
+    return distance.rows(np.array([a for a, _ in pairs]), np.array([b for _, b in pairs]))
 
 
 def site_threshold(fit: ImpostorFit, strangers: np.ndarray, far: float, identities: int) -> tuple[float, str]:

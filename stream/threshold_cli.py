@@ -67,7 +67,8 @@ def run_threshold(args: argparse.Namespace) -> int:
         "data": str(args.data),
         "split": args.split,
         "part": args.on,
-        "score": "Euclidean distance of a probe walk's mean embedding to the identity's nearest enrolled walk mean",
+        "score": f"distance ({encoder.card['metric']}, engines/track_distance.py) of a probe walk's mean embedding to "
+        "the identity's nearest enrolled walk mean",
         "matcher": {
             "note": "the node's threshold (--threshold FILE --far F): per target open-set FAR, the share of people "
             "who are not enrolled that are named as someone (each probe scored against the gallery without its "

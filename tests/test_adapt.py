@@ -180,3 +180,23 @@ def test_adapt_command_learns_from_a_gallery_s_enrolled_people(checkpoint: Path,
     nothing = gaitwatch("adapt", "--from", checkpoint, "--out", tmp_path / "y", ok=False)
     assert_one_line_error(nothing, "needs recordings of the site, a --gallery")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+@pytest.mark.skipif(not DEMO.is_file(), reason="the bundled demo recording is missing")
+def test_a_body_shape_model_keeps_its_body_shape_through_adaptation(checkpoint: Path, tmp_path: Path):
+    from engines.track_distance import BODY_SHAPE, SHAPE_VALUES
+
+    shaped = tmp_path / "shaped.onnx"
+    gaitwatch("export", checkpoint, "--body-shape", "--out", shaped)
+    start = shaped.with_suffix(".pt")
+    gallery = tmp_path / "people.db"
+    gaitwatch("gallery", "create", gallery, "--model", start)
+    gaitwatch("gallery", "enroll", gallery, DEMO, "--model", start, "--label", "subject", "--keep-windows")
+    out = tmp_path / "site-model"
+    gaitwatch("adapt", "--gallery", gallery, "--from", start, "--out", out, "--steps", "3")
+    card = read_card(out / "model.onnx")
+    assert card["metric"] == BODY_SHAPE and card["embedding_dim"] == read_card(shaped)["embedding_dim"]
+    assert card["embedding_dim"] == 32 + SHAPE_VALUES and card["adaptation"]["strangers"]["folds"] == 4
+    gaitwatch("gallery", "reembed", gallery, "--model", out / "model.onnx")
+    gaitwatch("calibrate", "site", DEMO, "--gallery", gallery, "--model", out / "model.onnx", "--out", tmp_path / "s")
+    assert BODY_SHAPE in json.loads((tmp_path / "s" / "threshold.json").read_text())["score"]

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from engines.track_distance import TrackDistance
+
 pytest.importorskip("onnxscript", reason="onnxscript (ONNX export) not installed: the 'train' extra")
 
 from engines.adapt import adapt_checkpoint
@@ -45,7 +47,7 @@ def test_strangers_score_closer_than_the_people_the_fine_tune_pushed_apart(check
     final = encoder_from(adapt_checkpoint(start, windows, people, steps=60, show_progress=False), "final")
     embedded = embed_in_batches(final, torch.from_numpy(windows)).numpy().astype(np.float64)
     means = np.stack([embedded[tracks == t].mean(axis=0) for t in np.unique(tracks)])
-    enrolled = EnrolledTracks.of(np.unique(tracks) // TRACKS_EACH, means, set(range(PEOPLE)))
+    enrolled = EnrolledTracks.of(np.unique(tracks) // TRACKS_EACH, means, set(range(PEOPLE)), TrackDistance())
     # what calibrating by the enrolled people's own distances would assume a stranger scores: too far
     assert np.median(record["nearest"]) < np.median(enrolled.leave_one_out_nearest())
 

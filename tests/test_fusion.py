@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engines.track_distance import MAX_PAIRS, impostor_scale
 from stream.fusion import fuse
-from stream.gallery.channel import MAX_PAIRS, impostor_scale
 
 
 def test_the_impostor_scale_is_the_median_distance_between_different_identities_only():

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engines import track_distance
 from sensors.errors import InputError
-from stream.gallery import channel as channel_module
 from stream.gallery.channel import SILHOUETTE, ChannelIndex
 from stream.gallery.gallery import Gallery, Match
 from stream.gallery.location import open_store
@@ -153,7 +153,7 @@ def test_the_impostor_scale_is_the_median_distance_between_different_people(monk
     owners, means = rng.integers(0, 6, 50), rng.normal(size=(50, 8))
     distances = np.sqrt(((means[:, None] - means[None]) ** 2).sum(-1))
     upper = np.triu(np.ones((50, 50), bool), 1) & (owners[:, None] != owners[None])
-    monkeypatch.setattr(channel_module, "MAX_PAIRS", 300)  # fewer than the 1,225 pairs: a sample of them
+    monkeypatch.setattr(track_distance, "MAX_PAIRS", 300)  # fewer than the 1,225 pairs: a sample of them
     scaled = ChannelIndex(
         SILHOUETTE, TrackMeans(np.arange(50), owners, np.ones(50, np.int64), means.astype(np.float32))
     )

@@ -18,12 +18,13 @@ import numpy as np
 import pytest
 
 from engines.runtime.load import open_encoder, open_silhouette_encoder
+from engines.track_distance import impostor_scale
 from sensors.formats.gwrec import write_recording
 from sensors.formats.gwsil import SilhouetteWriter, companion, read_gwsil
 from sensors.replay import Replay
 from sensors.silhouette_windows import windows_of
 from stream.events import IDENTITY, Publisher
-from stream.gallery.channel import SILHOUETTE, impostor_scale
+from stream.gallery.channel import SILHOUETTE
 from stream.gallery.gallery import Gallery
 from stream.gallery.store import Origin
 from stream.matcher import SilhouetteChannel, TrackMatcher

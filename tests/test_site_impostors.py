@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from engines.impostors import ImpostorFit, track_shape
+from engines.track_distance import TrackDistance
 from sensors.errors import InputError
 from stream.site_impostors import (
     EnrolledTracks,
@@ -54,12 +55,12 @@ def test_too_few_pairs_and_bad_rates_are_refused():
 def test_identity_pairs_compare_each_track_with_the_nearest_track_of_every_other_named_identity():
     owners = np.array([1, 1, 2, 3])
     means = np.array([[0.0, 0], [0.0, 1], [3.0, 0], [0.0, 5]])
-    pairs = np.sort(EnrolledTracks.of(owners, means, named={1, 2, 3}).identity_pairs())
+    pairs = np.sort(EnrolledTracks.of(owners, means, {1, 2, 3}, TrackDistance()).identity_pairs())
     # tracks of 1 -> identity 2: 3, sqrt(10); -> 3: 5, 4; track of 2 -> 1: 3; -> 3: sqrt(34); track of 3 -> 1: 4; -> 2
     expected = np.sort([3, np.sqrt(10), 5, 4, 3, np.sqrt(34), 4, np.sqrt(34)])
     np.testing.assert_allclose(pairs, expected)
     # anonymous ones (not named) are left out
-    assert len(EnrolledTracks.of(owners, means, named={1}).identity_pairs()) == 0
+    assert len(EnrolledTracks.of(owners, means, {1}, TrackDistance()).identity_pairs()) == 0
 
 
 def test_only_tracks_one_sensor_saw_at_the_same_time_are_different_people():
@@ -73,13 +74,15 @@ def test_only_tracks_one_sensor_saw_at_the_same_time_are_different_people():
         seen(0, "b", 0, 10, 3.0),  # another sensor
         seen(1, "a", 0, 10, 4.0),  # another recording
     ]
-    np.testing.assert_allclose(np.sort(concurrent_pairs(tracks)), [1.0, 1.0])
+    np.testing.assert_allclose(np.sort(concurrent_pairs(tracks, TrackDistance())), [1.0, 1.0])
 
 
 def test_leave_one_out_scores_each_track_against_the_other_identities():
     owners = np.array([1, 1, 2])
     means = np.array([[0.0], [1.0], [3.0]])
-    np.testing.assert_allclose(EnrolledTracks.of(owners, means, {1, 2}).leave_one_out_nearest(), [3.0, 2.0, 2.0])
+    np.testing.assert_allclose(
+        EnrolledTracks.of(owners, means, {1, 2}, TrackDistance()).leave_one_out_nearest(), [3.0, 2.0, 2.0]
+    )
 
 
 def test_a_few_pairs_take_their_spread_mostly_from_the_model_s_prior():

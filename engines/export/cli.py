@@ -23,6 +23,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ex.add_argument(
         "--data", type=Path, help="KGBD zip or folder: score the artifact on its split for the card (default: no score)"
     )
+    ex.add_argument(
+        "--body-shape",
+        action="store_true",
+        help="a trackcon checkpoint: end each embedding with the window's bone lengths, which galleries compare "
+        "apart and fuse (engines/track_distance.py); also writes the checkpoint beside --out (.pt), for adapt --from "
+        "(its training data, or --data, refits calibrate site's prior)",
+    )
     ex.add_argument("--f", type=int, default=6, help="window length in frames, for 'raw'")
     ex.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="TensorRT precision")
     ex.add_argument("--max-batch", type=int, default=256, help="TensorRT optimisation profile: batch 1..this")
@@ -38,6 +45,10 @@ def run_export(args: argparse.Namespace) -> int:
     if _is_silhouette_model(args.model):
         return _export_selfgait(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.body_shape:
+        from engines.export.body_shape import with_body_shape
+
+        args.model = str(with_body_shape(args.model, args.out.with_suffix(".pt"), args.data))
     if args.format == "onnx":
         if args.out.suffix != ".onnx":
             raise InputError(f"{args.out}: an ONNX artifact's name ends in .onnx")

@@ -114,6 +114,23 @@ class TrackConEncoder(nn.Module):
         return F.normalize(self.mlp(self.input_statistics(self.features(windows))), dim=1)
 
 
+class WithBodyShape(nn.Module):
+    """[N, f, 20, 3] -> [N, dim + 19]: the encoder's embedding, then the window's 19 bone lengths (metres, averaged
+    over its frames), which the gallery compares apart and fuses (``engines.track_distance``). What a model exported
+    with ``--body-shape`` computes; training never sees it."""
+
+    method = TrackConEncoder.method
+
+    def __init__(self, encoder: TrackConEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.f = encoder.f
+        self.embedding_dim = encoder.embedding_dim + len(BONE_CHILDREN)
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.encoder(windows), bone_lengths(windows)], dim=1)
+
+
 class TrackConModel(nn.Module):
     """What is trained: the encoder alone (the contrastive loss needs no extra head)."""
 

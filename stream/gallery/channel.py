@@ -13,33 +13,11 @@ import functools
 
 import numpy as np
 
+from engines.track_distance import impostor_scale
 from sensors.errors import InputError
 from stream.gallery.store import TrackMeans
 
 SILHOUETTE = "silhouette"  # the channel of silhouette embeddings (a SelfGait encoder's)
-MAX_PAIRS = 20_000  # pairs of track means measured for a scale: a median needs no more
-
-
-def impostor_scale(means: np.ndarray, owners: np.ndarray, seed: int = 0) -> float | None:
-    """The median Euclidean distance between track means of different identities (None with fewer than two): a
-    channel's unit of distance, known without labels (``stream.fusion``). Every pair where there are at most
-    ``MAX_PAIRS``, else that many drawn with a fixed seed; only the rows of the pairs are read (a skeleton track
-    index may hold a million means)."""
-    owners = np.asarray(owners)
-    n = len(owners)
-    if n < 2 or not (owners != owners[0]).any():
-        return None
-    if n * (n - 1) // 2 <= MAX_PAIRS:
-        a, b = np.triu_indices(n, 1)
-    else:
-        rng = np.random.default_rng(seed)
-        a, b = rng.integers(0, n, MAX_PAIRS), rng.integers(0, n, MAX_PAIRS)
-    different = owners[a] != owners[b]
-    a, b = a[different], b[different]
-    if not len(a):
-        return None
-    gaps = np.asarray(means[a], np.float64) - np.asarray(means[b], np.float64)
-    return float(np.median(np.linalg.norm(gaps, axis=1)))
 
 
 class _Snapshot:

@@ -12,12 +12,22 @@ saved index of the current generation is taken as it is, reading no embedding; o
 with the store's per-track labels and counts (one query, no vectors): rows the store no longer has are
 dropped, tracks it lacks or holds with other counts or another identity (a merge) are read from the store.
 A missing, damaged or other model's index is rebuilt from every embedding.
+
+How a pooled embedding is scored against a track mean is the gallery's metric (``engines.track_distance``): the
+Euclidean distance, searched by the index itself; or, for a model with the body shape, the embedding distance
+and the z-scored bone lengths fused with statistics of the enrolled track means, which the index cannot search:
+every track mean is scored up to ``EXACT_LIMIT`` of them, and above that the identities the index finds nearest
+(``FUSED_CANDIDATES``) are re-scored. The statistics are fitted again when the number of track means changes,
+or after ``REFIT_AFTER_S`` (other processes' changes that keep the number reach it then).
 """
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
+from engines.track_distance import EUCLIDEAN, TrackDistance, impostor_scale
 from stream.gallery import index_files
 from stream.gallery.index import EmbeddingIndex, nearest_identities
 from stream.gallery.store import GalleryStore, TrackMeans
@@ -29,13 +39,17 @@ STEM = "tracks"
 EXACT_LIMIT = 5_000
 OVERSAMPLE = 4  # track means fetched per identity asked for: a person has few enrolled tracks
 PER_IDENTITY_READS = 50  # reconcile by reading identities one by one when at most 1 in this many tracks moved
+FUSED_CANDIDATES = 32  # identities re-scored with the body shape above EXACT_LIMIT: the right one may be 6th without
+REFIT_AFTER_S = 30.0  # the body-shape statistics are fitted again after this long (or when the row count changes)
 
 
 class TrackIndex:
-    def __init__(self, index: EmbeddingIndex, source: str, synced: int | None) -> None:
+    def __init__(self, index: EmbeddingIndex, source: str, synced: int | None, metric: str = EUCLIDEAN) -> None:
         self.index = index
         self.source = source  # "built", "loaded" or "caught up": for stats and tests
         self.synced = synced  # the store generation the rows equal, where known
+        self.metric = metric  # the gallery's model's (``engines.track_distance``)
+        self._fitted: tuple[int, float, TrackDistance] | None = None  # (rows, when, distance)
 
     @classmethod
     def open(cls, store: GalleryStore, exact_limit: int | None = None, background: bool = False) -> TrackIndex:
@@ -63,7 +77,7 @@ class TrackIndex:
         if fresh is not None:
             index.add(fresh.labels, fresh.owners, fresh.means, fresh.counts, graph=False)
         index.dirty = source != "loaded" and len(index) > 0  # and wherever a graph is adopted with changes or built
-        tracks = cls(index, source, generation)
+        tracks = cls(index, source, generation, store.meta["metric"])
         save = source == "built" and not store.readonly  # minutes of building at a million tracks: kept
         if graph is not None and len(index) > exact_limit and graph[0].get_current_count() <= 2 * len(index):
             index.adopt(*graph, graph_labels, changed=None if fresh is None else fresh.labels)
@@ -97,11 +111,54 @@ class TrackIndex:
     def nearest(self, pooled: np.ndarray, k: int) -> list[list[tuple]]:
         """Per pooled embedding [B, D], the k nearest identities as (identity, distance, track label), each
         scored by its nearest track mean."""
-        return nearest_identities(self.index, np.asarray(pooled, np.float32).reshape(-1, self.index.dim), k, OVERSAMPLE)
+        queries = np.asarray(pooled, np.float32).reshape(-1, self.index.dim)
+        if self.metric == EUCLIDEAN:
+            return nearest_identities(self.index, queries, k, OVERSAMPLE)
+        distance = self.distance()
+        if len(self.index) > self.index.exact_limit:
+            found = nearest_identities(self.index, queries, max(k, FUSED_CANDIDATES), OVERSAMPLE)
+        else:
+            found = [None] * len(queries)  # every track mean
+        with self.index.lock.reading():
+            ids, owners, vectors = self.index.ids, self.index.owners, self.index.vectors
+            out = []
+            for query, candidates in zip(queries, found, strict=True):
+                rows = slice(None) if candidates is None else np.isin(owners, [c[0] for c in candidates])
+                scores = distance(query[None], vectors[rows])[0]
+                out.append(_nearest_per_identity(scores, owners[rows], ids[rows], k))
+        return out
+
+    def distance(self) -> TrackDistance:
+        """The gallery's distance between track means, fitted on the rows as they are (kept ``REFIT_AFTER_S`` while
+        their number holds)."""
+        now = time.monotonic()
+        fitted = self._fitted
+        if fitted is None or fitted[0] != len(self.index) or now - fitted[1] > REFIT_AFTER_S:
+            with self.index.lock.reading():
+                distance = TrackDistance.fit(self.metric, self.index.vectors, self.index.owners)
+                fitted = self._fitted = (len(self.index), now, distance)
+        return fitted[2]
+
+    def impostor_scale(self) -> float | None:
+        """The median distance, in the gallery's metric, between track means of different identities: the skeleton
+        channel's label-free unit (``stream.fusion``)."""
+        distance = self.distance() if self.metric != EUCLIDEAN else None
+        with self.index.lock.reading():
+            if distance is None:
+                return impostor_scale(self.index.vectors, self.index.owners)
+            return distance.impostor_scale(self.index.vectors, self.index.owners)
 
     def save(self, store: GalleryStore) -> None:
         state = {"model_sha256": store.meta["model_sha256"], "gallery": store.key(), "generation": self.synced}
         self.index.save(store.path, STEM, state, rows=True)
+
+
+def _nearest_per_identity(scores: np.ndarray, owners: np.ndarray, labels: np.ndarray, k: int) -> list[tuple]:
+    """The k identities with the lowest score of any of their rows, as (identity, score, row label)."""
+    order = np.argsort(scores, kind="stable")
+    _, first = np.unique(owners[order], return_index=True)
+    best = order[np.sort(first)[:k]]
+    return [(int(owners[i]), float(scores[i]), int(labels[i])) for i in best]
 
 
 def reconcile(store: GalleryStore, index: EmbeddingIndex) -> tuple[np.ndarray, TrackMeans]:
