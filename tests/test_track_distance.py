@@ -184,3 +184,16 @@ def test_a_body_shape_site_calibrates_and_decides_with_the_fused_distance(shape_
     right, enrolled_tracks = map(int, re.search(r"enrolled people named right (\d+) of (\d+)", replay).groups())
     unknown, stranger_tracks = map(int, re.search(r"not enrolled rightly unknown (\d+) of (\d+)", replay).groups())
     assert unknown == stranger_tracks and right >= enrolled_tracks // 2, replay
+
+
+def test_an_empty_or_one_person_body_shape_gallery_answers_by_the_embedding(tmp_path: Path):
+    gallery = Gallery.create(tmp_path / "g.db", _shape_card())
+    means, owners = _people(n=1, tracks=2)
+    assert gallery.search_tracks(means[0], k=3) == []
+    identity = gallery.add_identity("only")
+    gallery.enroll(identity, means.astype(np.float32), [Origin("site", str(r)) for r in range(len(means))])
+    (found,) = gallery.search_tracks(means[0] + 0.5, k=3)  # no scale with one person: the embedding alone
+    assert found.identity == identity
+    assert found.distance == pytest.approx(np.linalg.norm(0.5 * np.ones(EMBEDDING)), rel=1e-4)
+    assert gallery.tracks.impostor_scale() is None
+    gallery.close()

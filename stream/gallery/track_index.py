@@ -115,17 +115,17 @@ class TrackIndex:
         if self.metric == EUCLIDEAN:
             return nearest_identities(self.index, queries, k, OVERSAMPLE)
         distance = self.distance()
+        found = None
         if len(self.index) > self.index.exact_limit:
             found = nearest_identities(self.index, queries, max(k, FUSED_CANDIDATES), OVERSAMPLE)
-        else:
-            found = [None] * len(queries)  # every track mean
         with self.index.lock.reading():
             ids, owners, vectors = self.index.ids, self.index.owners, self.index.vectors
+            if found is None:  # every track mean, the batch at once
+                return [_nearest_per_identity(row, owners, ids, k) for row in distance(queries, vectors)]
             out = []
             for query, candidates in zip(queries, found, strict=True):
-                rows = slice(None) if candidates is None else np.isin(owners, [c[0] for c in candidates])
-                scores = distance(query[None], vectors[rows])[0]
-                out.append(_nearest_per_identity(scores, owners[rows], ids[rows], k))
+                rows = np.isin(owners, [c[0] for c in candidates])
+                out.append(_nearest_per_identity(distance(query[None], vectors[rows])[0], owners[rows], ids[rows], k))
         return out
 
     def distance(self) -> TrackDistance:
