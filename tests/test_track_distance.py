@@ -188,7 +188,7 @@ def test_a_body_shape_site_calibrates_and_decides_with_the_fused_distance(shape_
 
 def test_an_empty_or_one_person_body_shape_gallery_answers_by_the_embedding(tmp_path: Path):
     gallery = Gallery.create(tmp_path / "g.db", _shape_card())
-    means, owners = _people(n=1, tracks=2)
+    means, _ = _people(n=1, tracks=2)
     assert gallery.search_tracks(means[0], k=3) == []
     identity = gallery.add_identity("only")
     gallery.enroll(identity, means.astype(np.float32), [Origin("site", str(r)) for r in range(len(means))])

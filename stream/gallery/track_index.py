@@ -121,7 +121,7 @@ class TrackIndex:
         with self.index.lock.reading():
             ids, owners, vectors = self.index.ids, self.index.owners, self.index.vectors
             if found is None:  # every track mean, the batch at once
-                return [_nearest_per_identity(row, owners, ids, k) for row in distance(queries, vectors)]
+                return _nearest_identities_of_all(distance(queries, vectors), owners, ids, k)
             out = []
             for query, candidates in zip(queries, found, strict=True):
                 rows = np.isin(owners, [c[0] for c in candidates])
@@ -151,6 +151,28 @@ class TrackIndex:
     def save(self, store: GalleryStore) -> None:
         state = {"model_sha256": store.meta["model_sha256"], "gallery": store.key(), "generation": self.synced}
         self.index.save(store.path, STEM, state, rows=True)
+
+
+def _nearest_identities_of_all(scores: np.ndarray, owners: np.ndarray, labels: np.ndarray, k: int) -> list[list]:
+    """``_nearest_per_identity`` for scores [B, T] of every row: each identity's lowest score found once for the
+    batch (rows grouped by identity), the row label looked up for the k chosen only."""
+    if scores.shape[1] == 0:
+        return [[] for _ in scores]
+    order = np.argsort(owners, kind="stable")
+    grouped = owners[order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    best = np.minimum.reduceat(scores[:, order], starts, axis=1)  # [B, identities]
+    chosen = np.argsort(best, axis=1, kind="stable")[:, :k]
+    out = []
+    for row, picks in zip(scores, chosen, strict=True):
+        found = []
+        for j in picks:
+            members = order[starts[j] : ends[j]]
+            nearest = members[np.argmin(row[members])]
+            found.append((int(grouped[starts[j]]), float(row[nearest]), int(labels[nearest])))
+        out.append(found)
+    return out
 
 
 def _nearest_per_identity(scores: np.ndarray, owners: np.ndarray, labels: np.ndarray, k: int) -> list[tuple]:
