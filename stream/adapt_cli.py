@@ -90,6 +90,12 @@ def run_adapt(args: argparse.Namespace) -> int:
     windows, classes = (np.concatenate([part[i] for part in parts]) for i in range(2))
     adapted = adapt_checkpoint(checkpoint, windows, classes, steps=args.steps, seed=args.seed)
     if args.gallery is not None and args.steps:
+        if checkpoint.get("body_shape"):
+            print(
+                "warning: --from carries the body shape; fine-tuned on a gallery's people it did not help on KGBD "
+                "and calibrate site named more strangers than --far said (docs/site.md): adapt the model without it",
+                file=sys.stderr,
+            )
         adapted["adaptation"]["strangers"] = measure_strangers(checkpoint, parts[0], args.steps, args.seed)
     adapted["adaptation"]["recordings"] = [str(p) for p in args.recordings]
     adapted["adaptation"]["gallery"] = None if args.gallery is None else str(args.gallery)

@@ -193,7 +193,8 @@ def test_a_body_shape_model_keeps_its_body_shape_through_adaptation(checkpoint: 
     gaitwatch("gallery", "create", gallery, "--model", start)
     gaitwatch("gallery", "enroll", gallery, DEMO, "--model", start, "--label", "subject", "--keep-windows")
     out = tmp_path / "site-model"
-    gaitwatch("adapt", "--gallery", gallery, "--from", start, "--out", out, "--steps", "3")
+    adapted = gaitwatch("adapt", "--gallery", gallery, "--from", start, "--out", out, "--steps", "3")
+    assert "warning: --from carries the body shape" in adapted.stderr  # measured: no help after --gallery
     card = read_card(out / "model.onnx")
     assert card["metric"] == BODY_SHAPE and card["embedding_dim"] == read_card(shaped)["embedding_dim"]
     assert card["embedding_dim"] == 32 + SHAPE_VALUES and card["adaptation"]["strangers"]["folds"] == 4
