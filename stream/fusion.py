@@ -4,7 +4,7 @@ Why scale each channel by its own impostor scale: the two encoders' distances li
 skeleton distance of 0.1 and a silhouette distance of 3 can mean the same doubt). The gallery tells each
 channel's unit without labels, because two identities enrolled under different names are different people:
 the median distance between the enrolled track means of different identities
-(``stream.gallery.channel.impostor_scale``). A candidate's fused distance is
+(``engines.track_distance.impostor_scale``). A candidate's fused distance is
 
     D = w * d_skeleton + (1 - w) * d_silhouette * (s_skeleton / s_silhouette)
 
