@@ -254,7 +254,7 @@ def main() -> None:
         raise SystemExit(f"{args.model}: not trained with --hold-out-validation or --hold-out-people")
     split = load_split(training["split"])
     data = load_protocol(args.data, validation_for(split, training["held_out"]), progress=False, f=encoder.f)
-    trained_on = _training_walks(load_protocol(args.data, split, progress=False, f=encoder.f), training["held_out"])
+    trained_on = load_protocol(args.data, split, progress=False, f=encoder.f).training_tracks(training["held_out"])
     everyone = np.unique(np.concatenate([data.probe_labels, data.gallery_labels]))
     shapes = walk_shapes(data.probe, data.probe_walk), walk_shapes(data.gallery, data.gallery_walk)
     start = load(_checkpoint_path(args.model)) if args.adapt_steps else None
@@ -294,11 +294,6 @@ def adapted_on_enrolled(args: argparse.Namespace, start: dict, data, strangers: 
 def torch_embedder(encoder: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
     """A torch encoder as a function of windows, as ``walk_means`` takes it."""
     return lambda windows: embed_in_batches(encoder, torch.from_numpy(windows)).numpy()
-
-
-def _training_walks(data, held_out: str) -> tuple[np.ndarray, np.ndarray]:
-    """The windows the run trained on and their walks (no labels)."""
-    return data.without_validation_people() if held_out == HELD_OUT_PEOPLE else data.without_validation_probes()
 
 
 def _whitenings_of(embed: Callable[[np.ndarray], np.ndarray], trained_on: tuple[np.ndarray, np.ndarray]):

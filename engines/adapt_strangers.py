@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from engines.adapt import adapt_checkpoint
-from engines.checkpoint import checkpoint_metric, encoder_from
+from engines.checkpoint import encoder_from
 from engines.metrics import pool_by_group
 from engines.models import embed_in_batches
-from engines.track_distance import TrackDistance
+from engines.track_distance import TrackDistance, metric_of
 from sensors.progress import progress
 
 FOLDS = 4
@@ -53,7 +53,7 @@ def cross_fitted_strangers(
     if len(everyone) < MIN_PEOPLE:
         return None
     rng = np.random.default_rng([seed, 13])
-    metric = checkpoint_metric(checkpoint)
+    metric = metric_of(checkpoint)
     folds = np.array_split(rng.permutation(everyone), min(FOLDS, len(everyone)))
     data = torch.from_numpy(np.ascontiguousarray(windows, np.float32))
     _, first = np.unique(tracks, return_index=True)

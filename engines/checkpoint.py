@@ -59,10 +59,3 @@ def encoder_from(data: dict, path: str | Path) -> nn.Module:
     if data["method"] != WithBodyShape.method:
         raise FormatError(path, "body_shape", f"only a {WithBodyShape.method} model carries the body shape")
     return WithBodyShape(model.encoder).eval()
-
-
-def checkpoint_metric(data: dict) -> str:
-    """How the embeddings of a loaded checkpoint's encoder are compared (``engines.track_distance``)."""
-    from engines.track_distance import BODY_SHAPE, EUCLIDEAN
-
-    return BODY_SHAPE if data.get("body_shape") else EUCLIDEAN

@@ -15,7 +15,7 @@ import numpy as np
 from engines.metrics import ReidResult, pool_by_group, reid_metrics, reid_metrics_embeddings
 from engines.protocol import ProtocolData
 from engines.runtime.base import Encoder
-from engines.track_distance import BODY_SHAPE, SHAPE_VALUES, TrackDistance
+from engines.track_distance import TrackDistance
 
 
 def _walk_level(emb: np.ndarray, walks: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -26,12 +26,12 @@ def _walk_level(emb: np.ndarray, walks: np.ndarray, labels: np.ndarray) -> tuple
 
 def evaluate(encoder: Encoder, data: ProtocolData) -> dict[str, ReidResult]:
     probe, gallery = encoder.encode(data.probe), encoder.encode(data.gallery)
-    metric = encoder.card["metric"]
-    shape = SHAPE_VALUES if metric == BODY_SHAPE else 0  # windows compare by the embedding alone
-    kept = probe.shape[1] - shape
-    window = reid_metrics_embeddings(probe[:, :kept], gallery[:, :kept], data.probe_labels, data.gallery_labels)
     probe_walks, probe_walk_labels = _walk_level(probe, data.probe_walk, data.probe_labels)
     gallery_walks, gallery_walk_labels = _walk_level(gallery, data.gallery_walk, data.gallery_labels)
-    distance = TrackDistance.fit(metric, gallery_walks, gallery_walk_labels)  # as a gallery of these walks would
+    # as a gallery of these walks would compare them; windows by their embedding part alone
+    distance = TrackDistance.fit(encoder.card["metric"], gallery_walks, gallery_walk_labels)
+    window = reid_metrics_embeddings(
+        distance.embeddings(probe), distance.embeddings(gallery), data.probe_labels, data.gallery_labels
+    )
     walk = reid_metrics(distance(probe_walks, gallery_walks), probe_walk_labels, gallery_walk_labels)
     return {"window": window, "walk": walk}

@@ -11,7 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from engines.track_distance import BODY_SHAPE, EUCLIDEAN, check_metric
+from engines.track_distance import EUCLIDEAN, check_metric, metric_of
 from sensors import atomic
 from sensors.errors import FormatError, InputError
 
@@ -129,7 +129,7 @@ def card_from_checkpoint(info: dict | None, f: int, embedding_dim: int) -> dict:
         "rate_hz": float(info.get("rate_hz", 30.0)),
         "layout": info.get("layout", "kinect_v1"),
         "embedding_dim": embedding_dim,
-        "metric": BODY_SHAPE if info.get("body_shape") else EUCLIDEAN,
+        "metric": metric_of(info),
         "input": _input(f),
         "training": {key: info[key] for key in training_keys if key in info},
         **{key: info[key] for key in ("adaptation", "impostor_shape") if key in info},

@@ -48,6 +48,11 @@ def check_metric(where: object, metric: object) -> str:
     return metric  # type: ignore[return-value]
 
 
+def metric_of(description: dict) -> str:
+    """The metric of a checkpoint (or its description): with ``body_shape`` set, ``BODY_SHAPE``."""
+    return BODY_SHAPE if description.get("body_shape") else EUCLIDEAN
+
+
 def impostor_scale(
     means: np.ndarray,
     owners: np.ndarray,

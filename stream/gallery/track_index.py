@@ -125,7 +125,7 @@ class TrackIndex:
             out = []
             for query, candidates in zip(queries, found, strict=True):
                 rows = np.isin(owners, [c[0] for c in candidates])
-                out.append(_nearest_per_identity(distance(query[None], vectors[rows])[0], owners[rows], ids[rows], k))
+                out += _nearest_identities_of_all(distance(query[None], vectors[rows]), owners[rows], ids[rows], k)
         return out
 
     def distance(self) -> TrackDistance:
@@ -154,8 +154,9 @@ class TrackIndex:
 
 
 def _nearest_identities_of_all(scores: np.ndarray, owners: np.ndarray, labels: np.ndarray, k: int) -> list[list]:
-    """``_nearest_per_identity`` for scores [B, T] of every row: each identity's lowest score found once for the
-    batch (rows grouped by identity), the row label looked up for the k chosen only."""
+    """Per row of scores [B, T], the k identities with the lowest score of any of their rows, as (identity, score,
+    row label): each identity's lowest found once for the batch (rows grouped by identity), the row label looked
+    up for the k chosen only."""
     if scores.shape[1] == 0:
         return [[] for _ in scores]
     order = np.argsort(owners, kind="stable")
@@ -173,14 +174,6 @@ def _nearest_identities_of_all(scores: np.ndarray, owners: np.ndarray, labels: n
             found.append((int(grouped[starts[j]]), float(row[nearest]), int(labels[nearest])))
         out.append(found)
     return out
-
-
-def _nearest_per_identity(scores: np.ndarray, owners: np.ndarray, labels: np.ndarray, k: int) -> list[tuple]:
-    """The k identities with the lowest score of any of their rows, as (identity, score, row label)."""
-    order = np.argsort(scores, kind="stable")
-    _, first = np.unique(owners[order], return_index=True)
-    best = order[np.sort(first)[:k]]
-    return [(int(owners[i]), float(scores[i]), int(labels[i])) for i in best]
 
 
 def reconcile(store: GalleryStore, index: EmbeddingIndex) -> tuple[np.ndarray, TrackMeans]:
