@@ -15,7 +15,7 @@ from engines.checkpoint import load_encoder
 from engines.models.trackcon import CANONICAL_PARENTS, TrackConEncoder, body_frame, bone_lengths, mirrored
 from engines.train.augment import DEFAULTS, augment_windows
 from engines.train.loop import train
-from engines.train.trackcon import learning_rate, supervised_contrastive_loss
+from engines.train.trackcon import TrackConMethod, batch_loss, learning_rate, supervised_contrastive_loss, track_batches
 from tests.synthetic_gait import synthetic_windows
 
 SMALL = {"hidden": 64, "dim": 32, "tracks_per_batch": 8, "windows_per_track": 4, "steps_per_epoch": 20, "epochs": 3}
@@ -125,10 +125,39 @@ def test_the_loss_is_low_when_tracks_are_tight_and_apart_and_high_when_mixed():
     assert low < math.log(2) + 0.01 and high > math.log(11) - 0.1
 
 
+def test_a_margin_makes_positives_that_win_by_less_than_it_lose():
+    # Two tracks of two windows: cosine 0.9 within a track, 0.8 between (a shared part, a track part, a window part).
+    tracks = torch.tensor([0, 0, 1, 1])
+    shared = torch.zeros(4, 7)
+    shared[:, 0] = 0.8**0.5
+    shared[torch.arange(4), 1 + tracks] = 0.1**0.5
+    shared[torch.arange(4), 3 + torch.arange(4)] = 0.1**0.5
+    torch.testing.assert_close(shared.norm(dim=1), torch.ones(4))
+    plain = supervised_contrastive_loss(shared, tracks, 0.1)
+    margined = supervised_contrastive_loss(shared, tracks, 0.1, margin=0.2)
+    # each anchor has one positive among 3 others: without the margin it is the likeliest, with it the least likely
+    assert plain < math.log(3) < margined
+
+
 def test_the_loss_gives_finite_gradients():
     embeddings = torch.nn.functional.normalize(torch.randn(16, 8), dim=1).requires_grad_()
     supervised_contrastive_loss(embeddings, torch.arange(8).repeat_interleave(2), 0.1).backward()
     assert torch.isfinite(embeddings.grad).all()
+
+
+def test_the_window_term_is_weighted_and_can_be_left_out():
+    windows, walks, _ = _walks(people=4, walks_per_person=2, windows_per_walk=6)
+    data, members = torch.from_numpy(windows), track_batches(torch.from_numpy(walks))
+    encoder = TrackConEncoder(f=windows.shape[1], hidden=32, dim=16)
+    config = {**TrackConMethod.default_config(), "windows_per_group": 0}
+
+    def loss(**settings: float) -> torch.Tensor:
+        return batch_loss(encoder, data, members, 8, torch.Generator().manual_seed(3), {**config, **settings})
+
+    torch.testing.assert_close(loss(window_weight=2.0), 2 * loss(window_weight=1.0))
+    only_tracks = loss(window_weight=0.0, windows_per_group=4)
+    only_tracks.backward()  # the track-level term alone still trains the encoder
+    assert only_tracks > 0 and all(p.grad is not None for p in encoder.parameters() if p.requires_grad)
 
 
 def test_the_learning_rate_warms_up_then_falls_to_zero():

@@ -49,6 +49,8 @@ def test_fine_tuning_defaults_lie_within_their_bounds():
         ("age", {"lr": 0.0}, "lr must be > 0"),
         ("trackcon", {"tracks_per_batch": 1}, "tracks_per_batch must be >= 2"),
         ("trackcon", {"tilt_degrees": 120.0}, "tilt_degrees must be in [0, 90]"),
+        ("trackcon", {"window_weight": 0, "windows_per_group": 0}, "both 0: no term left to learn from"),
+        ("trackcon", {"margin": 1.5}, "margin must be in [0, 1]"),
     ],
 )
 def test_training_refuses_impossible_settings_before_the_first_epoch(
