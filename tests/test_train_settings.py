@@ -16,6 +16,8 @@ from engines.train.settings import Bounds, out_of_bounds
 from sensors.errors import InputError
 from tests.synthetic_gait import synthetic_windows
 
+NO_TERM_LEFT = "window_weight is 0 and so is windows_per_group or group_weight: no term left to learn from"
+
 
 def test_bounds_admit_their_interval_and_say_it():
     share = Bounds(0, 1, open_low=True)
@@ -49,7 +51,8 @@ def test_fine_tuning_defaults_lie_within_their_bounds():
         ("age", {"lr": 0.0}, "lr must be > 0"),
         ("trackcon", {"tracks_per_batch": 1}, "tracks_per_batch must be >= 2"),
         ("trackcon", {"tilt_degrees": 120.0}, "tilt_degrees must be in [0, 90]"),
-        ("trackcon", {"window_weight": 0, "windows_per_group": 0}, "both 0: no term left to learn from"),
+        ("trackcon", {"window_weight": 0, "windows_per_group": 0}, NO_TERM_LEFT),
+        ("trackcon", {"window_weight": 0, "group_weight": 0}, NO_TERM_LEFT),
         ("trackcon", {"margin": 1.5}, "margin must be in [0, 1]"),
     ],
 )

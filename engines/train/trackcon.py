@@ -159,8 +159,10 @@ class TrackConMethod:
     def setting_problems(cls, config: dict, f: int) -> list[str]:
         """Checked before the first epoch (a bad pseudo-pair rate would otherwise fail epochs in)."""
         problems = out_of_bounds(config, cls.setting_bounds)
-        if config.get("window_weight") == 0 and config.get("windows_per_group") == 0:
-            problems.append("window_weight and windows_per_group are both 0: no term left to learn from")
+        if config.get("window_weight") == 0 and 0 in (config.get("windows_per_group"), config.get("group_weight")):
+            problems.append(
+                "window_weight is 0 and so is windows_per_group or group_weight: no term left to learn from"
+            )
         return problems
 
     @staticmethod
