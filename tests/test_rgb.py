@@ -14,20 +14,15 @@ import cv2
 
 from sensors.errors import InputError
 from sensors.rgb import RgbPoseSource
-from tests.helpers import assert_one_line_error, gaitwatch, gaitwatch_process
+from tests.helpers import CASIA, assert_one_line_error, casia_clip, gaitwatch, gaitwatch_process
 
-CASIA = Path(__file__).resolve().parents[2] / "shared" / "media" / "casia-b"
 pytestmark = pytest.mark.skipif(not CASIA.exists(), reason=f"CASIA-B clips not found at {CASIA}")
-
-
-def clip(name: str) -> Path:
-    return CASIA / f"{name}-090.avi"
 
 
 def whole_body_in_view(name: str) -> np.ndarray:
     """Per image: the walker is entirely inside it, judged against the empty-scene clip (no pose model)."""
-    background = _median_image(clip("001-bkgrd"))
-    capture, inside = cv2.VideoCapture(str(clip(name))), []
+    background = _median_image(casia_clip("001-bkgrd"))
+    capture, inside = cv2.VideoCapture(str(casia_clip(name))), []
     while True:
         ok, image = capture.read()
         if not ok:
@@ -50,7 +45,7 @@ def _median_image(path: Path) -> np.ndarray:
 def test_the_walker_is_found_in_most_images_where_the_whole_body_is_in_view():
     for name in ("001-nm-01", "002-nm-01", "004-nm-01"):
         inside = whole_body_in_view(name)
-        found = np.array([frame.num_bodies > 0 for frame in RgbPoseSource(str(clip(name)))])
+        found = np.array([frame.num_bodies > 0 for frame in RgbPoseSource(str(casia_clip(name)))])
         assert len(found) == len(inside) and inside.sum() > 20
         assert found[inside].mean() >= 0.9, f"{name}: walker found in {found[inside].mean():.0%} of in-view images"
 
@@ -64,7 +59,7 @@ def test_subject_001s_normal_walks_are_closer_to_each_other_than_to_the_others()
     encoder = open_encoder()
 
     def walk_mean(name: str) -> np.ndarray:
-        parts = list(track_windows(read_file(clip(name)), encoder.f, float(encoder.card["rate_hz"])))
+        parts = list(track_windows(read_file(casia_clip(name)), encoder.f, float(encoder.card["rate_hz"])))
         return encoder.encode(np.concatenate([p.windows for p in parts])).mean(0)
 
     own = np.stack([walk_mean(f"001-nm-0{i}") for i in range(1, 7)])
@@ -79,13 +74,21 @@ def test_subject_001s_normal_walks_are_closer_to_each_other_than_to_the_others()
 def test_the_camera_node_names_001_in_every_later_normal_walk(tmp_path: Path):
     gallery = tmp_path / "casia.db"
     gaitwatch("gallery", "create", gallery)
-    gaitwatch("gallery", "enroll", gallery, clip("001-nm-01"), clip("001-nm-02"), "--name", "001")
+    gaitwatch("gallery", "enroll", gallery, casia_clip("001-nm-01"), casia_clip("001-nm-02"), "--name", "001")
     for subject in ("002", "003", "004", "006"):
-        gaitwatch("gallery", "enroll", gallery, clip(f"{subject}-nm-01"), "--name", subject)
+        gaitwatch("gallery", "enroll", gallery, casia_clip(f"{subject}-nm-01"), "--name", subject)
     for walk in ("001-nm-03", "001-nm-04", "001-nm-05", "001-nm-06"):
         preview = tmp_path / f"{walk}.mp4"
         out = gaitwatch(
-            "camera", "--source", clip(walk), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0", "--preview", preview
+            "camera",
+            "--source",
+            casia_clip(walk),
+            "--gallery",
+            gallery,
+            "--pub",
+            "tcp://127.0.0.1:0",
+            "--preview",
+            preview,
         ).stdout
         ended = [line for line in out.splitlines() if " ended " in line]
         assert len(ended) == 1 and "ended    001," in ended[0], out
@@ -99,13 +102,15 @@ def test_a_site_threshold_without_labels_names_001_and_rejects_the_stranger_006(
     gallery = tmp_path / "casia.db"
     gaitwatch("gallery", "create", gallery)
     for subject in ("001", "002", "003", "004"):
-        gaitwatch("gallery", "enroll", gallery, clip(f"{subject}-nm-01"), "--name", subject)
+        gaitwatch("gallery", "enroll", gallery, casia_clip(f"{subject}-nm-01"), "--name", subject)
     walks = [f"001-nm-0{n}" for n in range(2, 7)] + ["006-nm-01"]
     site = tmp_path / "site"
-    gaitwatch("calibrate", "site", *[clip(w) for w in walks], "--gallery", gallery, "--out", site, "--far", "0.01")
+    gaitwatch(
+        "calibrate", "site", *[casia_clip(w) for w in walks], "--gallery", gallery, "--out", site, "--far", "0.01"
+    )
     for walk in walks:
         out = gaitwatch(
-            "camera", "--source", clip(walk), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0",
+            "camera", "--source", casia_clip(walk), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0",
             "--threshold", site / "threshold.json", "--far", "0.01",
         ).stdout  # fmt: skip
         ended = [line for line in out.splitlines() if " ended " in line]
@@ -117,11 +122,11 @@ def test_bad_sources_and_models_are_one_clear_error(tmp_path: Path):
     with pytest.raises(InputError, match="no such video file"):
         RgbPoseSource(str(tmp_path / "absent.avi"))
     with pytest.raises(InputError, match="no such pose model"):
-        RgbPoseSource(str(clip("001-nm-01")), pose_model=tmp_path / "absent.task")
+        RgbPoseSource(str(casia_clip("001-nm-01")), pose_model=tmp_path / "absent.task")
     broken = tmp_path / "broken.task"
     broken.write_bytes(b"not a model")
     with pytest.raises(InputError, match="cannot load this pose model"):
-        list(RgbPoseSource(str(clip("001-nm-01")), pose_model=broken))
+        list(RgbPoseSource(str(casia_clip("001-nm-01")), pose_model=broken))
     junk = tmp_path / "junk.avi"
     junk.write_bytes(b"not a video")
     gallery = tmp_path / "g.db"
@@ -134,11 +139,13 @@ def test_a_recorded_clip_replays_to_the_same_person(tmp_path: Path):
     from sensors.formats import read_file
 
     out = tmp_path / "walk.gwrec"
-    printed = gaitwatch("record", "--source", clip("002-nm-01"), "--out", out).stdout
+    printed = gaitwatch("record", "--source", casia_clip("002-nm-01"), "--out", out).stdout
     recording = read_file(out)
     assert f"recorded {recording.num_frames} frames ({recording.num_body_frames} with a person" in printed
     assert recording.layout.name == "mediapipe_pose" and recording.num_body_frames > 50
-    assert_one_line_error(gaitwatch("record", "--source", clip("002-nm-01"), "--out", out, ok=False), "already exists")
+    assert_one_line_error(
+        gaitwatch("record", "--source", casia_clip("002-nm-01"), "--out", out, ok=False), "already exists"
+    )
 
 
 def test_one_camera_s_floor_fitted_from_three_walkers_agrees():
@@ -150,7 +157,7 @@ def test_one_camera_s_floor_fitted_from_three_walkers_agrees():
     from sensors.formats.video import read_video
 
     fits = [
-        fit_floor([to_canonical(read_video(clip(c), placer(None, 60.0)))], c)
+        fit_floor([to_canonical(read_video(casia_clip(c), placer(None, 60.0)))], c)
         for c in ("001-nm-01", "002-nm-01", "003-nm-01")
     ]
     tilts, heights = [f.tilt_deg for f in fits], [f.offset for f in fits]
@@ -160,8 +167,8 @@ def test_one_camera_s_floor_fitted_from_three_walkers_agrees():
 
 
 def test_a_truncated_video_is_warned_about_in_one_line_naming_where_it_ended(tmp_path: Path):
-    declared = int(cv2.VideoCapture(str(clip("002-nm-01"))).get(cv2.CAP_PROP_FRAME_COUNT))
-    data = clip("002-nm-01").read_bytes()
+    declared = int(cv2.VideoCapture(str(casia_clip("002-nm-01"))).get(cv2.CAP_PROP_FRAME_COUNT))
+    data = casia_clip("002-nm-01").read_bytes()
     path = tmp_path / "cut.avi"
     path.write_bytes(data[: len(data) // 2])  # a copy or a recording that stopped half way
     proc = gaitwatch("info", path)
@@ -173,7 +180,7 @@ def test_a_truncated_video_is_warned_about_in_one_line_naming_where_it_ended(tmp
 
 
 def test_a_video_with_no_decodable_image_is_one_clear_error(tmp_path: Path):
-    data = clip("002-nm-01").read_bytes()
+    data = casia_clip("002-nm-01").read_bytes()
     path = tmp_path / "empty.avi"
     path.write_bytes(data[: data.find(b"movi") + 8])  # the headers and the first image's chunk header: no image
     assert_one_line_error(gaitwatch("info", path, ok=False), str(path), "no image could be decoded")
@@ -182,10 +189,10 @@ def test_a_video_with_no_decodable_image_is_one_clear_error(tmp_path: Path):
 def test_a_clip_runs_without_native_logging(tmp_path: Path):
     gallery = tmp_path / "g.db"
     gaitwatch("gallery", "create", gallery)
-    gaitwatch("gallery", "enroll", gallery, clip("001-nm-01"), "--name", "001")
+    gaitwatch("gallery", "enroll", gallery, casia_clip("001-nm-01"), "--name", "001")
     # a process of its own: MediaPipe and OpenCV write to file descriptor 2 directly, past sys.stderr
     proc = gaitwatch_process(
-        "camera", "--source", clip("001-nm-02"), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0"
+        "camera", "--source", casia_clip("001-nm-02"), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0"
     )
     assert proc.stderr == "" and "ended    001," in proc.stdout, proc.stderr
     proc = gaitwatch_process("record", "--source", "7", "--out", tmp_path / "x.gwrec", ok=False)

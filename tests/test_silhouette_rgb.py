@@ -19,24 +19,19 @@ from sensors.errors import InputError
 from sensors.rgb import RgbPoseSource
 from sensors.silhouette import iou
 from sensors.silhouette_sources import BackgroundModel
-from tests.helpers import assert_one_line_error, gaitwatch
+from tests.helpers import CASIA, assert_one_line_error, casia_clip, gaitwatch
 
-CASIA = Path(__file__).resolve().parents[2] / "shared" / "media" / "casia-b"
 pytestmark = pytest.mark.skipif(not CASIA.exists(), reason=f"CASIA-B clips not found at {CASIA}")
 
 
-def clip(name: str) -> Path:
-    return CASIA / f"{name}-090.avi"
-
-
 def test_without_the_flag_no_silhouette_is_made():
-    source = RgbPoseSource(str(clip("002-nm-01")))
+    source = RgbPoseSource(str(casia_clip("002-nm-01")))
     estimates = list(source.estimates())
     assert all(e.silhouettes is None for e in estimates) and source.stats.silhouette_s == 0.0
 
 
 def test_every_person_found_has_an_aligned_mediapipe_silhouette():
-    source = RgbPoseSource(str(clip("002-nm-01")), silhouettes="mediapipe")
+    source = RgbPoseSource(str(casia_clip("002-nm-01")), silhouettes="mediapipe")
     with_body = [e for e in source.estimates() if e.frame.num_bodies]
     assert len(with_body) > 50
     valid = np.array([e.silhouettes.valid[0] for e in with_body])
@@ -51,10 +46,10 @@ def test_every_person_found_has_an_aligned_mediapipe_silhouette():
 
 @pytest.mark.slow
 def test_mediapipe_and_background_subtraction_agree_on_the_walker():
-    background = BackgroundModel.from_clip(clip("001-bkgrd"))
+    background = BackgroundModel.from_clip(casia_clip("001-bkgrd"))
     runs = {}
     for method, model in (("mediapipe", None), ("background", background)):
-        source = RgbPoseSource(str(clip("001-nm-02")), silhouettes=method, background=model, keep_masks=True)
+        source = RgbPoseSource(str(casia_clip("001-nm-02")), silhouettes=method, background=model, keep_masks=True)
         runs[method] = list(source.estimates())
     both = [
         (a.silhouettes, b.silhouettes)
@@ -81,7 +76,9 @@ def test_record_keeps_silhouettes_beside_the_skeletons(tmp_path: Path):
     from sensors.silhouette_windows import track_silhouettes
 
     out = tmp_path / "walk.gwrec"
-    printed = gaitwatch("record", "--source", clip("002-nm-01"), "--out", out, "--silhouettes", "mediapipe").stdout
+    printed = gaitwatch(
+        "record", "--source", casia_clip("002-nm-01"), "--out", out, "--silhouettes", "mediapipe"
+    ).stdout
     recording, silhouettes = read_file(out), read_gwsil(tmp_path / "walk.gwsil")
     assert f"; {len(silhouettes.seq)} silhouettes into {tmp_path / 'walk.gwsil'}" in printed
     assert stat.S_IMODE(os.stat(tmp_path / "walk.gwsil").st_mode) == 0o600
@@ -91,7 +88,7 @@ def test_record_keeps_silhouettes_beside_the_skeletons(tmp_path: Path):
     (windows,) = track_silhouettes(silhouettes, recording, f=30, stride=15)
     assert len(windows.windows) >= 2 and windows.windows.shape[1:] == (30, 64, 44)
     (tmp_path / "y.gwsil").write_bytes(b"")
-    proc = gaitwatch("record", "--source", clip("002-nm-01"), "--out", tmp_path / "y.gwrec", "--silhouettes",
+    proc = gaitwatch("record", "--source", casia_clip("002-nm-01"), "--out", tmp_path / "y.gwrec", "--silhouettes",
                      "mediapipe", ok=False)  # fmt: skip
     assert_one_line_error(proc, "y.gwsil: already exists")
     assert not (tmp_path / "y.gwrec").exists()
@@ -99,8 +96,8 @@ def test_record_keeps_silhouettes_beside_the_skeletons(tmp_path: Path):
 
 def test_a_background_clip_without_background_silhouettes_is_refused(tmp_path: Path):
     proc = gaitwatch(
-        "record", "--source", clip("002-nm-01"), "--out", tmp_path / "w.gwrec", "--background", clip("001-bkgrd"),
-        ok=False,
+        "record", "--source", casia_clip("002-nm-01"), "--out", tmp_path / "w.gwrec",
+        "--background", casia_clip("001-bkgrd"), ok=False,
     )  # fmt: skip
     assert_one_line_error(proc, "--background: only with --silhouettes background")
 
@@ -109,11 +106,11 @@ def test_a_background_clip_without_background_silhouettes_is_refused(tmp_path: P
 def test_the_preview_shows_the_silhouettes(tmp_path: Path):
     gallery = tmp_path / "casia.db"
     gaitwatch("gallery", "create", gallery)
-    gaitwatch("gallery", "enroll", gallery, clip("001-nm-01"), "--name", "001")
+    gaitwatch("gallery", "enroll", gallery, casia_clip("001-nm-01"), "--name", "001")
     runs = {}
-    for flag in ([], ["--silhouettes", "background", "--background", clip("001-bkgrd")]):
+    for flag in ([], ["--silhouettes", "background", "--background", casia_clip("001-bkgrd")]):
         preview = tmp_path / f"preview{len(flag)}.mp4"
-        gaitwatch("camera", "--source", clip("001-nm-02"), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0",
+        gaitwatch("camera", "--source", casia_clip("001-nm-02"), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0",
                   "--preview", preview, *flag)  # fmt: skip
         capture, images = cv2.VideoCapture(str(preview)), []
         while (read := capture.read())[0]:
@@ -139,7 +136,7 @@ def test_extracted_silhouettes_load_with_the_dataset_reader(tmp_path: Path):
     from sensors.formats.silhouette_dataset import SequenceKey, read_dataset
 
     out = tmp_path / "casia-ours"
-    clips = [clip("001-nm-01"), clip("002-nm-01")]
+    clips = [casia_clip("001-nm-01"), casia_clip("002-nm-01")]
     printed = gaitwatch("silhouettes", "extract", *clips, "--out", out).stdout
     sequences = {s.key: s.frames for s in read_dataset(out)}
     assert set(sequences) == {SequenceKey("001", "nm-01", "090"), SequenceKey("002", "nm-01", "090")}
@@ -158,8 +155,8 @@ def test_extracted_silhouettes_load_with_the_dataset_reader(tmp_path: Path):
 
 def test_large_images_are_subtracted_at_the_work_width_with_the_same_person():
     def foreground_masks(work_width: int) -> list[np.ndarray]:
-        model = BackgroundModel.from_clip(clip("001-bkgrd"), work_width=work_width)
-        capture, masks = cv2.VideoCapture(str(clip("001-nm-02"))), []
+        model = BackgroundModel.from_clip(casia_clip("001-bkgrd"), work_width=work_width)
+        capture, masks = cv2.VideoCapture(str(casia_clip("001-nm-02"))), []
         while (read := capture.read())[0]:
             masks.append(model.foreground(read[1]))
         return masks
@@ -172,7 +169,7 @@ def test_large_images_are_subtracted_at_the_work_width_with_the_same_person():
 
 
 def test_a_background_of_another_size_than_the_images_is_refused():
-    model = BackgroundModel.from_clip(clip("001-bkgrd"))
+    model = BackgroundModel.from_clip(casia_clip("001-bkgrd"))
     with pytest.raises(InputError, match=r"001-bkgrd-090\.avi: the background is 320x240, these images 640x480"):
         model.foreground(np.zeros((480, 640, 3), np.uint8))
 
@@ -188,7 +185,7 @@ def test_a_killed_recording_keeps_every_silhouette_written(tmp_path: Path):
     from tests.helpers import GAITWATCH
 
     out = tmp_path / "walk.gwrec"
-    argv = [GAITWATCH, "record", "--source", clip("004-nm-01"), "--out", out, "--silhouettes", "mediapipe"]
+    argv = [GAITWATCH, "record", "--source", casia_clip("004-nm-01"), "--out", out, "--silhouettes", "mediapipe"]
     process = subprocess.Popen([str(a) for a in argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     silhouettes = tmp_path / "walk.gwsil"
     while process.poll() is None and (not silhouettes.exists() or silhouettes.stat().st_size < 10 * 2864):
@@ -204,7 +201,7 @@ def test_camera_silhouettes_against_a_gallery_without_any_keep_the_skeleton_chan
     gallery = tmp_path / "g.db"
     gaitwatch("gallery", "create", gallery)
     ran = gaitwatch(
-        "camera", "--source", clip("002-nm-01"), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0",
+        "camera", "--source", casia_clip("002-nm-01"), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0",
         "--silhouettes", "mediapipe", "--quiet",
     )  # fmt: skip
     assert "silhouette channel: off" in ran.stdout and "of silhouettes" not in ran.stdout
@@ -216,14 +213,14 @@ def test_the_camera_node_encodes_silhouettes_and_records_them(tmp_path: Path):
     from sensors.formats.gwsil import read_gwsil
 
     enrolled = tmp_path / "enroll.gwrec"
-    gaitwatch("record", "--source", clip("002-nm-01"), "--out", enrolled, "--silhouettes", "mediapipe")
+    gaitwatch("record", "--source", casia_clip("002-nm-01"), "--out", enrolled, "--silhouettes", "mediapipe")
     gallery = tmp_path / "g.db"
     gaitwatch("gallery", "create", gallery)
     gaitwatch("gallery", "enroll", gallery, enrolled, "--name", "002", "--silhouette-model")  # alone: the shipped one
     gaitwatch("gallery", "enroll", gallery, tmp_path / "enroll.gwrec", "--name", "002-again")  # skeletons only
     out = tmp_path / "seen.gwrec"
     ran = gaitwatch(
-        "camera", "--source", clip("002-nm-01"), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0",
+        "camera", "--source", casia_clip("002-nm-01"), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0",
         "--silhouettes", "mediapipe", "--record", out,
     )  # fmt: skip
     assert "silhouette channel: on" in ran.stdout
@@ -231,7 +228,7 @@ def test_the_camera_node_encodes_silhouettes_and_records_them(tmp_path: Path):
     recording, kept = read_file(out), read_gwsil(out.with_suffix(".gwsil"))
     assert len(kept.seq) > 20 and set(kept.seq.tolist()) <= set(recording.seq.tolist())
     again = gaitwatch(
-        "camera", "--source", clip("002-nm-01"), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0",
+        "camera", "--source", casia_clip("002-nm-01"), "--gallery", gallery, "--pub", "tcp://127.0.0.1:0",
         "--silhouettes", "mediapipe", "--record", out, ok=False,
     )  # fmt: skip
     assert_one_line_error(again, "already exists")
