@@ -10,10 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.postgres import PASSWORD, Server, Unavailable, start_server
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-KGBD_ZIP = SHARED / "datasets" / "kgbd" / "KinectGait-master.zip"
-CMU_DIR = SHARED / "datasets" / "cmu-mocap"
+from tests.shared_data import CMU_DIR, KGBD_ZIP
 
 
 @pytest.fixture(scope="session")

@@ -23,12 +23,6 @@ from stream.gallery.gallery import Gallery
 from stream.gallery.store import Origin, TrackMeans
 
 GAITWATCH = Path(sys.executable).with_name("gaitwatch")
-CASIA = Path(__file__).resolve().parents[2] / "shared" / "media" / "casia-b"  # the shared CASIA-B clips
-
-
-def casia_clip(name: str) -> Path:
-    """A shared CASIA-B side-view clip by its name without the view, e.g. ``001-nm-01``."""
-    return CASIA / f"{name}-090.avi"
 
 
 @dataclass(frozen=True)

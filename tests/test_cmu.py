@@ -25,10 +25,10 @@ from sensors.formats.cmu import (
 )
 from sensors.layouts import CMU_ASF, bone_lengths
 from tests.helpers import assert_one_line_error, gaitwatch
+from tests.shared_data import CMU_DIR
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cmu-mocap"
-TRIALS = sorted(DATA.glob("*/*.amc")) if DATA.is_dir() else []
-MISSING = f"CMU mocap trials not found at {DATA} (see ../shared/datasets/cmu-mocap/README.md)"
+TRIALS = sorted(CMU_DIR.glob("*/*.amc")) if CMU_DIR.is_dir() else []
+MISSING = f"CMU mocap trials not found at {CMU_DIR} (see ../shared/datasets/cmu-mocap/README.md)"
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +63,13 @@ def test_bone_lengths_equal_asf_lengths_in_every_frame(walk_07_01):
     for name, bone in skeleton.bones.items():
         measured = np.linalg.norm(positions[name] - positions[bone.parent], axis=1)
         np.testing.assert_allclose(measured, bone.length, rtol=1e-5, err_msg=name)
-    recording = read_amc(DATA / "07" / "07_01.amc")
+    recording = read_amc(CMU_DIR / "07" / "07_01.amc")
     expected = np.array([skeleton.bones[CMU_ASF.joints[c]].length for _, c in CMU_ASF.bones()])
     np.testing.assert_allclose(bone_lengths(recording.joints, CMU_ASF), np.broadcast_to(expected, (316, 30)), atol=2e-5)
 
 
 def test_walker_is_upright_human_sized_and_travels(walk_07_01):
-    joints = read_amc(DATA / "07" / "07_01.amc").joints
+    joints = read_amc(CMU_DIR / "07" / "07_01.amc").joints
     head, root = _joint(joints, "head")[:, 1], _joint(joints, "root")[:, 1]
     toes = np.maximum(_joint(joints, "ltoes")[:, 1], _joint(joints, "rtoes")[:, 1])
     assert np.all(head > root) and np.all(root > toes)
@@ -82,7 +82,7 @@ def test_walker_is_upright_human_sized_and_travels(walk_07_01):
 
 def test_feet_are_planted_in_stance(walk_07_01):
     """A correct rotation convention plants each foot while the body moves on (a wrong one makes feet skate)."""
-    joints = read_amc(DATA / "07" / "07_01.amc").joints
+    joints = read_amc(CMU_DIR / "07" / "07_01.amc").joints
     body_speed = np.linalg.norm(np.diff(joints[:, 0, [0, 2]], axis=0), axis=1) * CMU_RATE_HZ
     assert np.median(body_speed) > 0.8
     for foot in ("lfoot", "rfoot"):
@@ -91,14 +91,14 @@ def test_feet_are_planted_in_stance(walk_07_01):
 
 
 def test_recording_fields(walk_07_01):
-    recording = read_amc(DATA / "07" / "07_01.amc")
+    recording = read_amc(CMU_DIR / "07" / "07_01.amc")
     assert recording.layout == CMU_ASF and recording.joints.dtype == np.float32
     assert recording.rate_hz == CMU_RATE_HZ == 120.0
     assert recording.sensor_id == "cmu-mocap"
     np.testing.assert_allclose(np.diff(recording.t), 1 / 120)
     assert np.all(recording.track_ids == 0) and np.all(recording.confidence == 1)
     meta = recording.metadata
-    assert (meta["subject"], meta["trial"], meta["source"]) == ("07", "07_01", str(DATA / "07" / "07_01.amc"))
+    assert (meta["subject"], meta["trial"], meta["source"]) == ("07", "07_01", str(CMU_DIR / "07" / "07_01.amc"))
     assert meta["acknowledgement"] == ACKNOWLEDGEMENT and "NSF EIA-0196217" in ACKNOWLEDGEMENT
 
 

@@ -17,8 +17,7 @@ from stream.node.demo import build_demo_gallery, demo_split
 from stream.node.node import Node, NodeConfig, Source
 from stream.subscriber import Subscriber
 from tests.helpers import assert_one_line_error, gaitwatch, subscribed
-
-KGBD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "kgbd" / "KinectGait-master.zip"
+from tests.shared_data import KGBD_ZIP
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +129,7 @@ def test_a_track_too_short_for_a_window_is_never_announced(tmp_path: Path, encod
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not KGBD.exists(), reason=f"KGBD not found at {KGBD}")
+@pytest.mark.skipif(not KGBD_ZIP.exists(), reason=f"KGBD not found at {KGBD_ZIP}")
 def test_kgbd_probe_walks_at_real_time_pace_match_the_offline_walk_level_evaluation(tmp_path: Path, encoder):
     from engines.evaluate import evaluate
     from engines.protocol import TRIM_FRAMES, load_protocol, load_split
@@ -138,11 +137,11 @@ def test_kgbd_probe_walks_at_real_time_pace_match_the_offline_walk_level_evaluat
     from stream.kgbd_scores import enroll_gallery_walks
 
     split = load_split("kgbd:0")
-    data = load_protocol(KGBD, split, progress=False)
+    data = load_protocol(KGBD_ZIP, split, progress=False)
     offline = evaluate(encoder, data)["walk"].top1 * 100
     gallery = Gallery.create(tmp_path / "g.db", encoder.card)
     enroll_gallery_walks(gallery, encoder, data)
-    dataset = KgbdDataset(KGBD)
+    dataset = KgbdDataset(KGBD_ZIP)
     walks = {(w.person, w.walk): w for w in dataset.walks}
     sources = []
     for person, number in split.walks("probe"):  # every probe walk is its own sensor, all at once, in real time

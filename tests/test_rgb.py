@@ -14,7 +14,8 @@ import cv2
 
 from sensors.errors import InputError
 from sensors.rgb import RgbPoseSource
-from tests.helpers import CASIA, assert_one_line_error, casia_clip, gaitwatch, gaitwatch_process
+from tests.helpers import assert_one_line_error, gaitwatch, gaitwatch_process
+from tests.shared_data import CASIA, casia_clip
 
 pytestmark = pytest.mark.skipif(not CASIA.exists(), reason=f"CASIA-B clips not found at {CASIA}")
 

@@ -19,7 +19,8 @@ from sensors.errors import InputError
 from sensors.rgb import RgbPoseSource
 from sensors.silhouette import iou
 from sensors.silhouette_sources import BackgroundModel
-from tests.helpers import CASIA, assert_one_line_error, casia_clip, gaitwatch
+from tests.helpers import assert_one_line_error, gaitwatch
+from tests.shared_data import CASIA, casia_clip
 
 pytestmark = pytest.mark.skipif(not CASIA.exists(), reason=f"CASIA-B clips not found at {CASIA}")
 
