@@ -132,7 +132,7 @@ def register(commands: Commands, groups: Groups) -> None:
 def run_train(args: argparse.Namespace) -> int:
     require_extra("train", ("torch", "matplotlib"), "training")
     from engines.protocol import HELD_OUT_PEOPLE, HELD_OUT_WALKS, load_protocol, load_split, parse_split_spec
-    from engines.train.loop import train
+    from engines.train.loop import checked_config, train
 
     if args.epochs is not None and args.epochs < 1:
         raise InputError(f"--epochs: expected at least 1, got {args.epochs}")
@@ -152,6 +152,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise InputError(f"{args.method}: --finetune and --labelled-fraction are selfgait's (fine-tuning with labels)")
     if args.split is None:
         raise InputError(f"{args.method} trains on KGBD: --split kgbd:SEED is needed")
+    checked_config(args.method, overrides, args.frames)
     _, split_seed = parse_split_spec(args.split)
     split = load_split(args.split)
     data = load_protocol(args.data, split, f=args.frames)

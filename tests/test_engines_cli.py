@@ -59,6 +59,11 @@ def test_train_and_eval_reject_bad_arguments_in_one_line(tmp_path: Path):
             "train", "trackcon", "--data", zip_path, "--split", "kgbd:0", "--out", tmp_path, "--set", setting, ok=False
         )
         assert_one_line_error(refused, said)
+    # settings that only fail together are refused before the (here missing) data is read
+    refused = gaitwatch("train", "trackcon", "--data", zip_path, "--split", "kgbd:0", "--out", tmp_path / "run",
+                        "--set", "window_weight=0", "--set", "group_weight=0", ok=False)  # fmt: skip
+    assert_one_line_error(refused, "no term left to learn from")
+    assert not (tmp_path / "run").exists()
     assert_one_line_error(gaitwatch("eval", tmp_path / "nothing", "--data", zip_path, ok=False), "no such model file")
     for frames in ("0", "-6"):
         refused = gaitwatch("train", "trackcon", "--data", zip_path, "--split", "kgbd:0", "--out", tmp_path,

@@ -55,9 +55,8 @@ def train(
     ``tracks`` [N] names the track (walk) each window was cut from, for methods that learn from it
     (no identity: two tracks of one person are two tracks)."""
     method = get_method(method_name)
-    config = {**method.default_config(), **(config_overrides or {})}
     f = windows.shape[1]
-    check_settings(method_name, method.setting_problems(config, f))
+    config = checked_config(method_name, config_overrides, f)
     out_dir.mkdir(parents=True, exist_ok=True)
     generator = seed_everything(seed)
     model = method.build_model(config, f)
@@ -88,6 +87,15 @@ def train(
         final["impostor_shape"] = _track_shape(model.encoder, data, tracks)
     atomic_save(final, out_dir / MODEL)
     return out_dir / MODEL
+
+
+def checked_config(method_name: str, config_overrides: dict | None, f: int) -> dict:
+    """The method's defaults with the overrides, refused whole (``check_settings``) if it cannot train; the CLI
+    calls it before reading any data, so a bad setting costs no load."""
+    method = get_method(method_name)
+    config = {**method.default_config(), **(config_overrides or {})}
+    check_settings(method_name, method.setting_problems(config, f))
+    return config
 
 
 @dataclass(frozen=True)
