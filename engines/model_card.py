@@ -120,6 +120,7 @@ def card_from_checkpoint(info: dict | None, f: int, embedding_dim: int) -> dict:
         "epoch",
         "train_windows",
         "train_seconds",
+        "torch_threads",  # training repeats exactly only with the same CPU thread count (engines.train.loop)
         "config",
         "held_out",
     )

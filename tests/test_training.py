@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from engines.checkpoint import load_encoder
+from engines.model_card import card_from_checkpoint
 from engines.models.simmc import SimMCEncoder
 from engines.train.loop import train
 from sensors.errors import InputError
@@ -44,6 +45,22 @@ def test_resume_continues_exactly(tmp_path: Path):
     a, b = load_encoder(straight)[0], load_encoder(resumed)[0]
     for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0, msg=name)
+
+
+def test_a_run_records_the_thread_counts_it_trained_with(tmp_path: Path):
+    """torch sums in another order with another thread count: what repeating a run exactly needs is recorded."""
+    windows, _ = synthetic_windows(people=6, windows_per_person=20, seed=5)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        run(tmp_path, windows, epochs=1)
+        torch.set_num_threads(2)
+        model = run(tmp_path, windows, epochs=2)  # resumed with another count
+    finally:
+        torch.set_num_threads(threads)
+    assert [row["n_threads"] for row in json.loads((tmp_path / "losses.json").read_text())] == [1, 2]
+    assert load_encoder(model)[1]["torch_threads"] == [1, 2]
+    assert card_from_checkpoint(load_encoder(model)[1], 6, 64)["training"]["torch_threads"] == [1, 2]
 
 
 def test_a_different_run_in_the_same_folder_is_refused(tmp_path: Path):

@@ -137,7 +137,8 @@ def run_epochs(
         began = time.perf_counter()
         stats = one_epoch()
         seconds += time.perf_counter() - began
-        log.append({"epoch": epoch + 1, "seconds": round(seconds, 2), **stats})
+        # torch's CPU thread count changes the order of its sums, so a run is repeatable only with the same count
+        log.append({"epoch": epoch + 1, "seconds": round(seconds, 2), **stats, "n_threads": torch.get_num_threads()})
         logger.info("epoch %d/%d  %s", epoch + 1, epochs, "  ".join(f"{k} {v:.4g}" for k, v in stats.items()))
         state = {
             "method": method_name,
@@ -146,6 +147,7 @@ def run_epochs(
             "f": run.f,
             "epoch": epoch + 1,
             "train_seconds": seconds,
+            "torch_threads": sorted({row["n_threads"] for row in log if "n_threads" in row}),
             "log": log,
             "model_state": model.state_dict(),
             "optimizer_state": optimizer.state_dict(),
