@@ -32,6 +32,7 @@ TRAINING_KEYS = (
     "seed",
     "epoch",
     "train_seconds",
+    "torch_threads",
     "config",
     "labelled_fraction",
     "labelled_count",
