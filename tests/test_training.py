@@ -59,8 +59,9 @@ def test_a_run_records_the_thread_counts_it_trained_with(tmp_path: Path):
     finally:
         torch.set_num_threads(threads)
     assert [row["n_threads"] for row in json.loads((tmp_path / "losses.json").read_text())] == [1, 2]
-    assert load_encoder(model)[1]["torch_threads"] == [1, 2]
-    assert card_from_checkpoint(load_encoder(model)[1], 6, 64)["training"]["torch_threads"] == [1, 2]
+    _, info = load_encoder(model)
+    assert info["torch_threads"] == [1, 2]
+    assert card_from_checkpoint(info, 6, 64)["training"]["torch_threads"] == [1, 2]
 
 
 def test_a_different_run_in_the_same_folder_is_refused(tmp_path: Path):
