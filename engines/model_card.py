@@ -121,6 +121,7 @@ def card_from_checkpoint(info: dict | None, f: int, embedding_dim: int) -> dict:
         "train_windows",
         "train_seconds",
         "torch_threads",  # training repeats exactly only with the same CPU thread count (engines.train.loop)
+        "torch_cpu",  # and the same instruction set of torch's CPU kernels
         "config",
         "held_out",
     )

@@ -126,6 +126,7 @@ def test_the_exported_online_backbone_computes_what_torch_does_and_its_card_says
     assert card["input"]["shape"] == ["N", "T", 64, 44] and card["embedding_dim"] == (31 + 16) * 8
     assert card["training"]["config"]["frames"] == 3 and card["training"]["subjects"] == ["001", "002", "003"]
     assert card["training"]["torch_threads"] == [torch.get_num_threads()]
+    assert card["training"]["torch_cpu"] == [torch.backends.cpu.get_cpu_capability()]
     encoder, _ = load_encoder(run / "model.pt")
     session = ort.InferenceSession(str(tmp_path / "selfgait.onnx"), providers=["CPUExecutionProvider"])
     windows = np.stack([walk(1, 20), walk(3, 20)])

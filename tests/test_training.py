@@ -47,8 +47,9 @@ def test_resume_continues_exactly(tmp_path: Path):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0, msg=name)
 
 
-def test_a_run_records_the_thread_counts_it_trained_with(tmp_path: Path):
-    """torch sums in another order with another thread count: what repeating a run exactly needs is recorded."""
+def test_a_run_records_the_thread_counts_and_cpu_it_trained_with(tmp_path: Path):
+    """torch sums in another order with another thread count or instruction set: what repeating a run needs is
+    recorded."""
     windows, _ = synthetic_windows(people=6, windows_per_person=20, seed=5)
     threads = torch.get_num_threads()
     try:
@@ -61,7 +62,10 @@ def test_a_run_records_the_thread_counts_it_trained_with(tmp_path: Path):
     assert [row["n_threads"] for row in json.loads((tmp_path / "losses.json").read_text())] == [1, 2]
     _, info = load_encoder(model)
     assert info["torch_threads"] == [1, 2]
-    assert card_from_checkpoint(info, 6, 64)["training"]["torch_threads"] == [1, 2]
+    training = card_from_checkpoint(info, 6, 64)["training"]
+    assert training["torch_threads"] == [1, 2]
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert info["torch_cpu"] == training["torch_cpu"] == [capability]
 
 
 def test_a_different_run_in_the_same_folder_is_refused(tmp_path: Path):

@@ -33,6 +33,7 @@ TRAINING_KEYS = (
     "epoch",
     "train_seconds",
     "torch_threads",
+    "torch_cpu",
     "config",
     "labelled_fraction",
     "labelled_count",

@@ -137,8 +137,9 @@ def run_epochs(
         began = time.perf_counter()
         stats = one_epoch()
         seconds += time.perf_counter() - began
-        # torch's CPU thread count changes the order of its sums, so a run is repeatable only with the same count
-        log.append({"epoch": epoch + 1, "seconds": round(seconds, 2), **stats, "n_threads": torch.get_num_threads()})
+        # torch's CPU thread count and the instruction set its kernels dispatch on change the order of its sums,
+        # so a run repeats exactly only where both are the same
+        log.append({"epoch": epoch + 1, "seconds": round(seconds, 2), **stats, **_machine()})
         logger.info("epoch %d/%d  %s", epoch + 1, epochs, "  ".join(f"{k} {v:.4g}" for k, v in stats.items()))
         state = {
             "method": method_name,
@@ -148,6 +149,7 @@ def run_epochs(
             "epoch": epoch + 1,
             "train_seconds": seconds,
             "torch_threads": sorted({row["n_threads"] for row in log if "n_threads" in row}),
+            "torch_cpu": sorted({row["cpu"] for row in log if "cpu" in row}),
             "log": log,
             "model_state": model.state_dict(),
             "optimizer_state": optimizer.state_dict(),
@@ -162,6 +164,11 @@ def run_epochs(
     final.pop("rng_state")
     model.load_state_dict(final["model_state"])
     return final
+
+
+def _machine() -> dict:
+    """What of the machine an epoch's sums depend on: torch's CPU thread count and its kernels' instruction set."""
+    return {"n_threads": torch.get_num_threads(), "cpu": torch.backends.cpu.get_cpu_capability()}
 
 
 def _track_shape(encoder: torch.nn.Module, windows: torch.Tensor, tracks: np.ndarray) -> dict:
