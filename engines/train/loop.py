@@ -29,6 +29,7 @@ logger = logging.getLogger("gaitwatch.train")
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
+MACHINE_KEYS = ("n_threads", "cpu")  # in an epoch's log row: what of the machine its sums depend on
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -168,7 +169,7 @@ def run_epochs(
 
 def _machine() -> dict:
     """What of the machine an epoch's sums depend on: torch's CPU thread count and its kernels' instruction set."""
-    return {"n_threads": torch.get_num_threads(), "cpu": torch.backends.cpu.get_cpu_capability()}
+    return dict(zip(MACHINE_KEYS, (torch.get_num_threads(), torch.backends.cpu.get_cpu_capability()), strict=True))
 
 
 def _track_shape(encoder: torch.nn.Module, windows: torch.Tensor, tracks: np.ndarray) -> dict:
@@ -208,7 +209,7 @@ def write_loss_log(out_dir: Path, method_name: str, log: list[dict]) -> None:
     (out_dir / "losses.json").write_text(json.dumps(log, indent=1) + "\n")
     plt = pyplot()
 
-    keys = [k for k in log[0] if k not in ("epoch", "seconds") and not k.startswith("n_")]
+    keys = [k for k in log[0] if k not in ("epoch", "seconds", *MACHINE_KEYS) and not k.startswith("n_")]
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = [row["epoch"] for row in log]
     for key in keys:
