@@ -8,11 +8,14 @@ from pathlib import Path
 from stream.cli import main as gaitwatch
 
 
-def adapt_on_gallery(start: Path, gallery: Path, out: Path, steps: int, seed: int | None = None) -> tuple[Path, float]:
-    """``gaitwatch adapt --gallery GALLERY --from START --steps N`` (which also measures what a stranger scores, by
-    stand-in fine-tunes), then ``gaitwatch gallery reembed``. The adapted ``model.onnx`` and the adaptation's
-    seconds; the gallery has moved onto the adapted model."""
+def adapt_on_gallery(
+    start: Path, gallery: Path, out: Path, steps: int, seed: int | None = None, background: list[Path] | None = None
+) -> tuple[Path, float]:
+    """``gaitwatch adapt --gallery GALLERY --from START --steps N [--background ...]`` (which also measures what a
+    stranger scores, by stand-in fine-tunes), then ``gaitwatch gallery reembed``. The adapted ``model.onnx`` and
+    the adaptation's seconds; the gallery has moved onto the adapted model."""
     adapt = ["adapt", "--gallery", str(gallery), "--from", str(start), "--out", str(out), "--steps", str(steps)]
+    adapt += ["--background", *map(str, background)] if background else []
     began = time.perf_counter()
     if gaitwatch(adapt + (["--seed", str(seed)] if seed is not None else [])):
         raise SystemExit(f"{start}: adaptation on {gallery} failed (above)")

@@ -32,7 +32,10 @@ scored against every enrolled identity (distance to its nearest enrolled walk me
 
 ``--adapt-steps N``: per draw, the encoder (a TrackCon run) is first adapted on the enrolled people's gallery
 walks, each person one class, as ``gaitwatch adapt --gallery --steps N`` does (``engines.adapt``); no probe
-walk and no stranger is seen.
+walk and no stranger is seen. ``--background training`` (or recordings/datasets) adds background tracks to that
+fine-tune as ``gaitwatch adapt --background`` does: the run's own training tracks, which on a
+``--hold-out-people`` run are other people than the validation's (at most 64 evenly spaced windows of each, as
+``adapt`` keeps), or the tracks of the paths given.
 
 Reported per score: walk top-1 of the enrolled probes (by that score's nearest identity) and FRR (enrolled
 probes not named right) at the threshold that accepts exactly 1 % and 5 % of the stranger probes, mean ± std
@@ -64,6 +67,7 @@ from engines.runtime.load import open_encoder
 from sensors.errors import InputError
 from sensors.layouts import CANONICAL, bone_lengths
 from sensors.progress import progress
+from stream.adapt_cli import MAX_WINDOWS_PER_IDENTITY, background_windows
 from stream.threshold import threshold_for_far
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,7 +248,16 @@ def main() -> None:
     )
     parser.add_argument("--draws", type=int, default=REPETITIONS, help="draws of a third of the people as strangers")
     parser.add_argument("--adapt-steps", type=int, default=0, help="adapt on the enrolled people first (--gallery)")
+    parser.add_argument(
+        "--background",
+        nargs="+",
+        default=[],
+        help="with --adapt-steps: background tracks in that fine-tune: 'training' (the run's own training tracks) "
+        "or recordings/datasets (as adapt --background)",
+    )
     args = parser.parse_args()
+    if args.background and not args.adapt_steps:
+        raise SystemExit("--background is for the fine-tune: give --adapt-steps too")
     try:
         encoder = open_encoder(args.model)
     except InputError as err:
@@ -258,13 +271,14 @@ def main() -> None:
     everyone = np.unique(np.concatenate([data.probe_labels, data.gallery_labels]))
     shapes = walk_shapes(data.probe, data.probe_walk), walk_shapes(data.gallery, data.gallery_walk)
     start = load(_checkpoint_path(args.model)) if args.adapt_steps else None
+    background = background_of(args.background, trained_on, start) if args.background else None
     # the same every draw unless the encoder is adapted per draw
     means, transforms = _all_walk_means(encoder.encode, data), _whitenings_of(encoder.encode, trained_on)
     measured: dict[str, dict[str, list[float]]] = {}
     for repetition in progress(range(args.draws), "Draws of strangers", total=args.draws):
         strangers = np.random.default_rng([repetition, 5]).choice(everyone, len(everyone) // 3, replace=False)
         if start is not None:
-            adapted = adapted_on_enrolled(args, start, data, strangers, repetition)
+            adapted = adapted_on_enrolled(args, start, data, strangers, repetition, background)
             means, transforms = _all_walk_means(adapted, data), _whitenings_of(adapted, trained_on)
         (probes, probe_people), (gallery, gallery_people), halves = means
         enrolled = ~np.isin(gallery_people, strangers)
@@ -282,13 +296,35 @@ def main() -> None:
     write_report(args, training, measured)
 
 
-def adapted_on_enrolled(args: argparse.Namespace, start: dict, data, strangers: np.ndarray, draw: int) -> Callable:
+def adapted_on_enrolled(
+    args: argparse.Namespace, start: dict, data, strangers: np.ndarray, draw: int, background: tuple | None
+) -> Callable:
     """The encoder adapted on the enrolled people's gallery walks (each person a class), as a function of windows."""
     site = ~np.isin(data.gallery_labels, strangers)
     checkpoint = adapt_checkpoint(
-        start, data.gallery[site], data.gallery_labels[site], steps=args.adapt_steps, seed=draw, show_progress=False
+        start,
+        data.gallery[site],
+        data.gallery_labels[site],
+        steps=args.adapt_steps,
+        seed=draw,
+        show_progress=False,
+        background=background,
     )
     return torch_embedder(encoder_from(checkpoint, _checkpoint_path(args.model)))
+
+
+def background_of(sources: list[str], trained_on: tuple, start: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The fine-tune's background: the run's own training tracks (``training``) or the tracks of the paths, at most
+    ``MAX_WINDOWS_PER_IDENTITY`` evenly spaced windows of each, as ``adapt --background`` keeps them."""
+    if sources != ["training"]:
+        return background_windows([Path(s) for s in sources], start["f"], float(start.get("rate_hz", 30.0)))
+    windows, tracks = trained_on
+    kept = []
+    for track in np.unique(tracks):
+        members = np.flatnonzero(tracks == track)
+        kept.append(members[np.unique(np.linspace(0, len(members) - 1, MAX_WINDOWS_PER_IDENTITY).round().astype(int))])
+    chosen = np.concatenate(kept)
+    return windows[chosen], tracks[chosen]
 
 
 def torch_embedder(encoder: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
@@ -320,12 +356,20 @@ def write_report(args: argparse.Namespace, training: dict, measured: dict[str, d
     out = args.out / "results" / "score_normalisation.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {"model": str(args.model), "split": training["split"], "adapt_steps": args.adapt_steps}
+    record["background"] = args.background
     out.write_text(json.dumps({**record, "draws": args.draws, "measured": measured}, indent=1) + "\n")
+    background = " ".join(args.background)
     command = f"python benchmarks/score_normalisation.py {args.model}" + "".join(
-        f" --{flag} {value}" for flag, value in (("draws", args.draws), ("adapt-steps", args.adapt_steps)) if value
+        f" --{flag} {value}"
+        for flag, value in (("draws", args.draws), ("adapt-steps", args.adapt_steps), ("background", background))
+        if value
     )
     adapted = (
-        f", adapted per draw on the enrolled people (`--adapt-steps {args.adapt_steps}`)" if args.adapt_steps else ""
+        f", adapted per draw on the enrolled people (`--adapt-steps {args.adapt_steps}`"
+        + (f", background `{background}`" if background else "")
+        + ")"
+        if args.adapt_steps
+        else ""
     )
     lines = [
         "# Score normalisation against the raw distance (held-out validation walks)",

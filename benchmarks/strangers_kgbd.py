@@ -21,7 +21,9 @@ Per split seed S and model (one trained on S's training walks):
 --steps N`` on that gallery (fine-tuned on the enrolled people's gallery walks, each person one class; no
 probe walk and no stranger is seen), the gallery moved onto it with ``gaitwatch gallery reembed``, and
 everything after uses the adapted encoder; the site threshold then comes from what ``adapt`` measured a
-stranger to score (``engines.adapt_strangers``), as ``calibrate site`` does for such a model.
+stranger to score (``engines.adapt_strangers``), as ``calibrate site`` does for such a model. ``--background
+PATH...`` adds ``adapt --background PATH...`` to it: recordings of people who are none of KGBD's (the CMU
+walks), never KGBD's own training walks, which hold every test person, stranger or enrolled.
 
 One stranger probe is 1.8 % of 55: a measured FAR of 0 at the 1 % target is expected, and 0.1 % cannot
 be measured per seed, only predicted. Writes benchmarks/results/strangers_kgbd.json, the DET plot
@@ -55,7 +57,13 @@ TARGETS = (0.01, 0.001)
 STRANGER_SHARE = 1 / 3
 
 
-def run_seed(model: Path, data_path: Path, raw_split: str | None = None, adapt_steps: int = 0) -> dict:
+def run_seed(
+    model: Path,
+    data_path: Path,
+    raw_split: str | None = None,
+    adapt_steps: int = 0,
+    background: list[Path] | None = None,
+) -> dict:
     encoder = open_encoder(model)
     split = load_split(raw_split or encoder.card["training"]["split"])
     with tempfile.TemporaryDirectory() as scratch:
@@ -68,7 +76,7 @@ def run_seed(model: Path, data_path: Path, raw_split: str | None = None, adapt_s
         enroll_gallery_walks(gallery, encoder, test, known, keep_windows=bool(adapt_steps))
         gallery.close()
         if adapt_steps:
-            encoder = adapted_on_gallery(model, gallery_path, adapt_steps, Path(scratch) / "adapted")
+            encoder = adapted_on_gallery(model, gallery_path, adapt_steps, Path(scratch) / "adapted", background)
         validation = load_protocol(data_path, validation_split(split), progress=False, f=encoder.f)
         labelled = open_set_thresholds(*scores_for(encoder, validation, Path(scratch) / "val").open_set(), TARGETS)
         site, _ = site_report(gallery_path, encoder, [], list(TARGETS))
@@ -111,11 +119,11 @@ def run_seed(model: Path, data_path: Path, raw_split: str | None = None, adapt_s
     return result
 
 
-def adapted_on_gallery(model: Path, gallery: Path, steps: int, out: Path):
-    """The encoder after ``gaitwatch adapt --gallery`` from ``model`` (a TrackCon run, with its own seed) and
-    ``gallery reembed``."""
+def adapted_on_gallery(model: Path, gallery: Path, steps: int, out: Path, background: list[Path] | None):
+    """The encoder after ``gaitwatch adapt --gallery [--background ...]`` from ``model`` (a TrackCon run, with its
+    own seed) and ``gallery reembed``."""
     start = model / "model.pt" if model.is_dir() else model
-    adapted, _ = adapt_on_gallery(start, gallery, out, steps, seed=load(start)["seed"])
+    adapted, _ = adapt_on_gallery(start, gallery, out, steps, seed=load(start)["seed"], background=background)
     return open_encoder(adapted)
 
 
@@ -208,6 +216,13 @@ def main() -> None:
         default=0,
         help="adapt each TrackCon model on the enrolled people's gallery walks first (as adapt --gallery --steps N)",
     )
+    parser.add_argument(
+        "--background",
+        nargs="+",
+        type=Path,
+        default=[],
+        help="with --adapt-steps: adapt --background PATH... (people who are none of KGBD's, e.g. the CMU walks)",
+    )
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/kgbd/KinectGait-master.zip")
     parser.add_argument(
         "--keep",
@@ -215,6 +230,8 @@ def main() -> None:
         help="keep the rows of models not named here from the results file as they are (measured by earlier runs)",
     )
     args = parser.parse_args()
+    if args.background and not args.adapt_steps:
+        raise SystemExit("--background is for the fine-tune: give --adapt-steps too")
     earlier = ROOT / "benchmarks" / "results" / "strangers_kgbd.json"
     results = json.loads(earlier.read_text()) if args.keep and earlier.exists() else {}
     for spec in args.model:
@@ -223,11 +240,14 @@ def main() -> None:
             results[name] = [run_seed(Path("raw"), args.data, f"kgbd:{s}") for s in args.seeds]
             continue
         paths = [Path(pattern.format(seed=s)) for s in args.seeds] if "{seed}" in pattern else [Path(pattern)]
-        results[name] = [run_seed(path, args.data, adapt_steps=args.adapt_steps) for path in paths]  # own split each
+        results[name] = [  # each on its own split
+            run_seed(path, args.data, adapt_steps=args.adapt_steps, background=args.background) for path in paths
+        ]
     models = " ".join(f"--model {m}" for m in args.model)
     kept = sorted(set(results) - {spec.partition("=")[0] for spec in args.model})
     command = f"python benchmarks/strangers_kgbd.py {models} --seeds {' '.join(map(str, args.seeds))}"
     command += f" --adapt-steps {args.adapt_steps}" if args.adapt_steps else ""
+    command += f" --background {' '.join(map(str, args.background))}" if args.background else ""
     write_report(results, command + (" --keep" if args.keep else ""), kept)
 
 

@@ -18,6 +18,11 @@ Why two steps:
    (benchmarks/adapt_people.md), but not on kgbd:1's or kgbd:2's (docs/site.md); what a stranger
    then scores is measured by stand-in fine-tunes (``engines.adapt_strangers``), since the people
    trained on no longer tell it.
+3. **Optionally, background tracks** in the fine-tune: tracks of people who will not be at the site (another
+   dataset, other sites' recordings), each track a class of its own, half of every batch. Fine-tuned on the
+   enrolled people alone, the encoder learns to spread those people apart and nothing else, so a stranger may
+   land next to one of them; open-set recognition keeps a background of other people in training for that
+   reason. They change no statistic: those stay the site's own.
 
 The result is a checkpoint of the same method and shape, so export, the model card and ``gallery
 reembed`` treat it as any other.
@@ -52,9 +57,11 @@ def adapt_checkpoint(
     steps: int,
     seed: int = 0,
     show_progress: bool = True,
+    background: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """A new checkpoint: ``checkpoint`` (a loaded TrackCon ``model.pt``) adapted to ``windows`` [N, f, 20, 3] whose
-    tracks are ``tracks`` [N]. The input is not changed; the result records what it was adapted on."""
+    tracks are ``tracks`` [N]; ``background``: (windows [M, f, 20, 3], tracks [M]) of people who will not be at
+    the site, for the fine-tune only. The input is not changed; the result records what it was adapted on."""
     if checkpoint.get("method") != "trackcon":
         raise InputError(
             f"adaptation needs a trackcon checkpoint (its statistics and loss), got {checkpoint.get('method')!r}"
@@ -66,6 +73,11 @@ def adapt_checkpoint(
         )
     if steps < 0:
         raise InputError(f"--steps: expected 0 or more, got {steps}")
+    if background is not None and (len(background[0]) == 0 or len(background[0]) != len(background[1])):
+        raise InputError(
+            f"the background needs windows and a track for each; got {len(background[0])} windows and "
+            f"{len(background[1])} tracks"
+        )
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     method = TrackConMethod()
@@ -77,7 +89,7 @@ def adapt_checkpoint(
     began = time.perf_counter()
     reestimate_statistics(model.encoder, data)
     if steps:
-        _fine_tune(model, data, track_ids, config, steps, generator, show_progress)
+        _fine_tune(model, data, track_ids, config, steps, generator, show_progress, background)
         reestimate_statistics(model.encoder, data)  # the weights moved: the statistics follow them
     adapted = copy.copy(checkpoint)
     adapted["model_state"] = model.state_dict()
@@ -88,6 +100,7 @@ def adapt_checkpoint(
         "steps": steps,
         "learning_rate": config["lr"] * LEARNING_RATE_SHARE,
         "seed": seed,
+        "background_tracks": 0 if background is None else len(np.unique(background[1])),
         "seconds": round(time.perf_counter() - began, 1),
         **({"previous": checkpoint["adaptation"]} if "adaptation" in checkpoint else {}),
     }
@@ -121,19 +134,43 @@ def _fine_tune(
     steps: int,
     generator: torch.Generator,
     show_progress: bool,
+    background: tuple[np.ndarray, np.ndarray] | None,
 ) -> None:
     members = track_batches(tracks)
     per_batch = min(config["tracks_per_batch"], len(members))
+    draw = None
+    if background is not None:  # the background's windows after the site's, its tracks after the site's classes
+        extra = torch.from_numpy(np.ascontiguousarray(background[0], np.float32))
+        extra_tracks = torch.from_numpy(np.unique(np.asarray(background[1]), return_inverse=True)[1].astype(np.int64))
+        members += [m + len(windows) for m in track_batches(extra_tracks)]
+        windows = torch.cat([windows, extra])
+        draw = BalancedDraw(len(members) - len(track_batches(extra_tracks)), len(members), config["tracks_per_batch"])
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config["lr"] * LEARNING_RATE_SHARE, weight_decay=config["weight_decay"]
     )
     model.train()
     total = 0.0
     for _ in progress(range(steps), "Adapting", total=steps, enabled=show_progress):
-        loss = batch_loss(model.encoder, windows, members, per_batch, generator, config)
+        chosen = draw(generator) if draw is not None else None
+        loss = batch_loss(model.encoder, windows, members, per_batch, generator, config, chosen)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         total += loss.item()
     logger.info("adaptation: %d steps, mean loss %.4f", steps, total / max(steps, 1))
     model.eval()
+
+
+class BalancedDraw:
+    """Each batch's classes: half of ``per_batch`` from the site's (the first ``site`` members), the rest from the
+    background's (members ``site`` to ``total``), each part as many as it has where it has fewer."""
+
+    def __init__(self, site: int, total: int, per_batch: int) -> None:
+        self.site, self.background = site, total - site
+        self.site_count = min(per_batch // 2, self.site)
+        self.background_count = min(per_batch - per_batch // 2, self.background)
+
+    def __call__(self, generator: torch.Generator) -> list[int]:
+        site = torch.randperm(self.site, generator=generator)[: self.site_count]
+        background = self.site + torch.randperm(self.background, generator=generator)[: self.background_count]
+        return torch.cat([site, background]).tolist()

@@ -40,12 +40,14 @@ def cross_fitted_strangers(
     steps: int,
     seed: int = 0,
     show_progress: bool = True,
+    background: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict | None:
     """Stranger scores for a fine-tune of ``checkpoint`` on enrolled ``windows`` [N, f, 20, 3] of ``people`` [N]
     in enrolled ``tracks`` [N].
 
     The stand-ins train on the enrolled people's windows alone, never on a site's recordings: the people left
-    out may walk in those, and a stand-in that had learned their tracks would score them too far away.
+    out may walk in those, and a stand-in that had learned their tracks would score them too far away. They do
+    train with the final fine-tune's ``background`` (people who are not the site's), as it does.
     Returns the card's record: ``pairs`` (a left-out track to the nearest track of a person trained on),
     ``nearest`` (a left-out track to the nearest such person), how many of each, the people and the folds;
     None with fewer than ``MIN_PEOPLE`` people."""
@@ -63,7 +65,13 @@ def cross_fitted_strangers(
     for fold in progress(folds, "Measuring strangers", total=len(folds), enabled=show_progress):
         trained = ~np.isin(people, fold)
         stand_in = adapt_checkpoint(
-            checkpoint, windows[trained], people[trained], steps=steps, seed=seed, show_progress=False
+            checkpoint,
+            windows[trained],
+            people[trained],
+            steps=steps,
+            seed=seed,
+            show_progress=False,
+            background=background,
         )
         embedded = embed_in_batches(encoder_from(stand_in, "stand-in"), data).numpy().astype(np.float64)
         means, _ = pool_by_group(embedded, tracks)  # tracks ascending, as np.unique orders them

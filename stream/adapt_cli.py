@@ -5,8 +5,9 @@ The recordings are cut into windows per track exactly as enrollment and the node
 ``engines.adapt``. With ``--gallery`` it also learns from the people enrolled there: every named identity is
 one person (the user named them; two names are two people), its windows the ones kept at enrollment; and it
 measures what a stranger scores against them (``engines.adapt_strangers``), for ``calibrate site``. Anonymous
-identities (the node's) are left out: one may be an enrolled person. Move a gallery onto the result with
-``gaitwatch gallery reembed``.
+identities (the node's) are left out: one may be an enrolled person. ``--background`` adds tracks of people
+who will never be at the site to that fine-tune, each a class of its own (``engines.adapt``). Move a gallery
+onto the result with ``gaitwatch gallery reembed``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ DEFAULT_STEPS = 0  # statistics only: why the fine-tune is opt-in is in engines/
 STRIDE = 2  # windows start every 2 frames: a site gives few tracks, so each gives as many windows as is useful
 MAX_IDENTITIES = 4096  # enrolled people read from a gallery (drawn with the seed): bounded memory on any gallery
 MAX_WINDOWS_PER_IDENTITY = 64  # of each (evenly spaced over what was enrolled): a fine-tune step draws 20
+MAX_BACKGROUND_TRACKS = 4096  # read from --background (the first, in the order given): bounded memory, as above
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -38,6 +40,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="also learn from the people enrolled in this gallery (file or URL, read only; enrolled with "
         "--keep-windows): each named identity one person. With --steps, up to 4 more fine-tunes, each leaving a "
         "fold of them out, measure what a stranger scores, for calibrate site (docs/site.md)",
+    )
+    adapt.add_argument(
+        "--background",
+        nargs="+",
+        type=Path,
+        default=[],
+        help="with --gallery and --steps: recordings or datasets of people who will never be at this site, recorded "
+        "with the same kind of sensor (another sensor's walks made it worse, measured), each track a class of its "
+        "own in the fine-tune beside the enrolled people; never the site's own recordings (docs/site.md)",
     )
     adapt.add_argument(
         "--from",
@@ -75,7 +86,13 @@ def run_adapt(args: argparse.Namespace) -> int:
         raise InputError(f"--from {source}: adaptation starts from a torch checkpoint (.pt or a run folder)")
     if not args.recordings and args.gallery is None:
         raise InputError("adapt needs recordings of the site, a --gallery of its enrolled people, or both")
+    if args.background and (args.gallery is None or not args.steps):
+        raise InputError("--background is for the fine-tune on a gallery's people: give --gallery and --steps too")
     checkpoint = load(source)
+    background = None
+    if args.background:
+        background = background_windows(args.background, checkpoint["f"], float(checkpoint.get("rate_hz", 30.0)))
+        print(f"background: {len(np.unique(background[1]))} tracks, {len(background[0])} windows")
     parts = []
     if args.gallery is not None:
         windows, people, enrolled_tracks = gallery_windows(args.gallery, checkpoint["f"], args.seed)
@@ -88,7 +105,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         after_people = sum(len(np.unique(part[1])) for part in parts)
         parts.append((windows, tracks + after_people))
     windows, classes = (np.concatenate([part[i] for part in parts]) for i in range(2))
-    adapted = adapt_checkpoint(checkpoint, windows, classes, steps=args.steps, seed=args.seed)
+    adapted = adapt_checkpoint(checkpoint, windows, classes, steps=args.steps, seed=args.seed, background=background)
     if args.gallery is not None and args.steps:
         if checkpoint.get("body_shape"):
             print(
@@ -96,8 +113,9 @@ def run_adapt(args: argparse.Namespace) -> int:
                 "and calibrate site named more strangers than --far said (docs/site.md): adapt the model without it",
                 file=sys.stderr,
             )
-        adapted["adaptation"]["strangers"] = measure_strangers(checkpoint, parts[0], args.steps, args.seed)
+        adapted["adaptation"]["strangers"] = measure_strangers(checkpoint, parts[0], args.steps, args.seed, background)
     adapted["adaptation"]["recordings"] = [str(p) for p in args.recordings]
+    adapted["adaptation"]["background"] = [str(p) for p in args.background]
     adapted["adaptation"]["gallery"] = None if args.gallery is None else str(args.gallery)
     adapted["adaptation"]["from_file"] = str(source)
     private_dir(args.out)
@@ -159,7 +177,9 @@ def gallery_windows(location: Location, f: int, seed: int) -> tuple[np.ndarray, 
     return np.stack(windows).astype(np.float32), numbered.astype(np.int64), enrolled_tracks
 
 
-def measure_strangers(checkpoint: dict, gallery: tuple, steps: int, seed: int) -> dict | None:
+def measure_strangers(
+    checkpoint: dict, gallery: tuple, steps: int, seed: int, background: tuple[np.ndarray, np.ndarray] | None
+) -> dict | None:
     """What a stranger scores against the gallery's people after the fine-tune (``engines.adapt_strangers``),
     for the card; None, with a warning, where it cannot be measured honestly."""
     from engines.adapt_strangers import MIN_PEOPLE, cross_fitted_strangers
@@ -175,7 +195,9 @@ def measure_strangers(checkpoint: dict, gallery: tuple, steps: int, seed: int) -
         why = f"fewer than {MIN_PEOPLE} enrolled people: no one can be left out to measure by"
     else:
         print("measuring what a stranger scores: the fine-tune again with a fold of the people left out each time")
-        return cross_fitted_strangers(checkpoint, windows, people, tracks, steps=steps, seed=seed)
+        return cross_fitted_strangers(
+            checkpoint, windows, people, tracks, steps=steps, seed=seed, background=background
+        )
     print(
         f"warning: {why}; calibrate site will then measure strangers by the distances between the people this "
         "fine-tune pushed apart, which names more strangers than --far says",
@@ -195,3 +217,21 @@ def site_windows(
         raise InputError(f"{', '.join(map(str, paths))}: no person is seen for a whole window; nothing to adapt on")
     tracks = [np.full(len(windows), number, np.int64) for number, windows in enumerate(parts)]
     return np.concatenate(parts), np.concatenate(tracks)
+
+
+def background_windows(paths: list[Path], f: int, rate_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``MAX_WINDOWS_PER_IDENTITY`` windows (evenly spaced) of each of the first ``MAX_BACKGROUND_TRACKS``
+    tracks of ``paths``, each placed by its own sensor's floor as recorded, and the track (numbered 0..) of each."""
+    from stream.inputs import site_tracks
+
+    windows, tracks = [], []
+    for _, _, part in site_tracks(paths, f, rate_hz, None, None, STRIDE):
+        if len(tracks) == MAX_BACKGROUND_TRACKS:
+            print(f"background: the first {MAX_BACKGROUND_TRACKS} tracks kept, the rest left out", file=sys.stderr)
+            break
+        chosen = np.unique(np.linspace(0, len(part.windows) - 1, MAX_WINDOWS_PER_IDENTITY).round().astype(int))
+        windows.append(part.windows[chosen])
+        tracks.append(np.full(len(chosen), len(tracks), np.int64))
+    if not windows:
+        raise InputError(f"--background {', '.join(map(str, paths))}: no person is seen for a whole window")
+    return np.concatenate(windows).astype(np.float32), np.concatenate(tracks)

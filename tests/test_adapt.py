@@ -11,13 +11,15 @@ import torch
 
 pytest.importorskip("onnxscript", reason="onnxscript (ONNX export) not installed: the 'train' extra")
 
-from engines.adapt import adapt_checkpoint, reestimate_statistics
+from engines.adapt import BalancedDraw, adapt_checkpoint, reestimate_statistics
 from engines.checkpoint import encoder_from, load
 from engines.model_card import read_card
 from engines.models.trackcon import mirrored
 from engines.train.loop import train
 from sensors.errors import InputError
+from sensors.formats.gwrec import write_recording
 from stream.gallery.location import gallery_location, open_store
+from stream.node.demo import demo_split
 from tests.helpers import assert_one_line_error, gaitwatch
 from tests.small_trackcon import small_trackcon
 from tests.synthetic_gait import synthetic_windows
@@ -65,6 +67,46 @@ def test_fine_tuning_moves_the_weights_and_records_what_it_did(checkpoint: Path)
     assert not torch.equal(adapted["model_state"][key], original["model_state"][key])
     info = adapted["adaptation"]
     assert info["tracks"] == 10 and info["windows"] == len(windows) and info["from"]["split"] == "kgbd:0"
+
+
+def _background() -> tuple[np.ndarray, np.ndarray]:
+    """People who are none of the site's: 4 of them, 2 tracks of 8 windows each."""
+    windows, _ = synthetic_windows(people=4, windows_per_person=16, seed=11)
+    return windows.astype(np.float32), np.arange(len(windows)) // 8 + 100  # any track numbers
+
+
+def test_background_tracks_enter_the_fine_tune_but_not_the_statistics(checkpoint: Path):
+    original = load(checkpoint)
+    windows, tracks = _site()
+    people = tracks // 2
+    plain = adapt_checkpoint(original, windows, people, steps=5, show_progress=False)
+    adapted = adapt_checkpoint(original, windows, people, steps=5, show_progress=False, background=_background())
+    assert adapted["adaptation"]["background_tracks"] == 8 and plain["adaptation"]["background_tracks"] == 0
+    assert adapted["adaptation"]["windows"] == len(windows)  # the site's: the background is no part of it
+    key = next(k for k in original["model_state"] if k.endswith("mlp.0.weight"))
+    assert not torch.equal(adapted["model_state"][key], plain["model_state"][key])  # same seed, other classes
+    encoder = encoder_from(adapted, checkpoint)
+    seen = torch.from_numpy(windows)
+    if encoder.symmetric:
+        seen = torch.cat([seen, mirrored(seen)])
+    with torch.no_grad():  # the statistics describe the site's windows alone, as without a background
+        features = encoder.features(seen)
+    torch.testing.assert_close(encoder.input_statistics.running_mean, features.mean(0), atol=1e-4, rtol=1e-4)
+    with pytest.raises(InputError, match="the background needs windows and a track for each"):
+        adapt_checkpoint(original, windows, people, steps=1, show_progress=False,
+                         background=(_background()[0], np.zeros(3, np.int64)))  # fmt: skip
+
+
+def test_each_batch_is_half_the_site_s_people_and_half_background():
+    generator = torch.Generator().manual_seed(0)
+    many = BalancedDraw(site=100, total=300, per_batch=64)
+    for _ in range(20):
+        chosen = np.array(many(generator))
+        assert len(chosen) == len(set(chosen)) == 64
+        assert (chosen < 100).sum() == 32 and ((chosen >= 100) & (chosen < 300)).sum() == 32
+    few = BalancedDraw(site=5, total=15, per_batch=64)  # each part as many as it has
+    chosen = np.array(few(generator))
+    assert sorted(chosen) == list(range(15))
 
 
 def test_reestimating_leaves_the_encoder_in_eval_mode(checkpoint: Path):
@@ -201,3 +243,36 @@ def test_a_body_shape_model_keeps_its_body_shape_through_adaptation(checkpoint: 
     gaitwatch("gallery", "reembed", gallery, "--model", out / "model.onnx")
     gaitwatch("calibrate", "site", DEMO, "--gallery", gallery, "--model", out / "model.onnx", "--out", tmp_path / "s")
     assert BODY_SHAPE in json.loads((tmp_path / "s" / "threshold.json").read_text())["score"]
+
+
+@pytest.mark.skipif(not DEMO.is_file(), reason="the bundled demo recording is missing")
+def test_adapt_command_fine_tunes_against_background_people(checkpoint: Path, tmp_path: Path):
+    first, others = demo_split()  # eight CMU subjects: five enrolled, three who never come to this site
+    away = {"05", "06", "10"}
+    files = {}
+    for recording in first + others:
+        kind = "background" if recording.metadata["subject"] in away else "site"
+        path = tmp_path / kind / f"{recording.metadata['trial']}.gwrec"
+        path.parent.mkdir(exist_ok=True)
+        write_recording(path, recording)
+        files.setdefault(kind, []).append(path)
+    gallery = tmp_path / "people.db"
+    gaitwatch("gallery", "create", gallery, "--model", checkpoint)
+    gaitwatch("gallery", "enroll", gallery, *files["site"], "--model", checkpoint, "--label", "subject",
+              "--keep-windows")  # fmt: skip
+    out = tmp_path / "site-model"
+    ran = gaitwatch("adapt", "--gallery", gallery, "--from", checkpoint, "--out", out, "--steps", "3",
+                    "--background", *files["background"])  # fmt: skip
+    assert "background: 3 tracks" in ran.stdout
+    card = read_card(out / "model.onnx")
+    assert card["adaptation"]["background"] == [str(p) for p in files["background"]]
+    assert card["adaptation"]["background_tracks"] == 3 and card["adaptation"]["tracks"] == 5
+    assert card["adaptation"]["strangers"]["folds"] == 4  # the stand-ins fine-tune with the background too
+    refused = tmp_path / "refused"
+    for flags, needle in (
+        ((DEMO, "--steps", "3", "--background", *files["background"]), "give --gallery and --steps too"),
+        (("--gallery", gallery, "--background", *files["background"]), "give --gallery and --steps too"),
+        (("--gallery", gallery, "--steps", "3", "--background", tmp_path / "nowhere.gwrec"), "nowhere.gwrec"),
+    ):
+        assert_one_line_error(gaitwatch("adapt", *flags, "--from", checkpoint, "--out", refused, ok=False), needle)
+        assert not refused.exists()

@@ -104,11 +104,15 @@ def batch_loss(
     per_batch: int,
     generator: torch.Generator,
     config: dict,
+    chosen: list[int] | None = None,
 ) -> torch.Tensor:
     """The loss of one batch: ``per_batch`` tracks drawn from ``members`` (``track_batches``), ``windows_per_track``
     windows of each drawn with replacement, every window augmented, plus the track-level term over group means
-    (module docstring) where ``windows_per_group`` is set; shared by training and site adaptation."""
-    chosen = torch.randperm(len(members), generator=generator)[:per_batch].tolist()
+    (module docstring) where ``windows_per_group`` is set; shared by training and site adaptation. ``chosen``:
+    the tracks (indices into ``members``) where the caller draws them itself (adaptation's background)."""
+    if chosen is None:
+        chosen = torch.randperm(len(members), generator=generator)[:per_batch].tolist()
+    per_batch = len(chosen)
     k = config["windows_per_track"]
     margin = config.get("margin", 0.0)  # runs made before the margin have none
     loss = torch.zeros(())
