@@ -67,7 +67,7 @@ from engines.runtime.load import open_encoder
 from sensors.errors import InputError
 from sensors.layouts import CANONICAL, bone_lengths
 from sensors.progress import progress
-from stream.adapt_cli import MAX_WINDOWS_PER_IDENTITY, background_windows
+from stream.adapt_cli import background_windows, evenly_spaced
 from stream.threshold import threshold_for_far
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -322,7 +322,7 @@ def background_of(sources: list[str], trained_on: tuple, start: dict) -> tuple[n
     kept = []
     for track in np.unique(tracks):
         members = np.flatnonzero(tracks == track)
-        kept.append(members[np.unique(np.linspace(0, len(members) - 1, MAX_WINDOWS_PER_IDENTITY).round().astype(int))])
+        kept.append(members[evenly_spaced(len(members))])
     chosen = np.concatenate(kept)
     return windows[chosen], tracks[chosen]
 

@@ -141,10 +141,10 @@ def _fine_tune(
     draw = None
     if background is not None:  # the background's windows after the site's, its tracks after the site's classes
         extra = torch.from_numpy(np.ascontiguousarray(background[0], np.float32))
-        extra_tracks = torch.from_numpy(np.unique(np.asarray(background[1]), return_inverse=True)[1].astype(np.int64))
-        members += [m + len(windows) for m in track_batches(extra_tracks)]
+        extra_members = track_batches(torch.from_numpy(np.asarray(background[1], np.int64)))
+        draw = BalancedDraw(len(members), len(members) + len(extra_members), config["tracks_per_batch"])
+        members += [m + len(windows) for m in extra_members]
         windows = torch.cat([windows, extra])
-        draw = BalancedDraw(len(members) - len(track_batches(extra_tracks)), len(members), config["tracks_per_batch"])
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config["lr"] * LEARNING_RATE_SHARE, weight_decay=config["weight_decay"]
     )

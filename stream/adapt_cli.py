@@ -158,7 +158,7 @@ def gallery_windows(location: Location, f: int, seed: int) -> tuple[np.ndarray, 
             kept = [o for o in origins if o.window is not None]
             without += len(origins) - len(kept)
             if kept:
-                chosen = np.unique(np.linspace(0, len(kept) - 1, MAX_WINDOWS_PER_IDENTITY).round().astype(int))
+                chosen = evenly_spaced(len(kept))
                 windows += [kept[i].window for i in chosen]
                 people += [person] * len(chosen)
                 tracks += [(person, kept[i].source, kept[i].track) for i in chosen]
@@ -229,9 +229,14 @@ def background_windows(paths: list[Path], f: int, rate_hz: float) -> tuple[np.nd
         if len(tracks) == MAX_BACKGROUND_TRACKS:
             print(f"background: the first {MAX_BACKGROUND_TRACKS} tracks kept, the rest left out", file=sys.stderr)
             break
-        chosen = np.unique(np.linspace(0, len(part.windows) - 1, MAX_WINDOWS_PER_IDENTITY).round().astype(int))
+        chosen = evenly_spaced(len(part.windows))
         windows.append(part.windows[chosen])
         tracks.append(np.full(len(chosen), len(tracks), np.int64))
     if not windows:
         raise InputError(f"--background {', '.join(map(str, paths))}: no person is seen for a whole window")
     return np.concatenate(windows).astype(np.float32), np.concatenate(tracks)
+
+
+def evenly_spaced(count: int, most: int = MAX_WINDOWS_PER_IDENTITY) -> np.ndarray:
+    """At most ``most`` indices into ``count`` items, evenly spaced over them (all of them where there are fewer)."""
+    return np.unique(np.linspace(0, count - 1, most).round().astype(int))
