@@ -15,7 +15,7 @@ def adapt_on_gallery(
     stranger scores, by stand-in fine-tunes), then ``gaitwatch gallery reembed``. The adapted ``model.onnx`` and
     the adaptation's seconds; the gallery has moved onto the adapted model."""
     adapt = ["adapt", "--gallery", str(gallery), "--from", str(start), "--out", str(out), "--steps", str(steps)]
-    adapt += ["--background", *map(str, background)] if background else []
+    adapt += [arg for path in background or [] for arg in ("--background", str(path))]
     began = time.perf_counter()
     if gaitwatch(adapt + (["--seed", str(seed)] if seed is not None else [])):
         raise SystemExit(f"{start}: adaptation on {gallery} failed (above)")

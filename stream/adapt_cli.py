@@ -43,12 +43,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     adapt.add_argument(
         "--background",
-        nargs="+",
+        action="append",
         type=Path,
         default=[],
-        help="with --gallery and --steps: recordings or datasets of people who will never be at this site, recorded "
-        "with the same kind of sensor (another sensor's walks made it worse, measured), each track a class of its "
-        "own in the fine-tune beside the enrolled people; never the site's own recordings (docs/site.md)",
+        metavar="PATH",
+        help="with --gallery and --steps, once per recording or dataset: people who will never be at this site, "
+        "recorded with the same kind of sensor (another sensor's walks made it worse, measured), each track a class "
+        "of its own in the fine-tune beside the enrolled people; never the site's own recordings (docs/site.md)",
     )
     adapt.add_argument(
         "--from",
@@ -88,6 +89,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         raise InputError("adapt needs recordings of the site, a --gallery of its enrolled people, or both")
     if args.background and (args.gallery is None or not args.steps):
         raise InputError("--background is for the fine-tune on a gallery's people: give --gallery and --steps too")
+    refuse_site_recordings_in_background(args.recordings, args.background)
     checkpoint = load(source)
     background = None
     if args.background:
@@ -217,6 +219,22 @@ def site_windows(
         raise InputError(f"{', '.join(map(str, paths))}: no person is seen for a whole window; nothing to adapt on")
     tracks = [np.full(len(windows), number, np.int64) for number, windows in enumerate(parts)]
     return np.concatenate(parts), np.concatenate(tracks)
+
+
+def refuse_site_recordings_in_background(recordings: list[Path], background: list[Path]) -> None:
+    """A site's recording in the background would teach the encoder to push the site's people away from themselves.
+    One ``--background`` takes one path, so a shell pattern after it leaves all but its first file among the site's
+    recordings: a recording beside a background file, in one folder, is refused for that reason."""
+    for recording in recordings:
+        for path in background:
+            if recording.resolve() == path.resolve() or path.resolve() in recording.resolve().parents:
+                raise InputError(f"{recording}: given as the site's recording and in --background {path}")
+            if not path.is_dir() and recording.resolve().parent == path.resolve().parent:
+                raise InputError(
+                    f"{recording}: a site recording in the folder of --background {path}; one --background takes "
+                    "one path (a shell pattern after it leaves the rest among the site's recordings): give each "
+                    "background recording its own --background, and keep the site's recordings in another folder"
+                )
 
 
 def background_windows(paths: list[Path], f: int, rate_hz: float) -> tuple[np.ndarray, np.ndarray]:

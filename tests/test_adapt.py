@@ -261,18 +261,23 @@ def test_adapt_command_fine_tunes_against_background_people(checkpoint: Path, tm
     gaitwatch("gallery", "enroll", gallery, *files["site"], "--model", checkpoint, "--label", "subject",
               "--keep-windows")  # fmt: skip
     out = tmp_path / "site-model"
-    ran = gaitwatch("adapt", "--gallery", gallery, "--from", checkpoint, "--out", out, "--steps", "3",
-                    "--background", *files["background"])  # fmt: skip
+    background = [arg for path in files["background"] for arg in ("--background", path)]
+    ran = gaitwatch("adapt", "--gallery", gallery, "--from", checkpoint, "--out", out, "--steps", "3", *background)
     assert "background: 3 tracks" in ran.stdout
     card = read_card(out / "model.onnx")
     assert card["adaptation"]["background"] == [str(p) for p in files["background"]]
     assert card["adaptation"]["background_tracks"] == 3 and card["adaptation"]["tracks"] == 5
     assert card["adaptation"]["strangers"]["folds"] == 4  # the stand-ins fine-tune with the background too
     refused = tmp_path / "refused"
+    site = files["site"][0]
     for flags, needle in (
-        ((DEMO, "--steps", "3", "--background", *files["background"]), "give --gallery and --steps too"),
-        (("--gallery", gallery, "--background", *files["background"]), "give --gallery and --steps too"),
+        ((DEMO, "--steps", "3", *background), "give --gallery and --steps too"),
+        (("--gallery", gallery, *background), "give --gallery and --steps too"),
         (("--gallery", gallery, "--steps", "3", "--background", tmp_path / "nowhere.gwrec"), "nowhere.gwrec"),
+        # a shell pattern after --background: its second file would be read as the site's
+        (("--gallery", gallery, "--steps", "3", "--background", *files["background"]), "one --background takes one"),
+        ((site, "--gallery", gallery, "--steps", "3", "--background", site), "given as the site's recording"),
+        ((site, "--gallery", gallery, "--steps", "3", "--background", tmp_path / "site"), "given as the site's"),
     ):
         assert_one_line_error(gaitwatch("adapt", *flags, "--from", checkpoint, "--out", refused, ok=False), needle)
         assert not refused.exists()
