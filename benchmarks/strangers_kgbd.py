@@ -22,7 +22,7 @@ Per split seed S and model (one trained on S's training walks):
 probe walk and no stranger is seen), the gallery moved onto it with ``gaitwatch gallery reembed``, and
 everything after uses the adapted encoder; the site threshold then comes from what ``adapt`` measured a
 stranger to score (``engines.adapt_strangers``), as ``calibrate site`` does for such a model. ``--background
-PATH...`` adds ``adapt --background PATH...`` to it: recordings of people who are none of KGBD's (the CMU
+PATH...`` adds ``adapt --background PATH`` (one per path) to it: recordings of people who are none of KGBD's (the CMU
 walks), never KGBD's own training walks, which hold every test person, stranger or enrolled.
 
 One stranger probe is 1.8 % of 55: a measured FAR of 0 at the 1 % target is expected, and 0.1 % cannot
@@ -221,7 +221,7 @@ def main() -> None:
         nargs="+",
         type=Path,
         default=[],
-        help="with --adapt-steps: adapt --background PATH... (people who are none of KGBD's, e.g. the CMU walks)",
+        help="with --adapt-steps: adapt --background PATH, one per path (people none of KGBD's, e.g. the CMU walks)",
     )
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/kgbd/KinectGait-master.zip")
     parser.add_argument(
