@@ -225,11 +225,13 @@ def refuse_site_recordings_in_background(recordings: list[Path], background: lis
     """A site's recording in the background would teach the encoder to push the site's people away from themselves.
     One ``--background`` takes one path, so a shell pattern after it leaves all but its first file among the site's
     recordings: a recording beside a background file, in one folder, is refused for that reason."""
+    resolved = [(path, path.resolve(), path.is_dir()) for path in background]
     for recording in recordings:
-        for path in background:
-            if recording.resolve() == path.resolve() or path.resolve() in recording.resolve().parents:
+        where = recording.resolve()
+        for path, place, is_folder in resolved:
+            if where == place or place in where.parents:
                 raise InputError(f"{recording}: given as the site's recording and in --background {path}")
-            if not path.is_dir() and recording.resolve().parent == path.resolve().parent:
+            if not is_folder and where.parent == place.parent:
                 raise InputError(
                     f"{recording}: a site recording in the folder of --background {path}; one --background takes "
                     "one path (a shell pattern after it leaves the rest among the site's recordings): give each "
