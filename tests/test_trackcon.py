@@ -15,7 +15,14 @@ from engines.checkpoint import load_encoder
 from engines.models.trackcon import CANONICAL_PARENTS, TrackConEncoder, body_frame, bone_lengths, mirrored
 from engines.train.augment import DEFAULTS, augment_windows
 from engines.train.loop import train
-from engines.train.trackcon import TrackConMethod, batch_loss, learning_rate, supervised_contrastive_loss, track_batches
+from engines.train.trackcon import (
+    TrackConMethod,
+    anisotropy,
+    batch_loss,
+    learning_rate,
+    supervised_contrastive_loss,
+    track_batches,
+)
 from tests.synthetic_gait import synthetic_windows
 
 SMALL = {"hidden": 64, "dim": 32, "tracks_per_batch": 8, "windows_per_track": 4, "steps_per_epoch": 20, "epochs": 3}
@@ -158,6 +165,30 @@ def test_the_window_term_is_weighted_and_can_be_left_out():
     only_tracks = loss(window_weight=0.0, windows_per_group=4)
     only_tracks.backward()  # the track-level term alone still trains the encoder
     assert only_tracks > 0 and all(p.grad is not None for p in encoder.parameters() if p.requires_grad)
+
+
+def test_anisotropy_is_zero_when_every_direction_varies_alike_and_grows_as_fewer_carry_the_variance():
+    generator = torch.Generator().manual_seed(0)
+    even = torch.randn(20000, 8, generator=generator)
+    turned, _ = torch.linalg.qr(torch.randn(8, 8, generator=generator))
+    assert anisotropy(even).item() == pytest.approx(0.0, abs=0.01)
+    assert anisotropy(even @ turned).item() == pytest.approx(0.0, abs=0.01)  # no axes preferred
+    two_of_eight = even * torch.tensor([1.0, 1.0, 0, 0, 0, 0, 0, 0])
+    assert anisotropy(two_of_eight).item() == pytest.approx(8 / 2 - 1, rel=0.02)  # D / effective dimension - 1
+
+
+def test_the_isotropy_term_adds_to_the_loss_only_when_weighted():
+    windows, walks, _ = _walks(people=4, walks_per_person=2, windows_per_walk=6)
+    data, members = torch.from_numpy(windows), track_batches(torch.from_numpy(walks))
+    encoder = TrackConEncoder(f=windows.shape[1], hidden=32, dim=16)
+    config = {**TrackConMethod.default_config(), "windows_per_group": 4}
+
+    def loss(**settings: float) -> torch.Tensor:
+        return batch_loss(encoder, data, members, 8, torch.Generator().manual_seed(3), {**config, **settings})
+
+    plain, weighted = loss(), loss(isotropy=1.0)
+    assert weighted > plain  # 8 tracks' group means in 16 dimensions cannot be isotropic
+    torch.testing.assert_close(loss(isotropy=2.0) - plain, 2 * (weighted - plain))
 
 
 def test_the_learning_rate_warms_up_then_falls_to_zero():
