@@ -189,6 +189,11 @@ def test_the_isotropy_term_adds_to_the_loss_only_when_weighted():
     plain, weighted = loss(), loss(isotropy=1.0)
     assert weighted > plain  # 8 tracks' group means in 16 dimensions cannot be isotropic
     torch.testing.assert_close(loss(isotropy=2.0) - plain, 2 * (weighted - plain))
+    assert TrackConMethod.setting_problems({**config, "isotropy": 1.0}, 6) == []
+    assert "isotropy" in " ".join(
+        TrackConMethod.setting_problems({**config, "isotropy": 1.0, "windows_per_group": 0}, 6)
+    )
+    assert "isotropy" in " ".join(TrackConMethod.setting_problems({**config, "isotropy": -1.0}, 6))
 
 
 def test_the_learning_rate_warms_up_then_falls_to_zero():

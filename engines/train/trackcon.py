@@ -184,6 +184,10 @@ class TrackConMethod:
             problems.append(
                 "window_weight is 0 and so is windows_per_group or group_weight: no term left to learn from"
             )
+        if config.get("isotropy") and not config.get("windows_per_group"):
+            problems.append(
+                "isotropy is set but windows_per_group is 0: the term weighs the group means, and there are none"
+            )
         return problems
 
     @staticmethod
