@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,20 @@ def test_dropped_joints_sit_on_their_parent():
     torch.testing.assert_close(dropped[:, :, 0], kept[:, :, 0])  # the root stays
 
 
+def _small_batch_loss(**base: float) -> tuple[TrackConEncoder, Callable[..., torch.Tensor]]:
+    """A small encoder and its batch loss on 8 synthetic tracks, as a function of settings over the defaults and
+    ``base`` (the same tracks and draws on every call)."""
+    windows, walks, _ = _walks(people=4, walks_per_person=2, windows_per_walk=6)
+    data, members = torch.from_numpy(windows), track_batches(torch.from_numpy(walks))
+    encoder = TrackConEncoder(f=windows.shape[1], hidden=32, dim=16)
+    config = {**TrackConMethod.default_config(), **base}
+
+    def loss(**settings: float) -> torch.Tensor:
+        return batch_loss(encoder, data, members, 8, torch.Generator().manual_seed(3), {**config, **settings})
+
+    return encoder, loss
+
+
 def test_the_loss_is_low_when_tracks_are_tight_and_apart_and_high_when_mixed():
     tracks = torch.arange(4).repeat_interleave(3)
     apart = torch.nn.functional.one_hot(tracks, 8).float()
@@ -153,14 +168,7 @@ def test_the_loss_gives_finite_gradients():
 
 
 def test_the_window_term_is_weighted_and_can_be_left_out():
-    windows, walks, _ = _walks(people=4, walks_per_person=2, windows_per_walk=6)
-    data, members = torch.from_numpy(windows), track_batches(torch.from_numpy(walks))
-    encoder = TrackConEncoder(f=windows.shape[1], hidden=32, dim=16)
-    config = {**TrackConMethod.default_config(), "windows_per_group": 0}
-
-    def loss(**settings: float) -> torch.Tensor:
-        return batch_loss(encoder, data, members, 8, torch.Generator().manual_seed(3), {**config, **settings})
-
+    encoder, loss = _small_batch_loss(windows_per_group=0)
     torch.testing.assert_close(loss(window_weight=2.0), 2 * loss(window_weight=1.0))
     only_tracks = loss(window_weight=0.0, windows_per_group=4)
     only_tracks.backward()  # the track-level term alone still trains the encoder
@@ -178,14 +186,8 @@ def test_anisotropy_is_zero_when_every_direction_varies_alike_and_grows_as_fewer
 
 
 def test_the_isotropy_term_adds_to_the_loss_only_when_weighted():
-    windows, walks, _ = _walks(people=4, walks_per_person=2, windows_per_walk=6)
-    data, members = torch.from_numpy(windows), track_batches(torch.from_numpy(walks))
-    encoder = TrackConEncoder(f=windows.shape[1], hidden=32, dim=16)
     config = {**TrackConMethod.default_config(), "windows_per_group": 4}
-
-    def loss(**settings: float) -> torch.Tensor:
-        return batch_loss(encoder, data, members, 8, torch.Generator().manual_seed(3), {**config, **settings})
-
+    _, loss = _small_batch_loss(windows_per_group=4)
     plain, weighted = loss(), loss(isotropy=1.0)
     assert weighted > plain  # 8 tracks' group means in 16 dimensions cannot be isotropic
     torch.testing.assert_close(loss(isotropy=2.0) - plain, 2 * (weighted - plain))
