@@ -73,18 +73,30 @@ def enroll_gallery_walks(
         gallery.enroll(identity[label], embeddings[rows], origins)
 
 
-def probe_scores(gallery: Gallery, encoder: Encoder, data: ProtocolData) -> ProbeScores:
-    """Every probe walk, pooled, against every enrolled identity."""
-    pooled, walks = pool_by_group(encoder.encode(data.probe), data.probe_walk)
-    label_of = dict(zip(data.probe_walk.tolist(), data.probe_labels.tolist(), strict=True))
+def probe_scores(
+    gallery: Gallery, encoder: Encoder, data: ProtocolData, role: str = "probe", people: set[str] | None = None
+) -> ProbeScores:
+    """Every walk of ``role`` ("probe" or "gallery") of ``people`` (default: everyone), pooled, against every
+    enrolled identity. Why "gallery": the gallery walks of people never enrolled are stranger walks too."""
+    windows, labels, walk_of = {
+        "probe": (data.probe, data.probe_labels, data.probe_walk),
+        "gallery": (data.gallery, data.gallery_labels, data.gallery_walk),
+    }[role]
+    if people is not None:
+        chosen = np.isin(np.asarray(data.people)[labels], sorted(people))
+        windows, labels, walk_of = windows[chosen], labels[chosen], walk_of[chosen]
+    if len(windows) == 0:
+        return ProbeScores([], [])
+    pooled, walks = pool_by_group(encoder.encode(windows), walk_of)
+    label_of = dict(zip(walk_of.tolist(), labels.tolist(), strict=True))
     enrolled = len(gallery.identities())
     names = {i.id: i.name for i in gallery.identities()}
-    people, distances = [], []
+    scored, distances = [], []
     for vector, walk in zip(pooled, walks.tolist(), strict=True):
         matches = gallery.search_tracks(vector, k=enrolled)
-        people.append(data.people[label_of[walk]])
+        scored.append(data.people[label_of[walk]])
         distances.append({names[m.identity]: m.distance for m in matches})
-    return ProbeScores(people, distances)
+    return ProbeScores(scored, distances)
 
 
 def scores_for(encoder: Encoder, data: ProtocolData, workdir: Path, people: set[str] | None = None) -> ProbeScores:
