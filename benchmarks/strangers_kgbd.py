@@ -51,6 +51,7 @@ from engines.plotting import pyplot
 from engines.protocol import load_protocol, load_split, validation_split
 from engines.report import mean_std
 from engines.runtime.load import open_encoder
+from sensors.errors import InputError
 from stream.gallery.gallery import Gallery
 from stream.kgbd_scores import enroll_gallery_walks, probe_scores, scores_for
 from stream.site_cli import site_report
@@ -286,4 +287,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except InputError as err:  # a wrong path or a bad file: one line, as score_normalisation.py says it
+        raise SystemExit(str(err)) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -74,7 +75,11 @@ def enroll_gallery_walks(
 
 
 def probe_scores(
-    gallery: Gallery, encoder: Encoder, data: ProtocolData, role: str = "probe", people: set[str] | None = None
+    gallery: Gallery,
+    encoder: Encoder,
+    data: ProtocolData,
+    role: Literal["probe", "gallery"] = "probe",
+    people: set[str] | None = None,
 ) -> ProbeScores:
     """Every walk of ``role`` ("probe" or "gallery") of ``people`` (default: everyone), pooled, against every
     enrolled identity. Why "gallery": the gallery walks of people never enrolled are stranger walks too."""
