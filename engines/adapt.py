@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engines.train.trackcon import TrackConMethod, batch_loss, track_batches
+from engines.train.trackcon import TrackConMethod, batch_loss, track_batches, training_clips
 from sensors.errors import InputError
 from sensors.progress import progress
 
@@ -141,10 +141,13 @@ def _fine_tune(
     draw = None
     if background is not None:  # the background's windows after the site's, its tracks after the site's classes
         extra = torch.from_numpy(np.ascontiguousarray(background[0], np.float32))
-        extra_members = track_batches(torch.from_numpy(np.asarray(background[1], np.int64)))
+        extra_tracks = torch.from_numpy(np.asarray(background[1], np.int64))
+        extra_members = track_batches(extra_tracks)
         draw = BalancedDraw(len(members), len(members) + len(extra_members), config["tracks_per_batch"])
         members += [m + len(windows) for m in extra_members]
+        tracks = torch.cat([tracks, extra_tracks - extra_tracks.min() + tracks.max() + 1])  # no track shared
         windows = torch.cat([windows, extra])
+    clips = training_clips(windows, tracks, config)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config["lr"] * LEARNING_RATE_SHARE, weight_decay=config["weight_decay"]
     )
@@ -152,7 +155,7 @@ def _fine_tune(
     total = 0.0
     for _ in progress(range(steps), "Adapting", total=steps, enabled=show_progress):
         chosen = draw(generator) if draw is not None else None
-        loss = batch_loss(model.encoder, windows, members, per_batch, generator, config, chosen)
+        loss = batch_loss(model.encoder, windows, members, per_batch, generator, config, chosen, clips)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

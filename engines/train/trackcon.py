@@ -13,7 +13,9 @@ apart. Chosen on held-out validation (docs/trackcon.md): walk-level top-1 and st
 improved, window accuracy held. ``window_weight`` 0 leaves the window term out and ``margin`` adds CosFace's
 margin to both terms; measured on people never seen, both separated new people worse (off by default).
 ``isotropy`` adds the group means' ``anisotropy`` (how few directions carry their variance); measured on three
-people-never-seen validations, it moved the strict open-set end both ways (off by default).
+people-never-seen validations, it moved the strict open-set end both ways (off by default). ``tempo`` re-times
+windows as if the walker's pace changed (``engines.train.tempo``); on KGBD, whose walkers keep their pace, it
+turned new people away worse (off by default; docs/trackcon.md).
 
 Two walks of one person in a batch are wrongly pushed apart; with many people that is rare, and the
 augmentations and the body-frame input leave no way to tell walks apart but the person. Optionally
@@ -39,6 +41,7 @@ from engines.train.augment import DEFAULTS as AUGMENT_DEFAULTS
 from engines.train.augment import augment_windows
 from engines.train.pseudo_pairs import merged_members, mutual_nearest_pairs, track_means
 from engines.train.settings import COUNT, NON_NEGATIVE, PAIR, POSITIVE, Bounds, out_of_bounds
+from engines.train.tempo import Clips, extended_clips, retimed_windows
 from sensors.progress import progress
 
 WARMUP_SHARE = 0.05
@@ -118,11 +121,13 @@ def batch_loss(
     generator: torch.Generator,
     config: dict,
     chosen: list[int] | None = None,
+    clips: Clips | None = None,
 ) -> torch.Tensor:
     """The loss of one batch: ``per_batch`` tracks drawn from ``members`` (``track_batches``), ``windows_per_track``
     windows of each drawn with replacement, every window augmented, plus the track-level term over group means
     (module docstring) where ``windows_per_group`` is set; shared by training and site adaptation. ``chosen``:
-    the tracks (indices into ``members``) where the caller draws them itself (adaptation's background)."""
+    the tracks (indices into ``members``) where the caller draws them itself (adaptation's background); ``clips``:
+    ``training_clips`` of ``windows``, which the pace augmentation reads from (None: it is off)."""
     if chosen is None:
         chosen = torch.randperm(len(members), generator=generator)[:per_batch].tolist()
     per_batch = len(chosen)
@@ -131,13 +136,15 @@ def batch_loss(
     loss = torch.zeros(())
     window_weight = config.get("window_weight", 1.0)
     if window_weight:
-        embeddings = encoder(augment_windows(windows[_draw(members, chosen, k, generator)], generator, config))
+        picked = _picked(windows, _draw(members, chosen, k, generator), clips, config, generator)
+        embeddings = encoder(augment_windows(picked, generator, config))
         loss = window_weight * supervised_contrastive_loss(
             embeddings, torch.arange(per_batch).repeat_interleave(k), config["temperature"], margin
         )
     group = config.get("windows_per_group", 0)
     if group:
-        drawn = encoder(augment_windows(windows[_draw(members, chosen, 2 * group, generator)], generator, config))
+        picked = _picked(windows, _draw(members, chosen, 2 * group, generator), clips, config, generator)
+        drawn = encoder(augment_windows(picked, generator, config))
         means = nn.functional.normalize(drawn.view(2 * per_batch, group, -1).mean(dim=1), dim=1)
         tracks = torch.arange(per_batch).repeat_interleave(2)
         loss = loss + config["group_weight"] * supervised_contrastive_loss(means, tracks, config["temperature"], margin)
@@ -145,6 +152,20 @@ def batch_loss(
         if isotropy:
             loss = loss + isotropy * anisotropy(means)
     return loss
+
+
+def training_clips(windows: torch.Tensor, tracks: torch.Tensor, config: dict) -> Clips | None:
+    """What the pace augmentation reads from (``engines.train.tempo``), or None where it is off."""
+    return extended_clips(windows, tracks) if config.get("tempo", 0.0) > 0 else None  # older runs have no tempo
+
+
+def _picked(
+    windows: torch.Tensor, index: torch.Tensor, clips: Clips | None, config: dict, generator: torch.Generator
+) -> torch.Tensor:
+    """The windows ``index``, re-timed where the pace augmentation is on."""
+    if clips is None:
+        return windows[index]
+    return retimed_windows(clips, index, windows.shape[1], config["tempo"], generator)
 
 
 def _draw(members: list[torch.Tensor], chosen: list[int], count: int, generator: torch.Generator) -> torch.Tensor:
@@ -173,6 +194,7 @@ class TrackConMethod:
         "pseudo_pairs_from": NON_NEGATIVE,
         "pseudo_pairs_rate": Bounds(0, 1, open_low=True, open_high=True),
         "pseudo_pairs_distinct": Bounds(0, 1, open_low=True),
+        "tempo": NON_NEGATIVE,
         **AUGMENT_BOUNDS,
     }
 
@@ -212,6 +234,7 @@ class TrackConMethod:
             "pseudo_pairs_from": 0,
             "pseudo_pairs_rate": 0.001,  # chance that a track without a partner gets one (engines.train.pseudo_pairs)
             "pseudo_pairs_distinct": 0.9,  # a pair's nearest at most this share of their second nearest
+            "tempo": 0.0,  # walking pace re-timed by up to 1 + tempo either way (engines.train.tempo); 0: off
             **AUGMENT_DEFAULTS,
         }
 
@@ -244,6 +267,7 @@ class TrackConMethod:
         members = track_batches(tracks)
         if len(members) < 2:
             raise ValueError(f"trackcon needs windows of at least 2 tracks, got {len(members)}")
+        clips = training_clips(windows, tracks, config)
         total_steps = config["steps_per_epoch"] * config["epochs"]
         epoch = steps_taken(optimizer) // config["steps_per_epoch"]
         pairs = []
@@ -259,7 +283,7 @@ class TrackConMethod:
         total = 0.0
         steps = range(config["steps_per_epoch"])
         for _ in progress(steps, "trackcon epoch", total=len(steps), enabled=show_progress):
-            loss = batch_loss(model.encoder, windows, members, per_batch, generator, config)
+            loss = batch_loss(model.encoder, windows, members, per_batch, generator, config, clips=clips)
             scheduled_step(optimizer, loss, total_steps, config["lr"])
             total += loss.item()
         return {"loss": total / len(steps), "n_pseudo_pairs": len(pairs)}
