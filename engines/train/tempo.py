@@ -42,13 +42,14 @@ def extended_clips(windows: torch.Tensor, tracks: torch.Tensor) -> Clips:
     same_track = tracks[1:] == tracks[:-1]
     for shift in range(1, f):
         overlap = f - shift
-        joined = same_track & _repeats(windows[:-1, shift:], windows[1:, :overlap]) & (lengths[:-1] == f)
+        continues = same_track & _repeats(windows[:-1, shift:], windows[1:, :overlap])  # window i + 1 goes on from i
+        joined = continues & (lengths[:-1] == f)
         if joined.any():  # window i continues into window i + 1: append i + 1's last `shift` frames
             index = torch.nonzero(joined).squeeze(1)
             frames[index, f : f + shift] = windows[index + 1, overlap:]
             lengths[index] = f + shift
         # a track's last window: the previous window's first `shift` frames go before it
-        last = same_track & _repeats(windows[:-1, shift:], windows[1:, :overlap]) & (lengths[1:] == f)
+        last = continues & (lengths[1:] == f)
         last &= torch.cat([~same_track[1:], torch.ones(1, dtype=torch.bool)])  # no window follows in the track
         if last.any():
             index = torch.nonzero(last).squeeze(1) + 1
