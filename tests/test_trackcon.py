@@ -18,6 +18,7 @@ from engines.train.augment import DEFAULTS, augment_windows
 from engines.train.loop import train
 from engines.train.trackcon import (
     TrackConMethod,
+    _draw_spans,
     anisotropy,
     batch_loss,
     learning_rate,
@@ -173,6 +174,20 @@ def test_the_window_term_is_weighted_and_can_be_left_out():
     only_tracks = loss(window_weight=0.0, windows_per_group=4)
     only_tracks.backward()  # the track-level term alone still trains the encoder
     assert only_tracks > 0 and all(p.grad is not None for p in encoder.parameters() if p.requires_grad)
+
+
+def test_groups_drawn_from_a_span_come_from_one_stretch_of_their_track():
+    members = track_batches(torch.tensor([0] * 100 + [1] * 40 + [2] * 3))
+    drawn = _draw_spans(members, [0, 1, 2], 8, 0.25, torch.Generator().manual_seed(0)).view(3, 2, 8)
+    for track, groups in zip(members, drawn, strict=True):
+        assert set(groups.flatten().tolist()) <= set(track.tolist())  # never another track's windows
+        width = max(1, math.ceil(0.25 * len(track)))
+        assert all(int(g.max() - g.min()) < width for g in groups)  # each group within one stretch
+    _, loss = _small_batch_loss(windows_per_group=4)
+    torch.testing.assert_close(loss(group_span=1.0), loss())  # the whole track: as runs made before the setting
+    assert loss(group_span=0.2) != loss()
+    problems = " ".join(TrackConMethod.setting_problems({**TrackConMethod.default_config(), "group_span": 0.0}, 6))
+    assert "group_span" in problems
 
 
 def test_anisotropy_is_zero_when_every_direction_varies_alike_and_grows_as_fewer_carry_the_variance():

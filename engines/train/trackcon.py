@@ -143,7 +143,13 @@ def batch_loss(
         )
     group = config.get("windows_per_group", 0)
     if group:
-        picked = _picked(windows, _draw(members, chosen, 2 * group, generator), clips, config, generator)
+        span = config.get("group_span", 1.0)  # runs made before it drew groups from the whole track
+        index = (
+            _draw(members, chosen, 2 * group, generator)
+            if span >= 1
+            else _draw_spans(members, chosen, group, span, generator)
+        )
+        picked = _picked(windows, index, clips, config, generator)
         drawn = encoder(augment_windows(picked, generator, config))
         means = nn.functional.normalize(drawn.view(2 * per_batch, group, -1).mean(dim=1), dim=1)
         tracks = torch.arange(per_batch).repeat_interleave(2)
@@ -166,6 +172,21 @@ def _picked(
     if clips is None:
         return windows[index]
     return retimed_windows(clips, index, windows.shape[1], config["tempo"], generator)
+
+
+def _draw_spans(
+    members: list[torch.Tensor], chosen: list[int], group: int, span: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Two groups of ``group`` window indices per chosen track, each drawn with replacement from its own stretch
+    of ``span`` x the track's windows at a random place (``members`` keeps a track's windows in time order)."""
+    drawn = []
+    for t in chosen:
+        track = members[t]
+        width = max(1, min(len(track), math.ceil(span * len(track))))
+        for _ in range(2):
+            start = int(torch.randint(len(track) - width + 1, (1,), generator=generator))
+            drawn.append(track[start + torch.randint(width, (group,), generator=generator)])
+    return torch.cat(drawn)
 
 
 def _draw(members: list[torch.Tensor], chosen: list[int], count: int, generator: torch.Generator) -> torch.Tensor:
@@ -195,6 +216,7 @@ class TrackConMethod:
         "pseudo_pairs_rate": Bounds(0, 1, open_low=True, open_high=True),
         "pseudo_pairs_distinct": Bounds(0, 1, open_low=True),
         "tempo": NON_NEGATIVE,
+        "group_span": Bounds(0, 1, open_low=True),
         **AUGMENT_BOUNDS,
     }
 
@@ -234,6 +256,7 @@ class TrackConMethod:
             "pseudo_pairs_from": 0,
             "pseudo_pairs_rate": 0.001,  # chance that a track without a partner gets one (engines.train.pseudo_pairs)
             "pseudo_pairs_distinct": 0.9,  # a pair's nearest at most this share of their second nearest
+            "group_span": 1.0,  # share of a track each group of the track-level term is drawn from; 1: all of it
             "tempo": 0.0,  # walking pace re-timed by up to 1 + tempo either way (engines.train.tempo); 0: off
             **AUGMENT_DEFAULTS,
         }
