@@ -15,7 +15,9 @@ margin to both terms; measured on people never seen, both separated new people w
 ``isotropy`` adds the group means' ``anisotropy`` (how few directions carry their variance); measured on three
 people-never-seen validations, it moved the strict open-set end both ways (off by default). ``tempo`` re-times
 windows as if the walker's pace changed (``engines.train.tempo``); on KGBD, whose walkers keep their pace, it
-turned new people away worse (off by default; docs/trackcon.md).
+turned new people away worse (off by default; docs/trackcon.md). ``group_span`` below 1 draws each group of the
+track-level term from its own stretch of that share of the track, so that two parts of a walk must agree; it moved
+the strict end both ways across validations and was level after ``adapt --gallery`` (off by default).
 
 Two walks of one person in a batch are wrongly pushed apart; with many people that is rare, and the
 augmentations and the body-frame input leave no way to tell walks apart but the person. Optionally
