@@ -18,9 +18,9 @@ from engines.train.augment import DEFAULTS, augment_windows
 from engines.train.loop import train
 from engines.train.trackcon import (
     TrackConMethod,
-    _draw_spans,
     anisotropy,
     batch_loss,
+    draw_from_spans,
     learning_rate,
     supervised_contrastive_loss,
     track_batches,
@@ -178,7 +178,7 @@ def test_the_window_term_is_weighted_and_can_be_left_out():
 
 def test_groups_drawn_from_a_span_come_from_one_stretch_of_their_track():
     members = track_batches(torch.tensor([0] * 100 + [1] * 40 + [2] * 3))
-    drawn = _draw_spans(members, [0, 1, 2], 8, 0.25, torch.Generator().manual_seed(0)).view(3, 2, 8)
+    drawn = draw_from_spans(members, [0, 1, 2], 8, 0.25, torch.Generator().manual_seed(0)).view(3, 2, 8)
     for track, groups in zip(members, drawn, strict=True):
         assert set(groups.flatten().tolist()) <= set(track.tolist())  # never another track's windows
         width = max(1, math.ceil(0.25 * len(track)))

@@ -149,7 +149,7 @@ def batch_loss(
         index = (
             _draw(members, chosen, 2 * group, generator)
             if span >= 1
-            else _draw_spans(members, chosen, group, span, generator)
+            else draw_from_spans(members, chosen, group, span, generator)
         )
         picked = _picked(windows, index, clips, config, generator)
         drawn = encoder(augment_windows(picked, generator, config))
@@ -176,7 +176,7 @@ def _picked(
     return retimed_windows(clips, index, windows.shape[1], config["tempo"], generator)
 
 
-def _draw_spans(
+def draw_from_spans(
     members: list[torch.Tensor], chosen: list[int], group: int, span: float, generator: torch.Generator
 ) -> torch.Tensor:
     """Two groups of ``group`` window indices per chosen track, each drawn with replacement from its own stretch
