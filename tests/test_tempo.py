@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from engines.adapt import adapt_checkpoint
-from engines.checkpoint import load_encoder
+from engines.checkpoint import load, load_encoder
 from engines.train.loop import train
 from engines.train.tempo import extended_clips, retimed_windows
 from engines.train.trackcon import TrackConMethod
+from tests.small_trackcon import SMALL
 from tests.synthetic_gait import synthetic_windows
-from tests.test_trackcon import SMALL
 
 F = 6
 
@@ -89,7 +89,7 @@ def test_training_and_adapting_with_the_pace_augmentation(tmp_path: Path, tempo:
         "trackcon", windows, tmp_path, seed=0, description={"split": "synthetic"},
         config_overrides={**SMALL, "epochs": 1, "tempo": tempo}, show_progress=False, tracks=walks,
     )  # fmt: skip
-    checkpoint = torch.load(model, weights_only=False)
+    checkpoint = load(model)
     assert checkpoint["config"]["tempo"] == tempo
     adapted = adapt_checkpoint(checkpoint, windows, walks, steps=3, show_progress=False)
     assert adapted["config"]["tempo"] == tempo
