@@ -14,11 +14,11 @@ s: each part's median distance between track means of two different identities (
 ``SHAPE_WEIGHT``. This is ``stream.fusion``'s rule with the body shape as the second channel. With fewer than two
 identities there is no scale and D = d_embedding.
 
-Why (docs/trackcon.md, "Body shape beside the track mean"): TrackCon sees the bone lengths among its inputs but
-weighs them as its training people made useful. Where the enrolled people are new to the encoder, the body shape
-as a second opinion turned strangers away better on all three validation splits (FRR at FAR 1 % 45.8 -> 36.0,
-52.9 -> 46.0, 38.9 -> 32.2) and named the enrolled better on every validation; w = 0.25 was chosen there, as the
-weight that was not worse by more than 2.5 points on any validation (0.5 was better on new people, worse where
+Why (docs/trackcon-experiments.md, "Body shape beside the track mean"): TrackCon sees the bone lengths among its
+inputs but weighs them as its training people made useful. Where the enrolled people are new to the encoder, the
+body shape as a second opinion turned strangers away better on all three validation splits (FRR at FAR 1 % 45.8 ->
+36.0, 52.9 -> 46.0, 38.9 -> 32.2) and named the enrolled better on every validation; w = 0.25 was chosen there, as
+the weight that was not worse by more than 2.5 points on any validation (0.5 was better on new people, worse where
 the encoder had trained on the gallery's walks).
 """
 

@@ -4,7 +4,8 @@ Each training window is turned about the vertical (any heading), tilted (a senso
 as when it is not calibrated to the floor) and jittered per joint (depth noise). Optionally a share of
 joints is replaced by their parent's position (a joint the sensor lost or merged): off by default,
 as it cost 3-5 points of window accuracy on the validation split and gained nothing at walk level;
-on people never seen in training it named more of them but turned strangers away worse (docs/trackcon.md).
+on people never seen in training it named more of them but turned strangers away worse
+(docs/trackcon-experiments.md).
 Body size is never scaled: height and bone lengths are identity, not nuisance.
 """
 

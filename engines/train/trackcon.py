@@ -6,18 +6,18 @@ tracks and ``windows_per_track`` windows of each, changes every window by the si
 (``engines.train.augment``), and pulls windows of a track together and the others apart with a
 supervised-contrastive loss (Khosla et al., NeurIPS 2020) whose classes are tracks, not people.
 
-A second, track-level term trains what the node decides on: the mean embedding of many windows of a
-track. Each step also draws two groups of ``windows_per_group`` windows from every chosen track, and
-the same loss pulls the two (unit-length) group means of a track together and pushes other tracks'
-apart. Chosen on held-out validation (docs/trackcon.md): walk-level top-1 and stranger rejection
-improved, window accuracy held. ``window_weight`` 0 leaves the window term out and ``margin`` adds CosFace's
-margin to both terms; measured on people never seen, both separated new people worse (off by default).
-``isotropy`` adds the group means' ``anisotropy`` (how few directions carry their variance); measured on three
-people-never-seen validations, it moved the strict open-set end both ways (off by default). ``tempo`` re-times
-windows as if the walker's pace changed (``engines.train.tempo``); on KGBD, whose walkers keep their pace, it
-turned new people away worse (off by default; docs/trackcon.md). ``group_span`` below 1 draws each group of the
-track-level term from its own stretch of that share of the track, so that two parts of a walk must agree; it moved
-the strict end both ways across validations and was level after ``adapt --gallery`` (off by default).
+A second, track-level term trains what the node decides on: the mean embedding of many windows of a track. Each step
+also draws two groups of ``windows_per_group`` windows from every chosen track, and the same loss pulls the two
+(unit-length) group means of a track together and pushes other tracks' apart. Chosen on held-out validation
+(docs/trackcon.md): walk-level top-1 and stranger rejection improved, window accuracy held. ``window_weight`` 0
+leaves the window term out and ``margin`` adds CosFace's margin to both terms; measured on people never seen, both
+separated new people worse (off by default). ``isotropy`` adds the group means' ``anisotropy`` (how few directions
+carry their variance); measured on three people-never-seen validations, it moved the strict open-set end both ways
+(off by default). ``tempo`` re-times windows as if the walker's pace changed (``engines.train.tempo``); on KGBD,
+whose walkers keep their pace, it turned new people away worse (off by default; docs/trackcon-experiments.md).
+``group_span`` below 1 draws each group of the track-level term from its own stretch of that share of the track, so
+that two parts of a walk must agree; it moved the strict end both ways across validations and was level after
+``adapt --gallery`` (off by default).
 
 Two walks of one person in a batch are wrongly pushed apart; with many people that is rare, and the
 augmentations and the body-frame input leave no way to tell walks apart but the person. Optionally
