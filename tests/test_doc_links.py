@@ -17,9 +17,17 @@ FENCE = re.compile(r"^\s*(```|~~~)")
 
 
 def markdown_files() -> list[Path]:
-    listed = subprocess.run(
-        ["git", "ls-files", "*.md"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
+    """The repository's markdown: what git tracks, or (in a copy without git) every file outside hidden folders."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "*.md"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return sorted(
+            path
+            for path in ROOT.rglob("*.md")
+            if not any(part.startswith(".") for part in path.relative_to(ROOT).parts)
+        )
     return [ROOT / name for name in listed]
 
 
@@ -71,7 +79,9 @@ def broken_links(path: Path, root: Path = ROOT) -> list[str]:
         file_part, _, anchor = target.partition("#")
         linked = (path.parent / file_part).resolve() if file_part else path
         where = f"{path.relative_to(root)}:{number}: {target}"
-        if not linked.exists():
+        if not linked.is_relative_to(root):
+            problems.append(f"{where} (leaves the repository: a reader of the docs does not have it)")
+        elif not linked.exists():
             problems.append(f"{where} (no such file)")
         elif anchor and linked.suffix == ".md" and anchor not in anchors_of(linked):
             problems.append(f"{where} (no such heading in {linked.relative_to(root)})")
@@ -87,10 +97,14 @@ def test_heading_anchors_follow_github() -> None:
 
 def test_the_checker_finds_a_broken_link(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
-    page.write_text("# Title\n\n[fine](#title) [gone](#nowhere)\n[wrapped\nlink](other.md)\n```\n[code](x.md)\n```\n")
+    page.write_text(
+        "# Title\n\n[fine](#title) [gone](#nowhere)\n[wrapped\nlink](other.md) [out](../shared/README.md)\n"
+        "```\n[code](x.md)\n```\n"
+    )
     assert broken_links(page, root=tmp_path) == [
         "page.md:3: #nowhere (no such heading in page.md)",
         "page.md:4: other.md (no such file)",
+        "page.md:5: ../shared/README.md (leaves the repository: a reader of the docs does not have it)",
     ]
 
 
